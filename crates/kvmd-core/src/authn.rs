@@ -1,0 +1,229 @@
+//! Credentials: header and cookie names, kvmd's checking order, and the extractor that
+//! services put in their handler signatures.
+//!
+//! kvmd tries, in order, and the first that applies decides (spec `auth.md` section 2):
+//! 1. `X-KVMD-User` (non-empty) with `X-KVMD-Passwd` (missing = empty);
+//! 2. the `auth_token` cookie (non-empty; the last of duplicates wins; malformed = 400);
+//! 3. `Authorization: Basic` (undecodable or not exactly `user:passwd` = 401);
+//! 4. unix-socket peer credentials, where the route allows them;
+//! 5. nothing: 401.
+//!
+//! In kvmd-rs, kvmd-auth runs steps 1–3 for nginx (`auth_request`) and answers with the
+//! user in [`AUTH_USER_HEADER`], which nginx always overwrites before proxying, so a
+//! client can never set it. Services read it through [`Authed`].
+
+use std::future::{Ready, ready};
+
+use actix_web::dev::Payload;
+use actix_web::{FromRequest, HttpRequest};
+use base64::Engine;
+
+use crate::error::ApiError;
+use crate::net::{PeerCred, UscConfig};
+use crate::valid;
+
+/// kvmd's credential header for the user name.
+pub const XHDR_USER: &str = "X-KVMD-User";
+/// kvmd's credential header for the password (+ TOTP code).
+pub const XHDR_PASSWD: &str = "X-KVMD-Passwd";
+/// kvmd's session cookie.
+pub const COOKIE_TOKEN: &str = "auth_token";
+/// The user that kvmd-auth accepted, set by nginx from the `auth_request` answer.
+pub const AUTH_USER_HEADER: &str = "X-KVMD-Auth-User";
+/// How that user was authenticated (`token`, `xhdr`, `basic`), for access logs.
+pub const AUTH_VIA_HEADER: &str = "X-KVMD-Auth-Via";
+/// Why kvmd-auth denied a request, carried by nginx to kvmd-auth's denial renderer.
+pub const AUTH_ERROR_HEADER: &str = "X-KVMD-Auth-Error";
+
+/// The credentials a request carries, after kvmd's validators.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Credentials {
+    /// `X-KVMD-User` / `X-KVMD-Passwd`.
+    XHeaders {
+        /// The validated user name.
+        user: String,
+        /// The validated password (with a TOTP code at the end when 2FA is on).
+        passwd: String,
+    },
+    /// The `auth_token` cookie.
+    Token(String),
+    /// HTTP Basic.
+    Basic {
+        /// The validated user name.
+        user: String,
+        /// The validated password.
+        passwd: String,
+    },
+    /// Nothing that applies.
+    None,
+}
+
+impl Credentials {
+    /// kvmd's name for the method in access logs.
+    pub fn via(&self) -> &'static str {
+        match self {
+            Credentials::XHeaders { .. } => "xhdr",
+            Credentials::Token(_) => "token",
+            Credentials::Basic { .. } => "basic",
+            Credentials::None => "-",
+        }
+    }
+}
+
+/// A header as text; non-UTF-8 bytes become U+FFFD, which every validator rejects.
+fn header<'a>(req: &'a HttpRequest, name: &str) -> Option<std::borrow::Cow<'a, str>> {
+    req.headers().get(name).map(|v| String::from_utf8_lossy(v.as_bytes()))
+}
+
+/// The value of the last `auth_token` cookie, as aiohttp's cookie parsing gives it.
+pub fn token_cookie(req: &HttpRequest) -> Option<String> {
+    let mut found = None;
+    for value in req.headers().get_all(actix_web::http::header::COOKIE) {
+        let text = String::from_utf8_lossy(value.as_bytes());
+        for pair in text.split(';') {
+            if let Some((k, v)) = pair.trim().split_once('=') {
+                if k.trim() == COOKIE_TOKEN {
+                    found = Some(v.trim().trim_matches('"').to_owned());
+                }
+            }
+        }
+    }
+    found
+}
+
+/// Python `base64.b64decode(s)` without `validate`: characters outside the alphabet are
+/// dropped, then the padding must be right.
+fn lenient_b64(s: &str) -> Option<Vec<u8>> {
+    let kept: String = s.chars().filter(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '/' | '=')).collect();
+    base64::engine::general_purpose::STANDARD.decode(kept).ok()
+}
+
+/// Reads the credentials of `req` in kvmd's order (steps 1–3; peer credentials are the
+/// caller's business). Validation failures are kvmd's 400s; undecodable Basic is 401.
+pub fn parse_credentials(req: &HttpRequest) -> Result<Credentials, ApiError> {
+    if let Some(user) = header(req, XHDR_USER).filter(|u| !u.is_empty()) {
+        let user = valid::user(Some(&user))?;
+        let passwd = header(req, XHDR_PASSWD).unwrap_or_default();
+        let passwd = valid::passwd(Some(&passwd))?;
+        return Ok(Credentials::XHeaders { user, passwd });
+    }
+    if let Some(token) = token_cookie(req).filter(|t| !t.is_empty()) {
+        return Ok(Credentials::Token(valid::auth_token(Some(&token))?));
+    }
+    if let Some(auth) = header(req, "Authorization") {
+        if auth.len() >= 6 && auth.is_char_boundary(6) && auth[..6].eq_ignore_ascii_case("basic ") {
+            let decoded = lenient_b64(&auth[6..]).ok_or_else(ApiError::unauthorized)?;
+            let text = String::from_utf8(decoded).map_err(|_| ApiError::unauthorized())?;
+            let parts: Vec<&str> = text.split(':').collect();
+            let [user, passwd] = parts[..] else { return Err(ApiError::unauthorized()) };
+            let user = valid::user(Some(user))?;
+            let passwd = valid::passwd(Some(passwd))?;
+            return Ok(Credentials::Basic { user, passwd });
+        }
+    }
+    Ok(Credentials::None)
+}
+
+/// An authenticated caller, for the handlers of services behind nginx.
+///
+/// Accepted: the user nginx passes in [`AUTH_USER_HEADER`] (kvmd-auth verified it), or a
+/// trusted local process by peer credentials (kvmd's "usc"). Anything else is 401: a
+/// service never checks passwords itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Authed {
+    /// The user name (for peer credentials, the local user's name).
+    pub user: String,
+    /// How: `token`, `xhdr`, `basic` (through nginx) or `unix`.
+    pub via: String,
+}
+
+impl FromRequest for Authed {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(authed(req))
+    }
+}
+
+fn authed(req: &HttpRequest) -> Result<Authed, ApiError> {
+    if let Some(user) = header(req, AUTH_USER_HEADER).filter(|u| !u.is_empty()) {
+        let via = header(req, AUTH_VIA_HEADER).map(|v| v.into_owned()).unwrap_or_else(|| "-".into());
+        return Ok(Authed { user: user.into_owned(), via });
+    }
+    if let Some(peer) = req.conn_data::<PeerCred>() {
+        let usc = req.app_data::<UscConfig>().cloned().unwrap_or_default();
+        if let Some(user) = usc.trusted(peer) {
+            return Ok(Authed { user: format!("{user}[{}]", peer.uid), via: "unix".into() });
+        }
+    }
+    Err(ApiError::unauthorized())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::test::TestRequest;
+
+    fn creds(headers: &[(&str, &str)]) -> Result<Credentials, ApiError> {
+        let mut r = TestRequest::default();
+        for (k, v) in headers {
+            r = r.insert_header((*k, *v));
+        }
+        parse_credentials(&r.to_http_request())
+    }
+
+    const TOKEN: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+    #[test]
+    fn order_and_outcomes() {
+        assert_eq!(creds(&[]).ok(), Some(Credentials::None));
+        // X-headers win over a cookie (auth_check_xhdr_and_bad_cookie.http).
+        let c = creds(&[("X-KVMD-User", "admin"), ("X-KVMD-Passwd", "admin"), ("Cookie", "auth_token=xyz")]);
+        assert_eq!(c.ok(), Some(Credentials::XHeaders { user: "admin".into(), passwd: "admin".into() }));
+        // Missing password = empty (auth_check_xhdr_no_passwd.http).
+        let c = creds(&[("X-KVMD-User", "admin")]);
+        assert_eq!(c.ok(), Some(Credentials::XHeaders { user: "admin".into(), passwd: String::new() }));
+        // Malformed cookie = 400 (auth_check_malformed_token.http).
+        let e = creds(&[("Cookie", "auth_token=xyz")]).err().map(|e| (e.status(), e.message));
+        assert_eq!(e, Some((actix_web::http::StatusCode::BAD_REQUEST, "The argument is not a valid auth token".into())));
+        // Last duplicate cookie wins.
+        let c = creds(&[("Cookie", &format!("auth_token=xyz; a=b; auth_token={TOKEN}"))]);
+        assert_eq!(c.ok(), Some(Credentials::Token(TOKEN.into())));
+        // Basic, case-insensitive scheme.
+        let c = creds(&[("Authorization", "bAsIc YWRtaW46YWRtaW4=")]);
+        assert_eq!(c.ok(), Some(Credentials::Basic { user: "admin".into(), passwd: "admin".into() }));
+        // Garbage Basic = 401 (auth_check_basic_garbage.http); Bearer is ignored.
+        assert_eq!(creds(&[("Authorization", "Basic !!!notbase64")]).err().map(|e| e.status()), Some(actix_web::http::StatusCode::UNAUTHORIZED));
+        assert_eq!(creds(&[("Authorization", "Bearer abc")]).ok(), Some(Credentials::None));
+        // A password with ':' cannot be used over Basic.
+        let three = base64::engine::general_purpose::STANDARD.encode("admin:a:b");
+        assert!(creds(&[("Authorization", &format!("Basic {three}"))]).is_err());
+        // Bad user in Basic = 400.
+        let bad = base64::engine::general_purpose::STANDARD.encode("Admin!:x");
+        assert_eq!(creds(&[("Authorization", &format!("Basic {bad}"))]).err().map(|e| e.status()), Some(actix_web::http::StatusCode::BAD_REQUEST));
+    }
+
+    #[test]
+    fn authed_takes_the_nginx_header_only() {
+        let r = TestRequest::default().insert_header((AUTH_USER_HEADER, "admin")).insert_header((AUTH_VIA_HEADER, "token"));
+        assert_eq!(authed(&r.to_http_request()).ok(), Some(Authed { user: "admin".into(), via: "token".into() }));
+        // Credentials alone do not authenticate a service request.
+        let r = TestRequest::default().insert_header(("X-KVMD-User", "admin"));
+        assert!(authed(&r.to_http_request()).is_err());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn parsing_never_panics(user in ".{0,200}", pw in ".{0,200}", cookie in ".{0,200}", basic in ".{0,300}") {
+            let mut r = TestRequest::default();
+            if let Ok(v) = actix_web::http::header::HeaderValue::from_str(&cookie) { r = r.insert_header(("Cookie", v)); }
+            if let Ok(v) = actix_web::http::header::HeaderValue::from_str(&format!("Basic {basic}")) { r = r.insert_header(("Authorization", v)); }
+            let _ = parse_credentials(&r.to_http_request());
+            let mut r = TestRequest::default();
+            if let Ok(v) = actix_web::http::header::HeaderValue::from_str(&user) { r = r.insert_header((XHDR_USER, v)); }
+            if let Ok(v) = actix_web::http::header::HeaderValue::from_str(&pw) { r = r.insert_header((XHDR_PASSWD, v)); }
+            let _ = parse_credentials(&r.to_http_request());
+        }
+    }
+}

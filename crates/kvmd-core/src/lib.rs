@@ -1,0 +1,35 @@
+//! Everything the kvmd-rs services share, so that no service formats the wire itself.
+//!
+//! kvmd (PiKVM's daemon) is one aiohttp process; kvmd-rs splits it into one process per
+//! subsystem. Every one of them must answer byte for byte like kvmd, so the wire format,
+//! the error table, the validators and their exact messages, the route table and the
+//! service lifecycle live here, once.
+//!
+//! # Layout
+//! - [`json`]: kvmd's JSON serialisation (Python `json.dumps(sort_keys=True, indent=4)`,
+//!   ASCII-escaped, Python float repr) and the compact WebSocket form.
+//! - [`error`]: the one error type, [`ApiError`], and the table of kvmd's error names.
+//! - [`envelope`]: the `{"ok": ..., "result": ...}` responder and kvmd's plain-text answers.
+//! - [`valid`]: argument validators with kvmd's exact messages.
+//! - [`routes`]: the route table every service declares; nginx is rendered from it, and
+//!   the actix 404/405/308 handlers read it.
+//! - [`authn`]: credential header and cookie names, credential parsing in kvmd's order, and
+//!   the [`authn::Authed`] extractor services use.
+//! - [`net`]: unix-socket listeners (socket activation first) and peer credentials.
+//! - [`config`]: typed, layered configuration (defaults < file < environment < command line).
+//! - [`telemetry`]: tracing set-up (journald when stderr is a journal stream, else stderr).
+//! - [`service`]: the process lifecycle: runtime, signals, sd_notify, the HTTP server.
+
+pub mod authn;
+pub mod config;
+pub mod envelope;
+pub mod error;
+pub mod json;
+pub mod net;
+pub mod routes;
+pub mod service;
+pub mod telemetry;
+pub mod valid;
+
+pub use envelope::{ApiResponse, ApiResult};
+pub use error::ApiError;

@@ -1,0 +1,164 @@
+//! Unix-socket listeners and peer credentials.
+//!
+//! Every service listens on its own unix socket. Under systemd the `.socket` unit owns the
+//! path, owner and mode and passes the listener as fd 3; otherwise (demo, tests) the
+//! service binds it itself, refusing to delete anything that is not a socket (actix's
+//! `bind_uds` would delete whatever is at the path).
+//!
+//! kvmd lets trusted local processes in without credentials by reading `SO_PEERCRED`
+//! ("usc", spec `auth.md` section 11). actix hands each new connection to
+//! [`on_connect`], which stores the peer's [`PeerCred`] in the connection data.
+
+use std::any::Any;
+use std::fs;
+use std::io;
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::os::unix::net::UnixListener;
+use std::path::Path;
+
+use actix_web::dev::Extensions;
+use serde::{Deserialize, Serialize};
+
+/// Where and how a service listens.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct SocketConfig {
+    /// The socket path (ignored under socket activation).
+    pub path: std::path::PathBuf,
+    /// The mode set on a socket the service binds itself.
+    pub mode: u32,
+    /// The group given to a socket the service binds itself (the nginx worker's group);
+    /// empty keeps the process's group.
+    pub group: String,
+}
+
+impl SocketConfig {
+    /// A socket at `path`, mode 0660, the process's group.
+    pub fn at(path: &str) -> Self {
+        Self { path: path.into(), mode: 0o660, group: String::new() }
+    }
+}
+
+/// The listener: socket activation first, otherwise bound here.
+pub fn unix_listener(cfg: &SocketConfig) -> io::Result<UnixListener> {
+    if let Some(fd) = sd_notify::listen_fds()?.next() {
+        return Ok(adopt_fd(fd));
+    }
+    match fs::symlink_metadata(&cfg.path) {
+        Ok(m) if m.file_type().is_socket() => fs::remove_file(&cfg.path)?,
+        Ok(_) => return Err(io::Error::other(format!("{} exists and is not a socket", cfg.path.display()))),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    if let Some(dir) = cfg.path.parent() {
+        fs::create_dir_all(dir)?;
+    }
+    let listener = UnixListener::bind(&cfg.path)?;
+    set_owner_mode(&cfg.path, &cfg.group, cfg.mode)?;
+    Ok(listener)
+}
+
+fn set_owner_mode(path: &Path, group: &str, mode: u32) -> io::Result<()> {
+    if !group.is_empty() {
+        let g = nix::unistd::Group::from_name(group)
+            .map_err(io::Error::from)?
+            .ok_or_else(|| io::Error::other(format!("no such group {group:?}")))?;
+        nix::unistd::chown(path, None, Some(g.gid)).map_err(io::Error::from)?;
+    }
+    fs::set_permissions(path, fs::Permissions::from_mode(mode))
+}
+
+#[allow(unsafe_code)]
+fn adopt_fd(fd: std::os::fd::RawFd) -> UnixListener {
+    use std::os::fd::FromRawFd;
+    // SAFETY: systemd passed this descriptor to us (LISTEN_FDS); nothing else owns it.
+    unsafe { UnixListener::from_raw_fd(fd) }
+}
+
+/// The credentials of the process on the other end of a unix connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PeerCred {
+    /// Its user id.
+    pub uid: u32,
+    /// Its group id.
+    pub gid: u32,
+    /// Its pid, when the kernel could tell it (another pid namespace gives none).
+    pub pid: Option<i32>,
+}
+
+/// actix `on_connect` hook: stores the peer credentials of unix connections.
+pub fn on_connect(conn: &dyn Any, ext: &mut Extensions) {
+    if let Some(stream) = conn.downcast_ref::<actix_web::rt::net::UnixStream>() {
+        if let Ok(cred) = stream.peer_cred() {
+            ext.insert(PeerCred { uid: cred.uid(), gid: cred.gid(), pid: cred.pid() });
+        }
+    }
+}
+
+/// Who is trusted through peer credentials (kvmd `kvmd.auth.usc.*`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct UscConfig {
+    /// Trusted user names (kvmd's `usc.users` ∪ `usc.kvmd_users`, default `root`).
+    pub users: Vec<String>,
+    /// Users in these groups are trusted (default `kvmd-selfauth`).
+    pub groups: Vec<String>,
+}
+
+impl Default for UscConfig {
+    fn default() -> Self {
+        Self { users: vec!["root".into()], groups: vec!["kvmd-selfauth".into()] }
+    }
+}
+
+impl UscConfig {
+    /// The trusted user name of `peer`, or `None`. A peer whose pid is unknown (another
+    /// pid namespace) is never trusted, as in kvmd.
+    pub fn trusted(&self, peer: &PeerCred) -> Option<String> {
+        peer.pid.filter(|&p| p > 0)?;
+        let user = nix::unistd::User::from_uid(peer.uid.into()).ok().flatten()?;
+        if self.users.iter().any(|u| *u == user.name) {
+            return Some(user.name);
+        }
+        for name in &self.groups {
+            if let Ok(Some(g)) = nix::unistd::Group::from_name(name) {
+                if g.gid == user.gid || g.mem.iter().any(|m| *m == user.name) {
+                    return Some(user.name);
+                }
+            }
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn binds_with_mode_and_replaces_only_sockets() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let path = dir.path().join("s.sock");
+        let cfg = SocketConfig { path: path.clone(), mode: 0o600, group: String::new() };
+        let l = unix_listener(&cfg).unwrap_or_else(|e| panic!("{e}"));
+        drop(l);
+        let mode = fs::metadata(&path).map(|m| m.permissions().mode() & 0o777).unwrap_or(0);
+        assert_eq!(mode, 0o600);
+        // A stale socket is replaced.
+        assert!(unix_listener(&cfg).is_ok());
+        // A regular file is never deleted.
+        let file = dir.path().join("f");
+        fs::write(&file, b"keep").unwrap_or_else(|e| panic!("{e}"));
+        let cfg = SocketConfig { path: file.clone(), ..cfg };
+        assert!(unix_listener(&cfg).is_err());
+        assert_eq!(fs::read(&file).unwrap_or_default(), b"keep");
+    }
+
+    #[test]
+    fn root_is_trusted_by_default_and_nobody_is_not() {
+        let usc = UscConfig::default();
+        assert_eq!(usc.trusted(&PeerCred { uid: 0, gid: 0, pid: Some(1) }).as_deref(), Some("root"));
+        assert_eq!(usc.trusted(&PeerCred { uid: 0, gid: 0, pid: None }), None);
+        assert_eq!(usc.trusted(&PeerCred { uid: 65534, gid: 65534, pid: Some(1) }), None);
+    }
+}
