@@ -12,7 +12,7 @@ use std::os::unix::net::UnixListener;
 
 use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
 use actix_web::{App, HttpServer};
-use tokio_util::sync::CancellationToken;
+pub use tokio_util::sync::CancellationToken;
 
 use crate::net;
 
@@ -63,4 +63,66 @@ where
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
     server.await?;
     Ok(())
+}
+
+/// The user a handler authenticated, for the access log (`admin (token)`, kvmd's `%P`).
+#[derive(Debug, Clone)]
+pub struct AccessUser(pub String);
+
+/// Marks a request whose access line is logged at debug level (nginx's auth subrequests,
+/// which would otherwise double every logged request).
+#[derive(Debug, Clone, Copy)]
+pub struct AccessQuiet;
+
+/// `Server` header of every service response (nginx replaces it with its own).
+pub const SERVER_HEADER: &str = concat!("kvmd-rs/", env!("CARGO_PKG_VERSION"));
+
+/// A new app for a service with `routes`: kvmd's 404/405/308, the route table in the app
+/// data, header names written in canonical case as aiohttp does, `Server`, and one
+/// access-log line per request in kvmd's format.
+pub fn app(
+    routes: &'static [crate::routes::Route],
+) -> App<
+    impl ServiceFactory<
+        ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<actix_web::body::BoxBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    App::new()
+        .app_data(crate::routes::RouteTable(routes))
+        .default_service(crate::routes::default_service())
+        .wrap(actix_web::middleware::from_fn(wire))
+}
+
+async fn wire(
+    req: ServiceRequest,
+    next: actix_web::middleware::Next<impl actix_web::body::MessageBody + 'static>,
+) -> Result<ServiceResponse<actix_web::body::BoxBody>, actix_web::Error> {
+    use actix_web::HttpMessage;
+    use actix_web::http::header::{HeaderValue, SERVER};
+    let method = req.method().clone();
+    let uri = req.uri().clone();
+    let version = req.version();
+    let ip = req
+        .headers()
+        .get("X-Real-IP")
+        .and_then(|v| v.to_str().ok())
+        .map_or_else(|| "-".to_owned(), str::to_owned);
+    let mut res = next.call(req).await?.map_into_boxed_body();
+    res.response_mut().head_mut().set_camel_case_headers(true);
+    res.headers_mut().insert(SERVER, HeaderValue::from_static(SERVER_HEADER));
+    let (who, quiet) = {
+        let ext = res.request().extensions();
+        (ext.get::<AccessUser>().map_or_else(|| "-".to_owned(), |u| u.0.clone()), ext.get::<AccessQuiet>().is_some())
+    };
+    let status = res.status().as_u16();
+    if quiet {
+        tracing::debug!(target: "access", "[{who} / {ip}] '{method} {uri} {version:?}' => {status}");
+    } else {
+        tracing::info!(target: "access", "[{who} / {ip}] '{method} {uri} {version:?}' => {status}");
+    }
+    Ok(res)
 }

@@ -1,0 +1,245 @@
+//! `/auth`: login, logout, check, and nginx's `auth_request` decision.
+//!
+//! Reproduces kvmd `kvmd/apps/kvmd/api/auth.py`; spec `auth.md` sections 2–5. Two
+//! internal routes serve nginx only (they are not in [`ROUTES`], so nginx never exposes
+//! them): [`REQUEST_PATH`] decides an `auth_request` subrequest and answers 200 with the
+//! user, or 401/403 with the reason in `X-KVMD-Auth-Error`; [`DENIED_PATH`] renders that
+//! reason as kvmd's exact status and JSON body, which nginx then sends to the client
+//! (`error_page 401 403 = @auth_denied`). nginx turns any other subrequest status into a
+//! 500, which is why a 400 (malformed cookie) travels as a 403 with its reason.
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use futures_util::StreamExt;
+use kvmd_core::authn::{self, AUTH_ERROR_HEADER, AUTH_USER_HEADER, AUTH_VIA_HEADER, Credentials};
+use kvmd_core::envelope::{self, ApiResponse};
+use kvmd_core::error::{ApiError, Code};
+use kvmd_core::routes::{Access, Route, resource};
+use kvmd_core::service::{AccessQuiet, AccessUser};
+use kvmd_core::valid;
+
+use crate::manager::Manager;
+
+/// The public routes, rendered into nginx.
+pub const ROUTES: &[Route] = &[
+    Route::post("/auth/login", Access::Public),
+    Route::post("/auth/logout", Access::SelfChecked),
+    Route::get("/auth/check", Access::SelfChecked),
+];
+
+/// nginx's `auth_request` target.
+pub const REQUEST_PATH: &str = "/auth/request";
+/// nginx's `error_page` target for denials.
+pub const DENIED_PATH: &str = "/auth/denied";
+
+/// aiohttp's default `client_max_size`, which kvmd keeps.
+const BODY_LIMIT: usize = 1024 * 1024;
+
+/// Mounts the group.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(resource("/auth/login").route(web::post().to(login)))
+        .service(resource("/auth/logout").route(web::post().to(logout)))
+        .service(resource("/auth/check").route(web::get().to(check)))
+        .service(web::resource(REQUEST_PATH).route(web::route().to(request)))
+        .service(web::resource(DENIED_PATH).route(web::route().to(denied)));
+}
+
+/// The client address nginx saw, for the lockout; direct callers share one bucket.
+fn client_addr(req: &HttpRequest) -> String {
+    req.headers().get("X-Real-IP").and_then(|v| v.to_str().ok()).unwrap_or("unix").to_owned()
+}
+
+fn note_user(req: &HttpRequest, who: String) {
+    req.extensions_mut().insert(AccessUser(who));
+}
+
+/// kvmd's `check_request_auth` without peer credentials: the user and the method.
+async fn check_request(m: &Manager, req: &HttpRequest) -> Result<(String, &'static str), ApiError> {
+    if !m.config().enabled {
+        return Ok(("-".into(), "disabled"));
+    }
+    let creds = authn::parse_credentials(req)?;
+    let via = creds.via();
+    match creds {
+        Credentials::XHeaders { user, passwd } | Credentials::Basic { user, passwd } => {
+            note_user(req, format!("{user} ({via})"));
+            if m.authorize(&user, &passwd, &client_addr(req)).await { Ok((user, via)) } else { Err(ApiError::forbidden()) }
+        }
+        Credentials::Token(token) => {
+            let user = m.sessions.check(&token).ok_or_else(|| {
+                note_user(req, "- (token)".into());
+                ApiError::forbidden()
+            })?;
+            note_user(req, format!("{user} (token)"));
+            Ok((user, via))
+        }
+        Credentials::None => Err(ApiError::unauthorized()),
+    }
+}
+
+/// Form fields of the login body (url-encoded; other content types give no fields, as
+/// aiohttp's `request.post()`); the first of duplicate fields wins.
+fn form_fields(req: &HttpRequest, body: &[u8]) -> Vec<(String, String)> {
+    let ct = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    if !ct.trim_start().to_ascii_lowercase().starts_with("application/x-www-form-urlencoded") {
+        return Vec::new();
+    }
+    form_urlencoded::parse(body).map(|(k, v)| (k.into_owned(), v.into_owned())).collect()
+}
+
+fn field<'a>(fields: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    fields.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+}
+
+/// Python's `str(timedelta(seconds=n))`, as kvmd logs session lifetimes.
+fn timedelta(n: u64) -> String {
+    let (d, rest) = (n / 86400, n % 86400);
+    let hms = format!("{}:{:02}:{:02}", rest / 3600, rest % 3600 / 60, rest % 60);
+    match d {
+        0 => hms,
+        1 => format!("1 day, {hms}"),
+        _ => format!("{d} days, {hms}"),
+    }
+}
+
+async fn read_body(mut payload: web::Payload) -> Result<Vec<u8>, HttpResponse> {
+    let mut body = Vec::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|_| envelope::error_response(&ApiError::validator("Bad request body")))?;
+        if body.len() + chunk.len() > BODY_LIMIT {
+            return Err(envelope::payload_too_large(BODY_LIMIT));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+async fn login(m: web::Data<Manager>, req: HttpRequest, payload: web::Payload) -> Result<HttpResponse, ApiError> {
+    if !m.config().enabled {
+        return Ok(envelope::json_response(StatusCode::OK, &serde_json::json!({})));
+    }
+    let body = match read_body(payload).await {
+        Ok(b) => b,
+        Err(resp) => return Ok(resp),
+    };
+    let fields = form_fields(&req, &body);
+    let mut allowed: Vec<&str> = m.config().allow_redirects.iter().map(String::as_str).collect();
+    allowed.push("");
+    let redirect = valid::string_in_list(Some(field(&fields, "redirect").unwrap_or("")), "login redirect", &allowed)?;
+    let user = valid::user(Some(field(&fields, "user").unwrap_or("")))?;
+    let passwd = valid::passwd(Some(field(&fields, "passwd").unwrap_or("")))?;
+    let expire = valid::int(Some(field(&fields, "expire").unwrap_or("0")), "expiration time", Some(0), None)?;
+    let expire = u64::try_from(expire).unwrap_or(0);
+    note_user(&req, format!("{user} (login)"));
+    if !m.authorize(&user, &passwd, &client_addr(&req)).await {
+        return Err(ApiError::forbidden());
+    }
+    let token = m.sessions.create(&user, expire);
+    let shown = if expire == 0 { "INF".to_owned() } else { format!("[{}]", timedelta(expire)) };
+    tracing::info!("Logged in user '{user}'; expire={shown}, sessions_now={}", m.sessions.len());
+    // tests/golden/kvmd-4.197/direct/auth_login_redirect.http: no HttpOnly/SameSite here.
+    if !redirect.is_empty() {
+        let cookie = HeaderValue::from_str(&format!("auth_token={token}; Path=/")).map_err(ApiError::internal)?;
+        return Ok(envelope::found(&redirect).insert_header((header::SET_COOKIE, cookie)).body("302: Found"));
+    }
+    let cookie =
+        HeaderValue::from_str(&format!("auth_token={token}; HttpOnly; Path=/; SameSite=Strict")).map_err(ApiError::internal)?;
+    let mut b = envelope::json_builder(StatusCode::OK);
+    b.insert_header((header::SET_COOKIE, cookie));
+    Ok(envelope::json_body(b, StatusCode::OK, &serde_json::json!({})))
+}
+
+async fn logout(m: web::Data<Manager>, req: HttpRequest) -> Result<ApiResponse<serde_json::Value>, ApiError> {
+    check_request(&m, &req).await?;
+    if m.config().enabled {
+        // kvmd reads the cookie with "" as default, hence the hidden-value message.
+        let token = valid::auth_token(Some(authn::token_cookie(&req).as_deref().unwrap_or("")))?;
+        if let Some(user) = m.sessions.logout(&token) {
+            tracing::info!("Logged out user '{user}'; sessions_now={}", m.sessions.len());
+        }
+    }
+    Ok(ApiResponse::empty())
+}
+
+async fn check(m: web::Data<Manager>, req: HttpRequest) -> Result<ApiResponse<serde_json::Value>, ApiError> {
+    check_request(&m, &req).await?;
+    Ok(ApiResponse::empty())
+}
+
+/// `<status>:<name>:<message>`, name and message base64url-encoded.
+fn encode_denial(e: &ApiError) -> String {
+    format!("{}:{}:{}", e.status().as_u16(), B64.encode(e.name.as_bytes()), B64.encode(e.message.as_bytes()))
+}
+
+fn decode_denial(text: &str) -> Option<ApiError> {
+    let mut it = text.splitn(3, ':');
+    let status: u16 = it.next()?.parse().ok()?;
+    let name = String::from_utf8(B64.decode(it.next()?).ok()?).ok()?;
+    let message = String::from_utf8(B64.decode(it.next()?).ok()?).ok()?;
+    let code = match status {
+        400 => Code::Validator,
+        401 => Code::Unauthorized,
+        _ => Code::Forbidden,
+    };
+    Some(ApiError { code, name: name.into(), message: message.into() })
+}
+
+async fn request(m: web::Data<Manager>, req: HttpRequest) -> HttpResponse {
+    req.extensions_mut().insert(AccessQuiet);
+    match check_request(&m, &req).await {
+        Ok((user, via)) => {
+            let mut b = HttpResponse::Ok();
+            if let (Ok(u), Ok(v)) = (HeaderValue::from_str(&user), HeaderValue::from_str(via)) {
+                b.insert_header((AUTH_USER_HEADER, u)).insert_header((AUTH_VIA_HEADER, v));
+            }
+            b.finish()
+        }
+        Err(e) => {
+            let status = if e.status() == StatusCode::UNAUTHORIZED { StatusCode::UNAUTHORIZED } else { StatusCode::FORBIDDEN };
+            let mut b = HttpResponse::build(status);
+            if let Ok(v) = HeaderValue::from_str(&encode_denial(&e)) {
+                b.insert_header((AUTH_ERROR_HEADER, v));
+            }
+            b.finish()
+        }
+    }
+}
+
+async fn denied(req: HttpRequest) -> HttpResponse {
+    req.extensions_mut().insert(AccessQuiet);
+    let err = req
+        .headers()
+        .get(AUTH_ERROR_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(decode_denial)
+        .unwrap_or_else(ApiError::unauthorized);
+    envelope::error_response(&err)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn denials_round_trip() {
+        for e in [
+            ApiError::unauthorized(),
+            ApiError::forbidden(),
+            ApiError::validator("The argument 'Admin!' is not a valid username characters"),
+        ] {
+            assert_eq!(decode_denial(&encode_denial(&e)), Some(e));
+        }
+        assert_eq!(decode_denial("garbage"), None);
+    }
+
+    #[test]
+    fn timedelta_like_python() {
+        assert_eq!(timedelta(3600), "1:00:00");
+        assert_eq!(timedelta(43200), "12:00:00");
+        assert_eq!(timedelta(90061), "1 day, 1:01:01");
+        assert_eq!(timedelta(3 * 86400), "3 days, 0:00:00");
+    }
+}

@@ -1,0 +1,3 @@
+//! The HTTP API of kvmd-auth, one module per URL group.
+
+pub mod auth;
