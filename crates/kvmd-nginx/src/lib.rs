@@ -1,0 +1,223 @@
+//! Renders the nginx front from `nginx/nginx.conf.in` and the services' route tables.
+//!
+//! kvmd routes before it authenticates, and nginx must do the same for kvmd-rs, so the
+//! locations are generated from the same [`Route`] lists the services mount: one exact
+//! location per path; wrong methods and trailing slashes go to the owning service without
+//! auth (it answers kvmd's 405/308); `User` routes are guarded by `auth_request`, and the
+//! accepted user reaches the service in `X-KVMD-Auth-User`, which nginx sets itself.
+
+use std::fmt::Write;
+
+use kvmd_core::routes::{Access, Flow, Route, ServiceRoutes};
+
+/// The nginx template, shared by the demo, the tests and `deploy/`.
+pub const TEMPLATE: &str = include_str!("../../../nginx/nginx.conf.in");
+
+/// Every service of the suite, in upstream order.
+pub const SERVICES: &[ServiceRoutes] = &[kvmd_auth::SERVICE];
+
+/// What differs between the demo, the tests and an installed system.
+#[derive(Debug, Clone)]
+pub struct Params {
+    /// `user ...;` line for a root master (`user nobody nogroup;`), empty otherwise.
+    pub user: String,
+    /// Directory for the pid file and temp paths.
+    pub prefix: String,
+    /// Directory holding the service sockets (`<upstream>.sock`).
+    pub run_dir: String,
+    /// The static web root.
+    pub web_root: String,
+    /// `listen` of the HTTPS server, e.g. `127.0.0.1:8443` or `443`.
+    pub https_listen: String,
+    /// `listen` of the HTTP redirect server.
+    pub http_listen: String,
+    /// The HTTPS port as clients see it (for the HTTP → HTTPS redirect).
+    pub https_port: u16,
+    /// TLS certificate.
+    pub cert: String,
+    /// TLS key.
+    pub key: String,
+    /// nginx's `mime.types`.
+    pub mime_types: String,
+}
+
+fn upstream_name(s: &ServiceRoutes) -> String {
+    format!("kvmd_{}", s.upstream)
+}
+
+/// The headers every proxied location sets (nginx drops inherited ones as soon as a
+/// location sets one).
+fn proxy_common(out: &mut String, indent: &str, keepalive: bool) {
+    if keepalive {
+        let _ = writeln!(out, "{indent}proxy_http_version 1.1;");
+        let _ = writeln!(out, "{indent}proxy_set_header Connection \"\";");
+    }
+    for line in [
+        "proxy_set_header Host $host;",
+        "proxy_set_header X-Real-IP $remote_addr;",
+        "proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;",
+        "proxy_set_header X-Forwarded-Proto $scheme;",
+    ] {
+        let _ = writeln!(out, "{indent}{line}");
+    }
+}
+
+fn flow_lines(out: &mut String, indent: &str, flow: Flow) {
+    let lines: &[&str] = match flow {
+        Flow::Plain => &[],
+        Flow::BigPost => &["client_max_body_size 0;", "proxy_request_buffering off;", "proxy_read_timeout 7d;"],
+        Flow::Stream => &["proxy_buffering off;", "postpone_output 0;", "proxy_read_timeout 7d;"],
+        Flow::WebSocket => &[
+            "proxy_http_version 1.1;",
+            "proxy_set_header Upgrade $http_upgrade;",
+            "proxy_set_header Connection $connection_upgrade;",
+            "proxy_read_timeout 7d;",
+            "proxy_send_timeout 7d;",
+        ],
+    };
+    for l in lines {
+        let _ = writeln!(out, "{indent}{l}");
+    }
+}
+
+/// The locations of one service.
+fn render_service(out: &mut String, s: &ServiceRoutes) {
+    let up = upstream_name(s);
+    let raw = format!("@{up}_raw");
+    // Paths in declaration order, each once.
+    let mut paths: Vec<&str> = Vec::new();
+    for r in s.routes {
+        if !paths.contains(&r.path) {
+            paths.push(r.path);
+        }
+    }
+    for path in &paths {
+        let routes: Vec<&Route> = s.routes.iter().filter(|r| r.path == *path).collect();
+        let mut methods: Vec<&str> = routes.iter().map(|r| r.method.as_str()).collect();
+        methods.sort_unstable();
+        let access = routes[0].access;
+        let flow = routes[0].flow;
+        let _ = writeln!(out, "        location = /api{path} {{");
+        let _ = writeln!(out, "            if ($request_method !~ ^({})$) {{ return 405; }}", methods.join("|"));
+        let _ = writeln!(out, "            error_page 405 = {raw};");
+        match access {
+            Access::User => {
+                let _ = writeln!(out, "            error_page 401 403 = @auth_denied;");
+            }
+            Access::Public | Access::SelfChecked => {
+                let _ = writeln!(out, "            auth_request off;");
+            }
+        }
+        flow_lines(out, "            ", flow);
+        let _ = writeln!(out, "            proxy_pass http://{up}{path};");
+        proxy_common(out, "            ", flow != Flow::WebSocket);
+        if access == Access::User {
+            let _ = writeln!(out, "            proxy_set_header X-KVMD-Auth-User $auth_user;");
+            let _ = writeln!(out, "            proxy_set_header X-KVMD-Auth-Via $auth_via;");
+            let _ = writeln!(out, "            proxy_set_header X-KVMD-Passwd \"\";");
+        } else {
+            let _ = writeln!(out, "            proxy_set_header X-KVMD-Auth-User \"\";");
+            let _ = writeln!(out, "            proxy_set_header X-KVMD-Auth-Via \"\";");
+        }
+        let _ = writeln!(out, "        }}");
+    }
+    // Trailing slashes: the service answers kvmd's 308 to the normalised path.
+    let alternation: Vec<String> = paths.iter().map(|p| p.trim_start_matches('/').replace('.', "\\.")).collect();
+    let _ = writeln!(out, "        location ~ ^/api/({})/+$ {{", alternation.join("|"));
+    let _ = writeln!(out, "            auth_request off;");
+    let _ = writeln!(out, "            rewrite ^/api(/.*)$ $1 break;");
+    let _ = writeln!(out, "            proxy_pass http://{up};");
+    proxy_common(out, "            ", true);
+    let _ = writeln!(out, "            proxy_set_header X-KVMD-Auth-User \"\";");
+    let _ = writeln!(out, "        }}");
+    // Wrong methods: the service answers kvmd's 405 with Allow:, before any auth.
+    let _ = writeln!(out, "        location {raw} {{");
+    let _ = writeln!(out, "            auth_request off;");
+    let _ = writeln!(out, "            rewrite ^/api(/.*)$ $1 break;");
+    let _ = writeln!(out, "            proxy_pass http://{up};");
+    proxy_common(out, "            ", true);
+    let _ = writeln!(out, "            proxy_set_header X-KVMD-Auth-User \"\";");
+    let _ = writeln!(out, "        }}");
+    out.push('\n');
+}
+
+/// The rendered nginx.conf.
+pub fn render(p: &Params, services: &[ServiceRoutes]) -> String {
+    let mut upstreams = String::new();
+    for s in services {
+        let _ = writeln!(upstreams, "    upstream {} {{", upstream_name(s));
+        let _ = writeln!(upstreams, "        server unix:{}/{}.sock fail_timeout=0s max_fails=0;", p.run_dir, s.upstream);
+        let _ = writeln!(upstreams, "        keepalive 64;");
+        let _ = writeln!(upstreams, "    }}");
+    }
+    let mut locations = String::new();
+    for s in services {
+        render_service(&mut locations, s);
+    }
+    let port_suffix = if p.https_port == 443 { String::new() } else { format!(":{}", p.https_port) };
+    TEMPLATE
+        .replace("@@USER@@", &p.user)
+        .replace("@@PREFIX@@", &p.prefix)
+        .replace("@@MIME_TYPES@@", &p.mime_types)
+        .replace("@@UPSTREAMS@@", &upstreams)
+        .replace("@@LOCATIONS@@", &locations)
+        .replace("@@HTTP_LISTEN@@", &p.http_listen)
+        .replace("@@HTTPS_LISTEN@@", &p.https_listen)
+        .replace("@@HTTPS_PORT_SUFFIX@@", &port_suffix)
+        .replace("@@WEB_ROOT@@", &p.web_root)
+        .replace("@@CERT@@", &p.cert)
+        .replace("@@KEY@@", &p.key)
+        .replace("@@AUTH_REQUEST_PATH@@", kvmd_auth::api::auth::REQUEST_PATH)
+        .replace("@@AUTH_DENIED_PATH@@", kvmd_auth::api::auth::DENIED_PATH)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kvmd_core::routes::Method;
+
+    fn params() -> Params {
+        Params {
+            user: String::new(),
+            prefix: "/p".into(),
+            run_dir: "/run/kvmd".into(),
+            web_root: "/w".into(),
+            https_listen: "443".into(),
+            http_listen: "80".into(),
+            https_port: 443,
+            cert: "/c".into(),
+            key: "/k".into(),
+            mime_types: "/etc/nginx/mime.types".into(),
+        }
+    }
+
+    #[test]
+    fn every_placeholder_is_filled() {
+        let conf = render(&params(), SERVICES);
+        assert!(!conf.contains("@@"), "{conf}");
+        assert!(conf.contains("location = /api/auth/login {"));
+        assert!(conf.contains("return 301 https://$host$request_uri;"));
+    }
+
+    #[test]
+    fn protected_routes_get_auth_request_and_an_overwritten_user_header() {
+        const R: &[Route] = &[
+            Route::get("/info", Access::User),
+            Route { method: Method::Delete, path: "/streamer/snapshot", access: Access::User, flow: Flow::Plain },
+            Route::get("/streamer/snapshot", Access::User),
+            Route::get("/ws", Access::User).flow(Flow::WebSocket),
+        ];
+        let s = ServiceRoutes { service: "t", upstream: "t", routes: R };
+        let conf = render(&params(), &[s]);
+        let info = conf.split("location = /api/info {").nth(1).and_then(|s| s.split("        }").next()).unwrap_or_default();
+        assert!(!info.contains("auth_request off"), "{info}");
+        assert!(info.contains("error_page 401 403 = @auth_denied;"));
+        assert!(info.contains("proxy_set_header X-KVMD-Auth-User $auth_user;"));
+        assert!(info.contains("proxy_pass http://kvmd_t/info;"));
+        assert!(conf.contains("if ($request_method !~ ^(DELETE|GET)$) { return 405; }"));
+        assert!(conf.contains("location ~ ^/api/(info|streamer/snapshot|ws)/+$ {"));
+        let ws = conf.split("location = /api/ws {").nth(1).and_then(|s| s.split("        }").next()).unwrap_or_default();
+        assert!(ws.contains("proxy_set_header Connection $connection_upgrade;"));
+        assert!(!ws.contains("proxy_set_header Connection \"\";"), "{ws}");
+    }
+}

@@ -1,0 +1,225 @@
+//! The kvmd 4.197 golden captures (`tests/golden/kvmd-4.197/`) and their replay.
+//!
+//! A capture is the exact bytes a client received. We replay its request with curl (the
+//! index gives curl options), parse both responses and compare: the status line exactly,
+//! the body exactly, and the headers as a multiset of (lower-cased name, value), because
+//! header order carries no meaning in HTTP and actix does not keep insertion order. The
+//! golden README's volatile parts are masked: `Date` and `Server` values, and the token
+//! in `Set-Cookie`. A response that differs in anything else is a failure, printed whole.
+
+use std::path::{Path, PathBuf};
+
+/// The golden directory of the repository.
+pub fn dir() -> PathBuf {
+    crate::repo_root().join("tests/golden/kvmd-4.197")
+}
+
+/// One row of `INDEX.tsv`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Row {
+    /// Capture name (`nginx/<name>.http`, `direct/<name>.http`).
+    pub name: String,
+    /// Request method.
+    pub method: String,
+    /// Client path (with `/api`).
+    pub path: String,
+    /// Extra curl options as written in the index.
+    pub options: String,
+}
+
+/// The rows of `INDEX.tsv`.
+pub fn index() -> anyhow::Result<Vec<Row>> {
+    let text = std::fs::read_to_string(dir().join("INDEX.tsv"))?;
+    Ok(text
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(|l| {
+            let mut f = l.split('\t');
+            let mut next = || f.next().unwrap_or_default().to_owned();
+            Row { name: next(), method: next(), path: next(), options: next() }
+        })
+        .collect())
+}
+
+/// Splits curl options as a shell would for the index's simple forms: words, and
+/// double-quoted strings; `-H Name: value` takes the rest up to the next option.
+pub fn split_options(options: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut cur = String::new();
+    let mut quoted = false;
+    for ch in options.chars() {
+        match ch {
+            '"' => quoted = !quoted,
+            ' ' if !quoted => {
+                if !cur.is_empty() {
+                    words.push(std::mem::take(&mut cur));
+                }
+            }
+            c => cur.push(c),
+        }
+    }
+    if !cur.is_empty() {
+        words.push(cur);
+    }
+    // Re-join header values: `-H X-KVMD-User: admin` is one argument after -H.
+    let mut out: Vec<String> = Vec::new();
+    let mut i = 0;
+    while i < words.len() {
+        let w = &words[i];
+        if w == "-H" && i + 1 < words.len() {
+            let mut value = words[i + 1].clone();
+            i += 2;
+            while i < words.len() && !words[i].starts_with('-') {
+                value.push(' ');
+                value.push_str(&words[i]);
+                i += 1;
+            }
+            out.push("-H".into());
+            out.push(value);
+        } else {
+            out.push(w.clone());
+            i += 1;
+        }
+    }
+    out
+}
+
+/// A parsed HTTP response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Response {
+    /// `HTTP/1.1 200 OK`.
+    pub status_line: String,
+    /// Headers in received order.
+    pub headers: Vec<(String, String)>,
+    /// The body bytes.
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    /// Parses raw bytes (`curl -i` output or a capture file).
+    pub fn parse(raw: &[u8]) -> anyhow::Result<Self> {
+        let split = raw.windows(4).position(|w| w == b"\r\n\r\n").ok_or_else(|| anyhow::anyhow!("no end of headers"))?;
+        let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+        let body = raw[split + 4..].to_vec();
+        let mut lines = head.split("\r\n");
+        let status_line = lines.next().unwrap_or_default().to_owned();
+        let headers = lines
+            .filter_map(|l| l.split_once(':').map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned())))
+            .collect();
+        Ok(Self { status_line, headers, body })
+    }
+
+    /// The status code.
+    pub fn status(&self) -> u16 {
+        self.status_line.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0)
+    }
+
+    /// The first value of header `name`.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+
+    /// The token of `Set-Cookie: auth_token=<token>; ...`.
+    pub fn token(&self) -> Option<String> {
+        let c = self.header("Set-Cookie")?;
+        let v = c.strip_prefix("auth_token=")?;
+        Some(v.split(';').next().unwrap_or_default().to_owned())
+    }
+
+    fn masked_headers(&self) -> Vec<(String, String)> {
+        let mut h: Vec<(String, String)> = self
+            .headers
+            .iter()
+            .map(|(k, v)| {
+                let k = k.to_ascii_lowercase();
+                let v = match k.as_str() {
+                    "date" | "server" => "<masked>".to_owned(),
+                    "set-cookie" => mask_token(v),
+                    _ => v.clone(),
+                };
+                (k, v)
+            })
+            .collect();
+        h.sort();
+        h
+    }
+}
+
+fn mask_token(v: &str) -> String {
+    match v.strip_prefix("auth_token=") {
+        Some(rest) => {
+            let (tok, tail) = rest.split_at(rest.find(';').unwrap_or(rest.len()));
+            let shape = if tok.len() == 64 && tok.bytes().all(|c| c.is_ascii_hexdigit()) { "<64 hex>" } else { tok };
+            format!("auth_token={shape}{tail}")
+        }
+        None => v.to_owned(),
+    }
+}
+
+/// Reads a capture file.
+pub fn load(kind: &str, name: &str) -> anyhow::Result<Response> {
+    let path: PathBuf = dir().join(kind).join(format!("{name}.http"));
+    Response::parse(&std::fs::read(&path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?)
+}
+
+/// Compares a response with a capture after masking; `Err` holds a readable report.
+pub fn compare(name: &str, expected: &Response, got: &Response) -> Result<(), String> {
+    let (eh, gh) = (expected.masked_headers(), got.masked_headers());
+    if expected.status_line == got.status_line && eh == gh && expected.body == got.body {
+        return Ok(());
+    }
+    let show = |h: &[(String, String)]| h.iter().map(|(k, v)| format!("{k}: {v}")).collect::<Vec<_>>().join("\n");
+    Err(format!(
+        "{name}: response differs from the golden\n--- expected\n{}\n{}\n\n{}\n--- got\n{}\n{}\n\n{}\n---",
+        expected.status_line,
+        show(&eh),
+        String::from_utf8_lossy(&expected.body),
+        got.status_line,
+        show(&gh),
+        String::from_utf8_lossy(&got.body),
+    ))
+}
+
+/// Whether `path` exists below the golden directory.
+pub fn exists(rel: impl AsRef<Path>) -> bool {
+    dir().join(rel).exists()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn options_split_like_the_index_means() {
+        assert_eq!(split_options("-d user=admin&passwd=admin"), ["-d", "user=admin&passwd=admin"]);
+        assert_eq!(
+            split_options("-H X-KVMD-User: admin -H X-KVMD-Passwd: admin"),
+            ["-H", "X-KVMD-User: admin", "-H", "X-KVMD-Passwd: admin"]
+        );
+        assert_eq!(split_options("-H \"Cookie: auth_token=<fresh token>\""), ["-H", "Cookie: auth_token=<fresh token>"]);
+        assert_eq!(split_options("-u admin:admin"), ["-u", "admin:admin"]);
+        assert_eq!(split_options(""), Vec::<String>::new());
+    }
+
+    #[test]
+    fn masking_ignores_only_volatile_parts() {
+        let a = Response::parse(b"HTTP/1.1 200 OK\r\nDate: x\r\nSet-Cookie: auth_token=0000000000000000000000000000000000000000000000000000000000000000; Path=/\r\n\r\n{}").unwrap_or_else(|e| panic!("{e}"));
+        let b = Response::parse(b"HTTP/1.1 200 OK\r\nset-cookie: auth_token=1111111111111111111111111111111111111111111111111111111111111111; Path=/\r\ndate: y\r\n\r\n{}").unwrap_or_else(|e| panic!("{e}"));
+        assert!(compare("t", &a, &b).is_ok());
+        let c = Response::parse(b"HTTP/1.1 200 OK\r\nDate: y\r\nSet-Cookie: auth_token=1111111111111111111111111111111111111111111111111111111111111111; HttpOnly; Path=/\r\n\r\n{}").unwrap_or_else(|e| panic!("{e}"));
+        assert!(compare("t", &a, &c).is_err(), "cookie attributes matter");
+        let d = Response::parse(b"HTTP/1.1 200 OK\r\nDate: y\r\nSet-Cookie: auth_token=1111111111111111111111111111111111111111111111111111111111111111; Path=/\r\n\r\n{ }").unwrap_or_else(|e| panic!("{e}"));
+        assert!(compare("t", &a, &d).is_err(), "bodies matter byte for byte");
+    }
+
+    #[test]
+    fn every_auth_capture_is_present() -> anyhow::Result<()> {
+        let rows = index()?;
+        assert_eq!(rows.len(), 97);
+        for r in rows.iter().filter(|r| r.name.starts_with("auth_") || r.name.starts_with("totp_")) {
+            assert!(exists(format!("nginx/{}.http", r.name)), "{}", r.name);
+            assert!(exists(format!("direct/{}.http", r.name)), "{}", r.name);
+        }
+        Ok(())
+    }
+}

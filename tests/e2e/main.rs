@@ -1,0 +1,7 @@
+//! End-to-end tests: the real services and the real nginx, started by `kvmd-testkit`,
+//! driven with curl as a user would.
+
+mod auth;
+mod common;
+mod front;
+mod golden_replay;
