@@ -41,12 +41,17 @@ impl CredCache {
         if getrandom::fill(&mut key).is_err() {
             panic!("the operating system gave no random bytes");
         }
-        Self { key, ttl, map: Mutex::new(HashMap::new()) }
+        Self {
+            key,
+            ttl,
+            map: Mutex::new(HashMap::new()),
+        }
     }
 
     /// The fingerprint of (user, password).
     pub fn fingerprint(&self, user: &str, passwd: &str) -> Fingerprint {
-        let mut mac = <hmac::Hmac<Sha256> as KeyInit>::new_from_slice(&self.key).unwrap_or_else(|_| unreachable!("HMAC takes any key length"));
+        let mut mac = <hmac::Hmac<Sha256> as KeyInit>::new_from_slice(&self.key)
+            .unwrap_or_else(|_| unreachable!("HMAC takes any key length"));
         mac.update(user.as_bytes());
         mac.update(&[0]);
         mac.update(passwd.as_bytes());
@@ -55,8 +60,12 @@ impl CredCache {
 
     /// Whether `fp` was verified for this file generation and has not expired.
     pub fn hit(&self, fp: &Fingerprint, generation: u64) -> bool {
-        let map = self.map.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        map.get(fp).is_some_and(|e| e.generation == generation && Instant::now() < e.until)
+        let map = self
+            .map
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        map.get(fp)
+            .is_some_and(|e| e.generation == generation && Instant::now() < e.until)
     }
 
     /// Remembers `fp` until the TTL or `not_after`, whichever is first.
@@ -69,7 +78,10 @@ impl CredCache {
         if let Some(n) = not_after {
             until = until.min(n);
         }
-        let mut map = self.map.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut map = self
+            .map
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if map.len() >= MAX_ENTRIES {
             map.retain(|_, e| e.generation == generation && now < e.until);
             if map.len() >= MAX_ENTRIES * 2 {
@@ -81,7 +93,10 @@ impl CredCache {
 
     /// Drops every entry.
     pub fn clear(&self) {
-        self.map.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clear();
+        self.map
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clear();
     }
 }
 
@@ -94,7 +109,10 @@ mod tests {
         let c = CredCache::new(Duration::from_secs(60));
         let fp = c.fingerprint("admin", "admin");
         assert_ne!(fp, c.fingerprint("admin", "admin2"));
-        assert_ne!(c.fingerprint("ad", "minadmin"), c.fingerprint("admin", "admin"));
+        assert_ne!(
+            c.fingerprint("ad", "minadmin"),
+            c.fingerprint("admin", "admin")
+        );
         assert!(!c.hit(&fp, 1));
         c.insert(fp, 1, None);
         assert!(c.hit(&fp, 1));
@@ -105,6 +123,9 @@ mod tests {
         c.clear();
         assert!(!c.hit(&fp, 1));
         // Keys differ per process: fingerprints are useless elsewhere.
-        assert_ne!(CredCache::new(Duration::from_secs(1)).fingerprint("a", "b"), c.fingerprint("a", "b"));
+        assert_ne!(
+            CredCache::new(Duration::from_secs(1)).fingerprint("a", "b"),
+            c.fingerprint("a", "b")
+        );
     }
 }

@@ -22,7 +22,10 @@ where
     F: FnOnce(CancellationToken) -> Fut,
     Fut: Future<Output = anyhow::Result<()>>,
 {
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(worker_threads.max(1)).enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(worker_threads.max(1))
+        .enable_all()
+        .build()?;
     rt.block_on(async move {
         let shutdown = CancellationToken::new();
         tokio::spawn(wait_for_signals(shutdown.clone()));
@@ -32,7 +35,10 @@ where
 
 async fn wait_for_signals(shutdown: CancellationToken) {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
         tracing::error!("cannot install signal handlers");
         return;
     };
@@ -47,11 +53,21 @@ async fn wait_for_signals(shutdown: CancellationToken) {
 }
 
 /// Serves the app built by `factory` on `listener` until `shutdown` is cancelled.
-pub async fn serve<F, T>(listener: UnixListener, workers: usize, shutdown: CancellationToken, factory: F) -> anyhow::Result<()>
+pub async fn serve<F, T>(
+    listener: UnixListener,
+    workers: usize,
+    shutdown: CancellationToken,
+    factory: F,
+) -> anyhow::Result<()>
 where
     F: Fn() -> App<T> + Send + Clone + 'static,
-    T: ServiceFactory<ServiceRequest, Config = (), Response = ServiceResponse, Error = actix_web::Error, InitError = ()>
-        + 'static,
+    T: ServiceFactory<
+            ServiceRequest,
+            Config = (),
+            Response = ServiceResponse,
+            Error = actix_web::Error,
+            InitError = (),
+        > + 'static,
 {
     let server = HttpServer::new(factory)
         .on_connect(net::on_connect)
@@ -113,10 +129,15 @@ async fn wire(
         .map_or_else(|| "-".to_owned(), str::to_owned);
     let mut res = next.call(req).await?.map_into_boxed_body();
     res.response_mut().head_mut().set_camel_case_headers(true);
-    res.headers_mut().insert(SERVER, HeaderValue::from_static(SERVER_HEADER));
+    res.headers_mut()
+        .insert(SERVER, HeaderValue::from_static(SERVER_HEADER));
     let (who, quiet) = {
         let ext = res.request().extensions();
-        (ext.get::<AccessUser>().map_or_else(|| "-".to_owned(), |u| u.0.clone()), ext.get::<AccessQuiet>().is_some())
+        (
+            ext.get::<AccessUser>()
+                .map_or_else(|| "-".to_owned(), |u| u.0.clone()),
+            ext.get::<AccessQuiet>().is_some(),
+        )
     };
     let status = res.status().as_u16();
     if quiet {

@@ -41,14 +41,19 @@ pub struct LogArgs {
 
 /// Whether stderr is the journal stream systemd connected (systemd.exec(5)).
 pub fn stderr_is_journal() -> bool {
-    let Some(want) = std::env::var_os("JOURNAL_STREAM") else { return false };
-    let Ok(st) = nix::sys::stat::fstat(std::io::stderr()) else { return false };
+    let Some(want) = std::env::var_os("JOURNAL_STREAM") else {
+        return false;
+    };
+    let Ok(st) = nix::sys::stat::fstat(std::io::stderr()) else {
+        return false;
+    };
     want.to_str() == Some(format!("{}:{}", st.st_dev, st.st_ino).as_str())
 }
 
 /// Installs the global subscriber. Call once, first thing in `main`.
 pub fn init(args: &LogArgs) -> anyhow::Result<()> {
-    let filter = EnvFilter::try_from_default_env().or_else(|_| EnvFilter::try_new(&args.log_level))?;
+    let filter =
+        EnvFilter::try_from_default_env().or_else(|_| EnvFilter::try_new(&args.log_level))?;
     let journal = match args.log_format {
         LogFormat::Auto if stderr_is_journal() => tracing_journald::layer().ok(),
         LogFormat::Journal => tracing_journald::layer().ok(),
@@ -68,10 +73,21 @@ pub fn init(args: &LogArgs) -> anyhow::Result<()> {
     let file = match &args.log_file {
         Some(path) => {
             let f = OpenOptions::new().create(true).append(true).open(path)?;
-            Some(tracing_subscriber::fmt::layer().with_writer(Mutex::new(f)).with_ansi(false).with_target(true).boxed())
+            Some(
+                tracing_subscriber::fmt::layer()
+                    .with_writer(Mutex::new(f))
+                    .with_ansi(false)
+                    .with_target(true)
+                    .boxed(),
+            )
         }
         None => None,
     };
-    tracing_subscriber::registry().with(filter).with(journal).with(stderr).with(file).try_init()?;
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(journal)
+        .with(stderr)
+        .with(file)
+        .try_init()?;
     Ok(())
 }

@@ -45,9 +45,31 @@ enum Cli {
 }
 
 fn main() -> anyhow::Result<()> {
-    let Cli::Render { user, prefix, run_dir, web_root, https_listen, http_listen, https_port, cert, key, mime_types, out } =
-        Cli::parse();
-    let p = kvmd_nginx::Params { user, prefix, run_dir, web_root, https_listen, http_listen, https_port, cert, key, mime_types };
+    let Cli::Render {
+        user,
+        prefix,
+        run_dir,
+        web_root,
+        https_listen,
+        http_listen,
+        https_port,
+        cert,
+        key,
+        mime_types,
+        out,
+    } = Cli::parse();
+    let p = kvmd_nginx::Params {
+        user,
+        prefix,
+        run_dir,
+        web_root,
+        https_listen,
+        http_listen,
+        https_port,
+        cert,
+        key,
+        mime_types,
+    };
     let conf = kvmd_nginx::render(&p, kvmd_nginx::SERVICES);
     match out {
         Some(path) => std::fs::write(path, conf)?,

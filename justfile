@@ -1,0 +1,58 @@
+# kvmd-rs: run `./dev <recipe>` on a fresh machine (it installs what is missing first).
+
+set shell := ["bash", "-euo", "pipefail", "-c"]
+
+# Lists the recipes.
+default:
+    @just --list
+
+# Installs the system packages and tools the suite needs (idempotent).
+setup:
+    scripts/setup.sh
+
+# Builds every binary (debug).
+build:
+    cargo build --workspace --bins --locked
+
+# The whole suite in the foreground: nginx on https://127.0.0.1:8443, admin / admin.
+demo: build
+    target/debug/kvmd-demo
+
+# Every quality gate and test: formatting, clippy, unit + integration + end-to-end tests
+# through real nginx, the rendered nginx config, the systemd units.
+test: lint build nginx-check lint-units
+    cargo nextest run --workspace --locked --no-fail-fast
+
+# Formatting and clippy with warnings as errors.
+lint:
+    cargo fmt --all -- --check
+    cargo clippy --workspace --all-targets --locked -- -D warnings
+
+# Renders the production nginx config to stdout.
+render-nginx:
+    cargo run -q -p kvmd-nginx -- render
+
+# nginx -t on a config rendered from the current route tables.
+nginx-check: build
+    #!/usr/bin/env bash
+    set -euo pipefail
+    d=$(mktemp -d); trap 'rm -rf "$d"' EXIT
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 -subj /CN=localhost \
+        -keyout "$d/k" -out "$d/c" 2>/dev/null
+    target/debug/kvmd-nginx render --user "" --prefix "$d" --run-dir "$d" --web-root "$PWD/web" \
+        --https-listen 127.0.0.1:1 --http-listen 127.0.0.1:2 --cert "$d/c" --key "$d/k" --out "$d/nginx.conf"
+    nginx -t -q -p "$d" -c "$d/nginx.conf"
+    echo "nginx -t: rendered config ok"
+
+# systemd-analyze verify and security of deploy/systemd.
+lint-units: build
+    scripts/lint-units.sh target/debug
+
+# Fuzzes the parsers (htpasswd, hashes, credentials, validators) with many proptest cases.
+fuzz cases="200000":
+    PROPTEST_CASES={{cases}} cargo nextest run --workspace --locked -E 'test(never_panics) | test(round_trips)'
+
+# Auth benchmark through nginx (release build, wrk): table and ratios to nginx static.
+bench-auth:
+    cargo build --release --workspace --bins --locked
+    scripts/bench-auth.sh target/release

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Checks the systemd units of deploy/ with systemd's own tools:
+#   systemd-analyze verify          (syntax, references, executables)
+#   systemd-analyze security        (exposure score of each service; fails above the limit)
+# verify needs the ExecStart binaries to exist, so it checks copies of the units whose
+# paths point at the freshly built binaries.
+set -euo pipefail
+bin_dir="${1:-target/debug}"
+max_exposure="${MAX_EXPOSURE:-2.0}"
+bin_dir="$(cd "$bin_dir" && pwd)"
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+for unit in deploy/systemd/*; do
+    sed -e "s#/usr/bin/kvmd-#$bin_dir/kvmd-#g" "$unit" > "$work/$(basename "$unit")"
+done
+# nginx's unit points at Debian's nginx; kvmd-nginx must exist too.
+getent group www-data >/dev/null || { echo "lint-units: group www-data missing (install nginx)"; exit 1; }
+echo "systemd-analyze verify:"
+SYSTEMD_LOG_LEVEL=warning systemd-analyze verify "$work"/*.service "$work"/*.socket
+echo "  ok"
+status=0
+echo "systemd-analyze security (limit $max_exposure):"
+for svc in "$work"/kvmd-auth.service; do
+    score=$(systemd-analyze security --offline=yes "$svc" 2>/dev/null | sed -n 's/.*Overall exposure level for [^:]*: \([0-9.]*\).*/\1/p')
+    name=$(basename "$svc")
+    if awk -v s="$score" -v m="$max_exposure" 'BEGIN { exit !(s <= m) }'; then
+        echo "  $name: $score ok"
+    else
+        echo "  $name: $score exceeds $max_exposure"
+        status=1
+    fi
+done
+exit $status
