@@ -58,6 +58,15 @@ fn sessions_survive_a_restart_and_logout_ends_them_all() {
         403,
         "logout ends every session of the user"
     );
+    // Deleting a user refuses their sessions at once.
+    let c = login(&stack, "admin", "admin");
+    assert_eq!(check_cookie(&stack, &c), 200);
+    kvmd_auth::htpasswd::write_atomic(&stack.htpasswd(), b"# nobody\n")
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(check_cookie(&stack, &c), 403);
+    let line = format!("admin:{}\n", kvmd_auth::hash::make_ssha512("admin"));
+    kvmd_auth::htpasswd::write_atomic(&stack.htpasswd(), line.as_bytes())
+        .unwrap_or_else(|e| panic!("{e}"));
     // Logout without the cookie: kvmd's 400.
     let r = get(
         &stack,

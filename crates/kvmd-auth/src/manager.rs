@@ -167,6 +167,12 @@ impl Manager {
         }
     }
 
+    /// Whether `user` is (still) in the htpasswd file: a deleted user's sessions are
+    /// refused at once (kvmd keeps them until it restarts).
+    pub fn user_exists(&self, user: &str) -> bool {
+        self.refresh().users.get(user).is_some()
+    }
+
     /// kvmd's `authorize(user, passwd)`: TOTP first, then the htpasswd entry. `addr` is
     /// the client address for the lockout.
     pub async fn authorize(&self, user: &str, passwd: &str, addr: &str) -> bool {

@@ -77,10 +77,14 @@ async fn check_request(m: &Manager, req: &HttpRequest) -> Result<(String, &'stat
             }
         }
         Credentials::Token(token) => {
-            let user = m.sessions.check(&token).ok_or_else(|| {
-                note_user(req, "- (token)".into());
-                ApiError::forbidden()
-            })?;
+            let user = m
+                .sessions
+                .check(&token)
+                .filter(|u| m.user_exists(u))
+                .ok_or_else(|| {
+                    note_user(req, "- (token)".into());
+                    ApiError::forbidden()
+                })?;
             note_user(req, format!("{user} (token)"));
             Ok((user, via))
         }
