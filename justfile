@@ -56,3 +56,8 @@ fuzz cases="200000":
 bench-auth:
     cargo build --release --workspace --bins --locked
     scripts/bench-auth.sh target/release
+
+# Licence and advisory policy (installs cargo-deny when missing).
+deny:
+    command -v cargo-deny >/dev/null || cargo install --locked cargo-deny
+    cargo deny check licenses bans sources

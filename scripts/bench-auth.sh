@@ -17,7 +17,7 @@ demo=$!
 trap 'kill $demo 2>/dev/null; wait $demo 2>/dev/null; rm -f "$log"' EXIT
 for _ in $(seq 100); do curl -sk -o /dev/null "https://127.0.0.1:$port/robots.txt" && break; sleep 0.1; done
 base="https://127.0.0.1:$port"
-token=$(curl -sk -i -d 'user=admin&passwd=admin' "$base/api/auth/login" | sed -n 's/^Set-Cookie: auth_token=\([0-9a-f]*\);.*/\1/p' | tr -d '\r')
+token=$(curl -sk -i --http1.1 -d 'user=admin&passwd=admin' "$base/api/auth/login" | sed -n 's/^Set-Cookie: auth_token=\([0-9a-f]*\);.*/\1/p' | tr -d '\r')
 [ -n "$token" ] || { echo "login failed"; cat "$log"; exit 1; }
 auth_pid=$(sed -n 's/.*Process   kvmd-auth (pid \([0-9]*\)).*/\1/p' "$log")
 rss() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
