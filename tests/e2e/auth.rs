@@ -7,26 +7,12 @@ use kvmd_testkit::{Stack, StackOptions, curl};
 use crate::common::{self, get, login, text};
 
 fn check_xhdr(stack: &Stack, user: &str, passwd: &str) -> u16 {
-    get(
-        stack,
-        "/api/auth/check",
-        &[
-            "-H",
-            &format!("X-KVMD-User: {user}"),
-            "-H",
-            &format!("X-KVMD-Passwd: {passwd}"),
-        ],
-    )
-    .status()
+    get(stack, "/api/auth/check", &["-H", &format!("X-KVMD-User: {user}"), "-H", &format!("X-KVMD-Passwd: {passwd}")])
+        .status()
 }
 
 fn check_cookie(stack: &Stack, token: &str) -> u16 {
-    get(
-        stack,
-        "/api/auth/check",
-        &["-H", &format!("Cookie: auth_token={token}")],
-    )
-    .status()
+    get(stack, "/api/auth/check", &["-H", &format!("Cookie: auth_token={token}")]).status()
 }
 
 #[test]
@@ -36,73 +22,38 @@ fn sessions_survive_a_restart_and_logout_ends_them_all() {
     let b = login(&stack, "admin", "admin");
     stack.stop_service("kvmd-auth");
     stack.start_auth(&[]).unwrap_or_else(|e| panic!("{e:#}"));
-    assert_eq!(
-        check_cookie(&stack, &a),
-        200,
-        "a session survives a restart"
-    );
-    let r = get(
-        &stack,
-        "/api/auth/logout",
-        &["-X", "POST", "-H", &format!("Cookie: auth_token={a}")],
-    );
+    assert_eq!(check_cookie(&stack, &a), 200, "a session survives a restart");
+    let r = get(&stack, "/api/auth/logout", &["-X", "POST", "-H", &format!("Cookie: auth_token={a}")]);
     assert_eq!(r.status(), 200);
-    assert_eq!(
-        r.header("Set-Cookie"),
-        None,
-        "kvmd does not clear the cookie"
-    );
+    assert_eq!(r.header("Set-Cookie"), None, "kvmd does not clear the cookie");
     assert_eq!(check_cookie(&stack, &a), 403);
-    assert_eq!(
-        check_cookie(&stack, &b),
-        403,
-        "logout ends every session of the user"
-    );
+    assert_eq!(check_cookie(&stack, &b), 403, "logout ends every session of the user");
     // Deleting a user refuses their sessions at once.
     let c = login(&stack, "admin", "admin");
     assert_eq!(check_cookie(&stack, &c), 200);
-    kvmd_auth::htpasswd::write_atomic(&stack.htpasswd(), b"# nobody\n")
-        .unwrap_or_else(|e| panic!("{e}"));
+    kvmd_auth::htpasswd::write_atomic(&stack.htpasswd(), b"# nobody\n").unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(check_cookie(&stack, &c), 403);
     let line = format!("admin:{}\n", kvmd_auth::hash::make_ssha512("admin"));
-    kvmd_auth::htpasswd::write_atomic(&stack.htpasswd(), line.as_bytes())
-        .unwrap_or_else(|e| panic!("{e}"));
+    kvmd_auth::htpasswd::write_atomic(&stack.htpasswd(), line.as_bytes()).unwrap_or_else(|e| panic!("{e}"));
     // Logout without the cookie: kvmd's 400.
-    let r = get(
-        &stack,
-        "/api/auth/logout",
-        &["-X", "POST", "-u", "admin:admin"],
-    );
-    assert_eq!(
-        (
-            r.status(),
-            text(&r).contains("The argument is not a valid auth token")
-        ),
-        (400, true)
-    );
+    let r = get(&stack, "/api/auth/logout", &["-X", "POST", "-u", "admin:admin"]);
+    assert_eq!((r.status(), text(&r).contains("The argument is not a valid auth token")), (400, true));
 }
 
 #[test]
 fn bcrypt_users_and_file_changes_apply_without_restart() {
     let opts = StackOptions {
-        htpasswd: vec![format!(
-            "bc:{}",
-            kvmd_auth::hash::make_bcrypt("secret", 10).unwrap_or_default()
-        )],
+        htpasswd: vec![format!("bc:{}", kvmd_auth::hash::make_bcrypt("secret", 10).unwrap_or_default())],
         ..StackOptions::default()
     };
     let stack = Stack::start(opts).unwrap_or_else(|e| panic!("{e:#}"));
     assert_eq!(check_xhdr(&stack, "bc", "secret"), 200);
     assert_eq!(check_xhdr(&stack, "bc", "secret"), 200, "cached");
-    assert_eq!(
-        get(&stack, "/api/auth/check", &["-u", "bc:secret"]).status(),
-        200
-    );
+    assert_eq!(get(&stack, "/api/auth/check", &["-u", "bc:secret"]).status(), 200);
     assert_eq!(check_xhdr(&stack, "bc", "wrong"), 403);
     // A password change takes effect at once, and the cache does not keep the old one.
     let line = format!("bc:{}\n", kvmd_auth::hash::make_ssha512("changed"));
-    kvmd_auth::htpasswd::write_atomic(&stack.htpasswd(), line.as_bytes())
-        .unwrap_or_else(|e| panic!("{e}"));
+    kvmd_auth::htpasswd::write_atomic(&stack.htpasswd(), line.as_bytes()).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(check_xhdr(&stack, "bc", "secret"), 403);
     assert_eq!(check_xhdr(&stack, "bc", "changed"), 200);
     // A corrupt file keeps the last good users: never a 500.
@@ -117,16 +68,8 @@ fn repeated_failures_lock_out_the_pair_only() {
     for _ in 0..10 {
         assert_eq!(check_xhdr(&stack, "admin", "guess"), 403);
     }
-    assert_eq!(
-        check_xhdr(&stack, "admin", "admin"),
-        403,
-        "locked: even the right password fails"
-    );
-    let r = get(
-        &stack,
-        "/api/auth/login",
-        &["-X", "POST", "-d", "user=admin&passwd=admin"],
-    );
+    assert_eq!(check_xhdr(&stack, "admin", "admin"), 403, "locked: even the right password fails");
+    let r = get(&stack, "/api/auth/login", &["-X", "POST", "-d", "user=admin&passwd=admin"]);
     assert_eq!(r.status(), 403);
     assert!(stack.log("kvmd-auth").contains("locked out"));
     // Another client address (kvmd-auth's own socket) is not locked.
@@ -139,25 +82,14 @@ fn repeated_failures_lock_out_the_pair_only() {
         "http://localhost/auth/check".into(),
     ])
     .unwrap_or_else(|e| panic!("{e}"));
-    assert!(
-        String::from_utf8_lossy(&raw).starts_with("HTTP/1.1 200"),
-        "{}",
-        String::from_utf8_lossy(&raw)
-    );
+    assert!(String::from_utf8_lossy(&raw).starts_with("HTTP/1.1 200"), "{}", String::from_utf8_lossy(&raw));
 }
 
 #[test]
 fn no_users_and_broken_totp_refuse_without_500() {
-    let opts = StackOptions {
-        htpasswd: vec![],
-        ..StackOptions::default()
-    };
+    let opts = StackOptions { htpasswd: vec![], ..StackOptions::default() };
     let stack = Stack::start(opts).unwrap_or_else(|e| panic!("{e:#}"));
-    let r = get(
-        &stack,
-        "/api/auth/login",
-        &["-X", "POST", "-d", "user=admin&passwd=admin"],
-    );
+    let r = get(&stack, "/api/auth/login", &["-X", "POST", "-d", "user=admin&passwd=admin"]);
     assert_eq!(r.status(), 403);
     assert!(stack.log("kvmd-auth").contains("kvmd-htpasswd add admin"));
     // A configured TOTP secret that is gone: every password is refused (kvmd: 500).
@@ -173,18 +105,10 @@ fn no_users_and_broken_totp_refuse_without_500() {
 #[test]
 fn login_with_redirect_and_expiry() {
     let stack = common::stack();
-    let r = get(
-        &stack,
-        "/api/auth/login",
-        &["-X", "POST", "-d", "user=admin&passwd=admin&redirect=/KVM"],
-    );
+    let r = get(&stack, "/api/auth/login", &["-X", "POST", "-d", "user=admin&passwd=admin&redirect=/KVM"]);
     assert_eq!((r.status(), r.header("Location")), (302, Some("/kvm")));
     // A session with a lifetime expires (1 s; the check waits for it, bounded).
-    let r = get(
-        &stack,
-        "/api/auth/login",
-        &["-X", "POST", "-d", "user=admin&passwd=admin&expire=1"],
-    );
+    let r = get(&stack, "/api/auth/login", &["-X", "POST", "-d", "user=admin&passwd=admin&expire=1"]);
     let token = r.token().unwrap_or_default();
     assert_eq!(check_cookie(&stack, &token), 200);
     let mut status = 200;

@@ -15,12 +15,7 @@ pub(crate) fn get(stack: &Stack, path: &str, extra: &[&str]) -> Response {
 pub(crate) fn login(stack: &Stack, user: &str, passwd: &str) -> String {
     let body = format!("user={user}&passwd={passwd}");
     let r = get(stack, "/api/auth/login", &["-X", "POST", "-d", &body]);
-    assert_eq!(
-        r.status(),
-        200,
-        "login failed: {}",
-        String::from_utf8_lossy(&r.body)
-    );
+    assert_eq!(r.status(), 200, "login failed: {}", String::from_utf8_lossy(&r.body));
     r.token().unwrap_or_else(|| panic!("no token in {r:?}"))
 }
 
@@ -31,6 +26,5 @@ pub(crate) fn text(r: &Response) -> String {
 
 /// A stack with default options, or a readable panic.
 pub(crate) fn stack() -> Stack {
-    Stack::start(kvmd_testkit::StackOptions::default())
-        .unwrap_or_else(|e| panic!("cannot start the stack: {e:#}"))
+    Stack::start(kvmd_testkit::StackOptions::default()).unwrap_or_else(|e| panic!("cannot start the stack: {e:#}"))
 }

@@ -8,39 +8,19 @@ fn routing_answers_before_auth() {
     let stack = common::stack();
     // Wrong method: the owning service's 405 with Allow, without credentials.
     let r = get(&stack, "/api/auth/check", &["-X", "POST"]);
-    assert_eq!(
-        (r.status(), r.header("Allow"), text(&r).as_str()),
-        (405, Some("GET"), "405: Method Not Allowed")
-    );
+    assert_eq!((r.status(), r.header("Allow"), text(&r).as_str()), (405, Some("GET"), "405: Method Not Allowed"));
     assert_eq!(r.status_line, "HTTP/1.1 405 Method Not Allowed");
     let r = get(&stack, "/api/auth/check", &["-I"]);
     assert_eq!(r.status(), 405, "HEAD is not GET in kvmd");
     // Trailing slash: kvmd's 308 to the internal path, query kept.
     let r = get(&stack, "/api/auth/check/?a=1", &[]);
-    assert_eq!(
-        (r.status(), r.header("Location")),
-        (308, Some("/auth/check?a=1"))
-    );
+    assert_eq!((r.status(), r.header("Location")), (308, Some("/auth/check?a=1")));
     assert_eq!(text(&r), "308: Permanent Redirect");
     // Unknown paths, also right under /api.
-    for p in [
-        "/api/nosuch",
-        "/api",
-        "/api/auth",
-        "/api/auth/request",
-        "/api/auth/denied",
-    ] {
+    for p in ["/api/nosuch", "/api", "/api/auth", "/api/auth/request", "/api/auth/denied"] {
         let r = get(&stack, p, &[]);
-        assert_eq!(
-            (r.status(), text(&r).as_str()),
-            (404, "404: Not Found"),
-            "{p}"
-        );
-        assert_eq!(
-            r.header("Content-Type"),
-            Some("text/plain; charset=utf-8"),
-            "{p}"
-        );
+        assert_eq!((r.status(), text(&r).as_str()), (404, "404: Not Found"), "{p}");
+        assert_eq!(r.header("Content-Type"), Some("text/plain; charset=utf-8"), "{p}");
     }
 }
 
@@ -52,15 +32,7 @@ fn web_root_is_protected_by_auth_request() {
     let r = get(&stack, "/", &["-H", &cookie]);
     assert_eq!(r.status(), 200);
     assert!(text(&r).contains("kvmd-rs"));
-    assert_eq!(
-        get(
-            &stack,
-            "/",
-            &["-H", "X-KVMD-User: admin", "-H", "X-KVMD-Passwd: admin"]
-        )
-        .status(),
-        200
-    );
+    assert_eq!(get(&stack, "/", &["-H", "X-KVMD-User: admin", "-H", "X-KVMD-Passwd: admin"]).status(), 200);
     assert_eq!(get(&stack, "/", &["-u", "admin:admin"]).status(), 200);
     // Anything else goes to the login page, never to an nginx 500 (kvmd's nginx answers a
     // malformed cookie on the web UI with 500).
@@ -72,11 +44,7 @@ fn web_root_is_protected_by_auth_request() {
         vec![],
     ] {
         let r = get(&stack, "/", &extra);
-        assert_eq!(
-            (r.status(), r.header("Location")),
-            (302, Some("/login")),
-            "{extra:?}"
-        );
+        assert_eq!((r.status(), r.header("Location")), (302, Some("/login")), "{extra:?}");
     }
     assert_eq!(get(&stack, "/login/", &[]).status(), 200);
     assert_eq!(get(&stack, "/robots.txt", &[]).status(), 200);
@@ -86,28 +54,11 @@ fn web_root_is_protected_by_auth_request() {
 fn a_client_cannot_claim_an_identity() {
     let stack = common::stack();
     // The header nginx uses to pass the accepted user is never taken from a client.
-    let r = get(
-        &stack,
-        "/",
-        &[
-            "-H",
-            "X-KVMD-Auth-User: admin",
-            "-H",
-            "X-KVMD-Auth-Via: token",
-        ],
-    );
+    let r = get(&stack, "/", &["-H", "X-KVMD-Auth-User: admin", "-H", "X-KVMD-Auth-Via: token"]);
     assert_eq!(r.status(), 302);
-    let r = get(
-        &stack,
-        "/api/auth/check",
-        &["-H", "X-KVMD-Auth-User: admin"],
-    );
+    let r = get(&stack, "/api/auth/check", &["-H", "X-KVMD-Auth-User: admin"]);
     assert_eq!(r.status(), 401);
-    assert_eq!(
-        r.header("WWW-Authenticate"),
-        None,
-        "kvmd never sends a challenge"
-    );
+    assert_eq!(r.header("WWW-Authenticate"), None, "kvmd never sends a challenge");
 }
 
 #[test]
@@ -116,10 +67,6 @@ fn oversized_bodies_get_nginx_413_not_500() {
     let big = format!("user=admin&passwd=admin&x={}", "a".repeat(8000));
     let r = get(&stack, "/api/auth/login", &["-X", "POST", "-d", &big]);
     assert_eq!(r.status(), 413);
-    let r = get(
-        &stack,
-        "/",
-        &["-X", "POST", "-u", "admin:admin", "-d", &big],
-    );
+    let r = get(&stack, "/", &["-X", "POST", "-u", "admin:admin", "-d", &big]);
     assert_ne!(r.status(), 500);
 }

@@ -13,9 +13,7 @@ const GOLDEN_SECRET: &str = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP";
 
 /// The capture rows whose feature exists in this build.
 fn replayed(row: &Row) -> bool {
-    ["auth_", "totp_", "unknown_path", "usc_root_auth_check"]
-        .iter()
-        .any(|p| row.name.starts_with(p))
+    ["auth_", "totp_", "unknown_path", "usc_root_auth_check"].iter().any(|p| row.name.starts_with(p))
 }
 
 struct Replay<'a> {
@@ -29,11 +27,7 @@ struct Replay<'a> {
 impl Replay<'_> {
     fn args(&mut self, row: &Row, kind: &str) -> Vec<String> {
         // `usc_root_*` rows say "(direct only, curl as root)" instead of options.
-        let options = if row.options.starts_with('(') {
-            ""
-        } else {
-            row.options.as_str()
-        };
+        let options = if row.options.starts_with('(') { "" } else { row.options.as_str() };
         let mut opts = golden::split_options(options);
         for o in &mut opts {
             if o.contains("<fresh token>") {
@@ -42,10 +36,7 @@ impl Replay<'_> {
                 self.logged_out = Some(fresh);
             }
             if o.contains("<the logged-out token>") {
-                *o = o.replace(
-                    "<the logged-out token>",
-                    self.logged_out.as_deref().unwrap_or_default(),
-                );
+                *o = o.replace("<the logged-out token>", self.logged_out.as_deref().unwrap_or_default());
             }
             if o.contains("<token>") {
                 // auth_check_unknown_token: a well-formed token kvmd never issued.
@@ -57,22 +48,11 @@ impl Replay<'_> {
                 *o = o.replace("<token>", &t);
             }
             if o.contains("137892") {
-                let t = totp::parse_secret(GOLDEN_SECRET)
-                    .ok()
-                    .flatten()
-                    .unwrap_or_else(|| panic!("secret"));
-                *o = o.replace(
-                    "137892",
-                    &totp::code_at(&t, kvmd_auth::sessions::unix_now()),
-                );
+                let t = totp::parse_secret(GOLDEN_SECRET).ok().flatten().unwrap_or_else(|| panic!("secret"));
+                *o = o.replace("137892", &totp::code_at(&t, kvmd_auth::sessions::unix_now()));
             }
         }
-        let mut args = vec![
-            "-i".to_owned(),
-            "--http1.1".to_owned(),
-            "-X".to_owned(),
-            row.method.clone(),
-        ];
+        let mut args = vec!["-i".to_owned(), "--http1.1".to_owned(), "-X".to_owned(), row.method.clone()];
         if kind == "nginx" {
             args.push(self.stack.url(&row.path));
         } else {
@@ -87,11 +67,8 @@ impl Replay<'_> {
 
     fn run(&mut self, row: &Row) {
         let totp_on = row.name.starts_with("totp_");
-        std::fs::write(
-            self.stack.totp_secret(),
-            if totp_on { GOLDEN_SECRET } else { "" },
-        )
-        .unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(self.stack.totp_secret(), if totp_on { GOLDEN_SECRET } else { "" })
+            .unwrap_or_else(|e| panic!("{e}"));
         for kind in ["nginx", "direct"] {
             if !golden::exists(format!("{kind}/{}.http", row.name)) {
                 continue;
@@ -102,9 +79,7 @@ impl Replay<'_> {
             self.count += 1;
             match got {
                 Ok(got) => {
-                    if let Err(report) =
-                        golden::compare(&format!("{kind}/{}", row.name), &expected, &got)
-                    {
+                    if let Err(report) = golden::compare(&format!("{kind}/{}", row.name), &expected, &got) {
                         self.failures.push(report);
                     }
                 }
@@ -118,31 +93,13 @@ impl Replay<'_> {
 fn auth_and_routing_goldens_replay_identically() {
     let stack = common::stack();
     let token = common::login(&stack, "admin", "admin");
-    let mut replay = Replay {
-        stack: &stack,
-        token,
-        logged_out: None,
-        failures: Vec::new(),
-        count: 0,
-    };
-    let rows: Vec<Row> = golden::index()
-        .unwrap_or_else(|e| panic!("{e}"))
-        .into_iter()
-        .filter(replayed)
-        .collect();
-    assert!(
-        rows.len() >= 33,
-        "expected every auth, TOTP and routing row, got {}",
-        rows.len()
-    );
+    let mut replay = Replay { stack: &stack, token, logged_out: None, failures: Vec::new(), count: 0 };
+    let rows: Vec<Row> = golden::index().unwrap_or_else(|e| panic!("{e}")).into_iter().filter(replayed).collect();
+    assert!(rows.len() >= 33, "expected every auth, TOTP and routing row, got {}", rows.len());
     for row in &rows {
         replay.run(row);
     }
-    assert!(
-        replay.count >= 64,
-        "replayed only {} captures",
-        replay.count
-    );
+    assert!(replay.count >= 64, "replayed only {} captures", replay.count);
     assert!(
         replay.failures.is_empty(),
         "{} of {} captures differ:\n{}",
@@ -160,14 +117,10 @@ fn front_only_goldens_replay_identically() {
     let expected = golden::load("nginx", "web_root_no_auth").unwrap_or_else(|e| panic!("{e}"));
     golden::compare("nginx/web_root_no_auth", &expected, &got).unwrap_or_else(|e| panic!("{e}"));
     // http_8080_redirect: the capture's HTTPS port was 8443; ours is picked per test.
-    let raw = curl(&[
-        "-i".into(),
-        format!("http://127.0.0.1:{}/api/info", stack.http_port),
-    ])
-    .unwrap_or_else(|e| panic!("{e}"));
+    let raw = curl(&["-i".into(), format!("http://127.0.0.1:{}/api/info", stack.http_port)])
+        .unwrap_or_else(|e| panic!("{e}"));
     let got = Response::parse(&raw).unwrap_or_else(|e| panic!("{e}"));
-    let mut expected =
-        golden::load("nginx", "http_8080_redirect").unwrap_or_else(|e| panic!("{e}"));
+    let mut expected = golden::load("nginx", "http_8080_redirect").unwrap_or_else(|e| panic!("{e}"));
     for (k, v) in &mut expected.headers {
         if k == "Location" {
             *v = v.replace(":8443", &format!(":{}", stack.https_port));

@@ -41,11 +41,7 @@ impl CredCache {
         if getrandom::fill(&mut key).is_err() {
             panic!("the operating system gave no random bytes");
         }
-        Self {
-            key,
-            ttl,
-            map: Mutex::new(HashMap::new()),
-        }
+        Self { key, ttl, map: Mutex::new(HashMap::new()) }
     }
 
     /// The fingerprint of (user, password).
@@ -60,12 +56,8 @@ impl CredCache {
 
     /// Whether `fp` was verified for this file generation and has not expired.
     pub fn hit(&self, fp: &Fingerprint, generation: u64) -> bool {
-        let map = self
-            .map
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        map.get(fp)
-            .is_some_and(|e| e.generation == generation && Instant::now() < e.until)
+        let map = self.map.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        map.get(fp).is_some_and(|e| e.generation == generation && Instant::now() < e.until)
     }
 
     /// Remembers `fp` until the TTL or `not_after`, whichever is first.
@@ -78,10 +70,7 @@ impl CredCache {
         if let Some(n) = not_after {
             until = until.min(n);
         }
-        let mut map = self
-            .map
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut map = self.map.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if map.len() >= MAX_ENTRIES {
             map.retain(|_, e| e.generation == generation && now < e.until);
             if map.len() >= MAX_ENTRIES * 2 {
@@ -93,10 +82,7 @@ impl CredCache {
 
     /// Drops every entry.
     pub fn clear(&self) {
-        self.map
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clear();
+        self.map.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clear();
     }
 }
 
@@ -109,10 +95,7 @@ mod tests {
         let c = CredCache::new(Duration::from_secs(60));
         let fp = c.fingerprint("admin", "admin");
         assert_ne!(fp, c.fingerprint("admin", "admin2"));
-        assert_ne!(
-            c.fingerprint("ad", "minadmin"),
-            c.fingerprint("admin", "admin")
-        );
+        assert_ne!(c.fingerprint("ad", "minadmin"), c.fingerprint("admin", "admin"));
         assert!(!c.hit(&fp, 1));
         c.insert(fp, 1, None);
         assert!(c.hit(&fp, 1));
@@ -123,9 +106,6 @@ mod tests {
         c.clear();
         assert!(!c.hit(&fp, 1));
         // Keys differ per process: fingerprints are useless elsewhere.
-        assert_ne!(
-            CredCache::new(Duration::from_secs(1)).fingerprint("a", "b"),
-            c.fingerprint("a", "b")
-        );
+        assert_ne!(CredCache::new(Duration::from_secs(1)).fingerprint("a", "b"), c.fingerprint("a", "b"));
     }
 }

@@ -45,10 +45,7 @@ pub enum Scheme {
 impl Scheme {
     /// Whether verifying costs enough to run off the request thread.
     pub fn is_slow(self) -> bool {
-        matches!(
-            self,
-            Scheme::Bcrypt | Scheme::Sha256Crypt | Scheme::Sha512Crypt
-        )
+        matches!(self, Scheme::Bcrypt | Scheme::Sha256Crypt | Scheme::Sha512Crypt)
     }
 }
 
@@ -64,10 +61,7 @@ pub fn identify(hash: &str) -> Scheme {
         Scheme::Sha512Crypt
     } else if hash.starts_with("$apr1$") {
         Scheme::Apr1
-    } else if ["$2a$", "$2b$", "$2x$", "$2y$"]
-        .iter()
-        .any(|p| hash.starts_with(p))
-    {
+    } else if ["$2a$", "$2b$", "$2x$", "$2y$"].iter().any(|p| hash.starts_with(p)) {
         Scheme::Bcrypt
     } else if hash.len() == 13 && hash.bytes().all(is_crypt64) {
         Scheme::DesCrypt
@@ -91,12 +85,8 @@ pub fn verify(hash: &str, passwd: &str) -> bool {
     match identify(hash) {
         Scheme::Ssha512 => verify_ssha::<Sha512>(&hash[9..], passwd, 64),
         Scheme::Ssha256 => verify_ssha::<Sha256>(&hash[9..], passwd, 32),
-        Scheme::Sha1 => B64
-            .decode(&hash[5..])
-            .is_ok_and(|d| ct_eq(&d, &Sha1::digest(passwd.as_bytes()))),
-        Scheme::Apr1 => {
-            apr1_from_setting(hash, passwd).is_some_and(|h| ct_eq(h.as_bytes(), hash.as_bytes()))
-        }
+        Scheme::Sha1 => B64.decode(&hash[5..]).is_ok_and(|d| ct_eq(&d, &Sha1::digest(passwd.as_bytes()))),
+        Scheme::Apr1 => apr1_from_setting(hash, passwd).is_some_and(|h| ct_eq(h.as_bytes(), hash.as_bytes())),
         Scheme::Bcrypt => bcrypt::verify(passwd, hash).unwrap_or(false),
         Scheme::Sha256Crypt | Scheme::Sha512Crypt | Scheme::DesCrypt => {
             libcrypt::crypt(passwd, hash).is_some_and(|h| ct_eq(h.as_bytes(), hash.as_bytes()))
@@ -159,15 +149,8 @@ fn apr1_from_setting(setting: &str, passwd: &str) -> Option<String> {
 fn apr1(pw: &[u8], salt: &str) -> String {
     const MAGIC: &[u8] = b"$apr1$";
     let s = salt.as_bytes();
-    let alt = Md5::new()
-        .chain_update(pw)
-        .chain_update(s)
-        .chain_update(pw)
-        .finalize();
-    let mut ctx = Md5::new()
-        .chain_update(pw)
-        .chain_update(MAGIC)
-        .chain_update(s);
+    let alt = Md5::new().chain_update(pw).chain_update(s).chain_update(pw).finalize();
+    let mut ctx = Md5::new().chain_update(pw).chain_update(MAGIC).chain_update(s);
     let mut left = pw.len();
     while left > 0 {
         let n = left.min(16);
@@ -227,12 +210,7 @@ mod libcrypt {
 
     #[link(name = "crypt")]
     unsafe extern "C" {
-        fn crypt_rn(
-            phrase: *const c_char,
-            setting: *const c_char,
-            data: *mut c_void,
-            size: c_int,
-        ) -> *mut c_char;
+        fn crypt_rn(phrase: *const c_char, setting: *const c_char, data: *mut c_void, size: c_int) -> *mut c_char;
     }
 
     /// libxcrypt's `struct crypt_data` is 32768 bytes; `crypt_rn` checks the size we pass.
@@ -247,12 +225,7 @@ mod libcrypt {
         // writable, zeroed buffer of exactly the size we pass; the result points into
         // `data`, which is still alive while we copy it out.
         let out = unsafe {
-            let p = crypt_rn(
-                phrase.as_ptr(),
-                setting.as_ptr(),
-                data.as_mut_ptr().cast(),
-                DATA_SIZE as c_int,
-            );
+            let p = crypt_rn(phrase.as_ptr(), setting.as_ptr(), data.as_mut_ptr().cast(), DATA_SIZE as c_int);
             if p.is_null() {
                 return None;
             }
@@ -269,7 +242,8 @@ mod tests {
 
     // admin:admin in kvmd's {SSHA512} form (64-byte digest + 8-byte salt 01..08), made with
     // python3: base64(sha512(b"admin" + salt).digest() + salt).
-    const KVMD_ADMIN: &str = "{SSHA512}Wip+Dyp3pFuZ5FNwiyFmDCly+mCQVsO66YFMSr1BRomPIHdqrdlKwEP0i6AESR/KAi/KMhQFZ76aG0Ca5q6algECAwQFBgcI";
+    const KVMD_ADMIN: &str =
+        "{SSHA512}Wip+Dyp3pFuZ5FNwiyFmDCly+mCQVsO66YFMSr1BRomPIHdqrdlKwEP0i6AESR/KAi/KMhQFZ76aG0Ca5q6algECAwQFBgcI";
     const SSHA256_ADMIN: &str = "{SSHA256}9lAOFJKchmXNHXjzFPVzjmklsEu2MQqA8zDHk9serLIBAgMEBQYHCA==";
 
     #[test]
@@ -277,11 +251,7 @@ mod tests {
         assert_eq!(identify(KVMD_ADMIN), Scheme::Ssha512);
         assert_eq!(identify("$2y$05$abcdefghijklmnopqrstuu"), Scheme::Bcrypt);
         assert_eq!(identify("abOV.DfJmdnYw"), Scheme::DesCrypt);
-        assert_eq!(
-            identify("plainpasswd13"),
-            Scheme::DesCrypt,
-            "13 crypt64 chars are DES, as in passlib"
-        );
+        assert_eq!(identify("plainpasswd13"), Scheme::DesCrypt, "13 crypt64 chars are DES, as in passlib");
         assert_eq!(identify("$1$abc$def"), Scheme::Plain);
         assert_eq!(identify("admin"), Scheme::Plain);
     }
@@ -308,25 +278,14 @@ mod tests {
         assert!(!verify(KVMD_ADMIN, "Admin"));
         assert!(verify(SSHA256_ADMIN, "admin"));
         assert!(!verify(SSHA256_ADMIN, "admin\0"));
-        assert!(verify(
-            "$apr1$r31.....$HqJZimcKQFAMYayBlzkrA/",
-            "myPassword"
-        ));
-        let sha512crypt = "$6$saltsalt$ZxoUf1bJzACFdk9GZkBGmxXd3Rq8nUoGjgon4GVoI91SlW41Ew2djlh60PmWr4flwags.7ULrKVSSmnCEsIOj1";
+        assert!(verify("$apr1$r31.....$HqJZimcKQFAMYayBlzkrA/", "myPassword"));
+        let sha512crypt =
+            "$6$saltsalt$ZxoUf1bJzACFdk9GZkBGmxXd3Rq8nUoGjgon4GVoI91SlW41Ew2djlh60PmWr4flwags.7ULrKVSSmnCEsIOj1";
         assert!(verify(sha512crypt, "admin"));
         assert!(!verify(sha512crypt, "admi"));
-        assert!(!verify(
-            "$apr1$r31.....$HqJZimcKQFAMYayBlzkrA/",
-            "mypassword"
-        ));
-        assert!(verify(
-            "$5$saltsalt$ajilCybiF3oQBEfeTHO1rkbsmz9HcJplt.gHWXkRfD4",
-            "admin"
-        ));
-        assert!(!verify(
-            "$5$saltsalt$ajilCybiF3oQBEfeTHO1rkbsmz9HcJplt.gHWXkRfD4",
-            "admin2"
-        ));
+        assert!(!verify("$apr1$r31.....$HqJZimcKQFAMYayBlzkrA/", "mypassword"));
+        assert!(verify("$5$saltsalt$ajilCybiF3oQBEfeTHO1rkbsmz9HcJplt.gHWXkRfD4", "admin"));
+        assert!(!verify("$5$saltsalt$ajilCybiF3oQBEfeTHO1rkbsmz9HcJplt.gHWXkRfD4", "admin2"));
         assert!(verify("abOV.DfJmdnYw", "admin"));
         assert!(!verify("abOV.DfJmdnYw", "admix"));
         assert!(verify("{SHA}0DPiKuNIrrVmD8IUCuw1hQxNqZc=", "admin"));
@@ -338,16 +297,7 @@ mod tests {
 
     #[test]
     fn malformed_hashes_never_match() {
-        for h in [
-            "{SSHA512}",
-            "{SSHA512}!!!",
-            "{SSHA256}YWJj",
-            "$5$",
-            "$6$x",
-            "$apr1$",
-            "$2b$99$x",
-            "{SHA}zz",
-        ] {
+        for h in ["{SSHA512}", "{SSHA512}!!!", "{SSHA256}YWJj", "$5$", "$6$x", "$apr1$", "$2b$99$x", "{SHA}zz"] {
             assert!(!verify(h, ""), "{h}");
             assert!(!verify(h, "admin"), "{h}");
         }

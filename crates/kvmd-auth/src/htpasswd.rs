@@ -46,10 +46,7 @@ impl Htpasswd {
             let mut parts = line.split(':');
             match (parts.next(), parts.next(), parts.next()) {
                 (Some(user), Some(hash), None) => {
-                    lines.push(Line::Entry {
-                        user: user.to_owned(),
-                        hash: hash.to_owned(),
-                    });
+                    lines.push(Line::Entry { user: user.to_owned(), hash: hash.to_owned() });
                 }
                 _ => return Err(ParseError { line: i + 1 }),
             }
@@ -90,17 +87,13 @@ impl Htpasswd {
                 return;
             }
         }
-        self.lines.push(Line::Entry {
-            user: user.to_owned(),
-            hash: new_hash,
-        });
+        self.lines.push(Line::Entry { user: user.to_owned(), hash: new_hash });
     }
 
     /// Removes every line of `user`; returns whether there was one.
     pub fn remove(&mut self, user: &str) -> bool {
         let before = self.lines.len();
-        self.lines
-            .retain(|l| !matches!(l, Line::Entry { user: u, .. } if u == user));
+        self.lines.retain(|l| !matches!(l, Line::Entry { user: u, .. } if u == user));
         before != self.lines.len()
     }
 
@@ -125,24 +118,13 @@ impl Htpasswd {
 /// Replaces `path` with `contents` atomically: a temporary file in the same directory with
 /// the owner and mode of the old file (0600 for a new one), synced, then renamed over it.
 pub fn write_atomic(path: &Path, contents: &[u8]) -> io::Result<()> {
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let tmp = dir.join(format!(".{name}.tmp{}", std::process::id()));
     let old = fs::metadata(path).ok();
     let result = (|| {
-        let mut f = fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&tmp)?;
-        let mode = old
-            .as_ref()
-            .map_or(0o600, |m| m.permissions().mode() & 0o7777);
+        let mut f = fs::OpenOptions::new().write(true).create_new(true).open(&tmp)?;
+        let mode = old.as_ref().map_or(0o600, |m| m.permissions().mode() & 0o7777);
         f.set_permissions(fs::Permissions::from_mode(mode))?;
         if let Some(m) = &old {
             // Keep the owner when we may (root tools); an unprivileged rewrite keeps ours.
@@ -168,22 +150,14 @@ mod tests {
 
     #[test]
     fn passlib_rules() {
-        let text =
-            "# comment\n\n  # indented comment\nadmin:{SSHA512}x   \nbob:plain\nadmin:second\n";
+        let text = "# comment\n\n  # indented comment\nadmin:{SSHA512}x   \nbob:plain\nadmin:second\n";
         let h = Htpasswd::parse(text).unwrap_or_default();
-        assert_eq!(
-            h.get("admin"),
-            Some("{SSHA512}x"),
-            "first line wins, trailing blanks ignored"
-        );
+        assert_eq!(h.get("admin"), Some("{SSHA512}x"), "first line wins, trailing blanks ignored");
         assert_eq!(h.get("bob"), Some("plain"));
         assert_eq!(h.get("carol"), None);
         assert_eq!(h.users(), ["admin", "bob"]);
         assert_eq!(Htpasswd::parse("admin:a:b\n"), Err(ParseError { line: 1 }));
-        assert_eq!(
-            Htpasswd::parse("ok:x\njustauser\n"),
-            Err(ParseError { line: 2 })
-        );
+        assert_eq!(Htpasswd::parse("ok:x\njustauser\n"), Err(ParseError { line: 2 }));
         assert_eq!(Htpasswd::parse("").map(|h| h.users().len()), Ok(0));
     }
 
@@ -203,27 +177,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let p = dir.path().join("htpasswd");
         write_atomic(&p, b"a:b\n").unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(
-            fs::metadata(&p)
-                .map(|m| m.permissions().mode() & 0o777)
-                .unwrap_or(0),
-            0o600
-        );
-        fs::set_permissions(&p, fs::Permissions::from_mode(0o640))
-            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(fs::metadata(&p).map(|m| m.permissions().mode() & 0o777).unwrap_or(0), 0o600);
+        fs::set_permissions(&p, fs::Permissions::from_mode(0o640)).unwrap_or_else(|e| panic!("{e}"));
         write_atomic(&p, b"a:c\n").unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(fs::read_to_string(&p).unwrap_or_default(), "a:c\n");
-        assert_eq!(
-            fs::metadata(&p)
-                .map(|m| m.permissions().mode() & 0o777)
-                .unwrap_or(0),
-            0o640
-        );
-        assert_eq!(
-            fs::read_dir(dir.path()).map(|d| d.count()).unwrap_or(0),
-            1,
-            "no temporary file left"
-        );
+        assert_eq!(fs::metadata(&p).map(|m| m.permissions().mode() & 0o777).unwrap_or(0), 0o640);
+        assert_eq!(fs::read_dir(dir.path()).map(|d| d.count()).unwrap_or(0), 1, "no temporary file left");
     }
 
     proptest::proptest! {

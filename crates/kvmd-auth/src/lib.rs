@@ -37,11 +37,8 @@ pub use manager::Manager;
 pub const ROUTES: &[kvmd_core::routes::Route] = api::auth::ROUTES;
 
 /// What nginx needs to know about this service.
-pub const SERVICE: kvmd_core::routes::ServiceRoutes = kvmd_core::routes::ServiceRoutes {
-    service: "kvmd-auth",
-    upstream: "auth",
-    routes: ROUTES,
-};
+pub const SERVICE: kvmd_core::routes::ServiceRoutes =
+    kvmd_core::routes::ServiceRoutes { service: "kvmd-auth", upstream: "auth", routes: ROUTES };
 
 /// The actix app around `manager` (tests drive it without a socket).
 pub fn create_app(
@@ -55,21 +52,12 @@ pub fn create_app(
         InitError = (),
     >,
 > {
-    kvmd_core::service::app(ROUTES)
-        .app_data(manager)
-        .configure(api::auth::configure)
+    kvmd_core::service::app(ROUTES).app_data(manager).configure(api::auth::configure)
 }
 
 /// Serves kvmd-auth on `listener` until `shutdown` is cancelled.
-pub async fn run(
-    config: Config,
-    listener: UnixListener,
-    shutdown: CancellationToken,
-) -> anyhow::Result<()> {
+pub async fn run(config: Config, listener: UnixListener, shutdown: CancellationToken) -> anyhow::Result<()> {
     let workers = config.workers;
     let manager = web::Data::new(Manager::new(config));
-    kvmd_core::service::serve(listener, workers, shutdown, move || {
-        create_app(manager.clone())
-    })
-    .await
+    kvmd_core::service::serve(listener, workers, shutdown, move || create_app(manager.clone())).await
 }

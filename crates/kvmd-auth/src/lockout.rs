@@ -27,11 +27,7 @@ pub struct LockoutConfig {
 
 impl Default for LockoutConfig {
     fn default() -> Self {
-        Self {
-            failures: 10,
-            window_secs: 600,
-            lock_secs: 300,
-        }
+        Self { failures: 10, window_secs: 600, lock_secs: 300 }
     }
 }
 
@@ -54,10 +50,7 @@ const MAX_RECORDS: usize = 16384;
 impl Lockout {
     /// Counters under `cfg`.
     pub fn new(cfg: LockoutConfig) -> Self {
-        Self {
-            cfg,
-            map: Mutex::new(HashMap::new()),
-        }
+        Self { cfg, map: Mutex::new(HashMap::new()) }
     }
 
     /// Whether the pair is locked now.
@@ -65,10 +58,7 @@ impl Lockout {
         if self.cfg.failures == 0 {
             return false;
         }
-        let map = self
-            .map
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let map = self.map.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         map.get(&(user.to_owned(), addr.to_owned()))
             .and_then(|r| r.locked_until)
             .is_some_and(|until| Instant::now() < until)
@@ -81,22 +71,12 @@ impl Lockout {
         }
         let now = Instant::now();
         let window = Duration::from_secs(self.cfg.window_secs);
-        let mut map = self
-            .map
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut map = self.map.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if map.len() >= MAX_RECORDS {
-            map.retain(|_, r| {
-                now.duration_since(r.last) < window || r.locked_until.is_some_and(|u| now < u)
-            });
+            map.retain(|_, r| now.duration_since(r.last) < window || r.locked_until.is_some_and(|u| now < u));
         }
-        let r = map
-            .entry((user.to_owned(), addr.to_owned()))
-            .or_insert(Record {
-                count: 0,
-                last: now,
-                locked_until: None,
-            });
+        let r =
+            map.entry((user.to_owned(), addr.to_owned())).or_insert(Record { count: 0, last: now, locked_until: None });
         if now.duration_since(r.last) >= window || r.locked_until.is_some_and(|u| now >= u) {
             r.count = 0;
             r.locked_until = None;
@@ -115,10 +95,7 @@ impl Lockout {
         if self.cfg.failures == 0 {
             return;
         }
-        let mut map = self
-            .map
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut map = self.map.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         map.remove(&(user.to_owned(), addr.to_owned()));
     }
 }
@@ -129,38 +106,24 @@ mod tests {
 
     #[test]
     fn locks_after_n_failures_per_pair() {
-        let l = Lockout::new(LockoutConfig {
-            failures: 3,
-            window_secs: 60,
-            lock_secs: 60,
-        });
+        let l = Lockout::new(LockoutConfig { failures: 3, window_secs: 60, lock_secs: 60 });
         assert!(!l.failure("admin", "1.2.3.4"));
         assert!(!l.failure("admin", "1.2.3.4"));
         assert!(!l.is_locked("admin", "1.2.3.4"));
         assert!(l.failure("admin", "1.2.3.4"));
         assert!(l.is_locked("admin", "1.2.3.4"));
-        assert!(
-            !l.is_locked("admin", "5.6.7.8"),
-            "other addresses are unaffected"
-        );
+        assert!(!l.is_locked("admin", "5.6.7.8"), "other addresses are unaffected");
         assert!(!l.is_locked("bob", "1.2.3.4"), "other users are unaffected");
     }
 
     #[test]
     fn success_resets_and_zero_disables() {
-        let l = Lockout::new(LockoutConfig {
-            failures: 2,
-            window_secs: 60,
-            lock_secs: 60,
-        });
+        let l = Lockout::new(LockoutConfig { failures: 2, window_secs: 60, lock_secs: 60 });
         l.failure("a", "x");
         l.success("a", "x");
         l.failure("a", "x");
         assert!(!l.is_locked("a", "x"));
-        let off = Lockout::new(LockoutConfig {
-            failures: 0,
-            ..LockoutConfig::default()
-        });
+        let off = Lockout::new(LockoutConfig { failures: 0, ..LockoutConfig::default() });
         for _ in 0..100 {
             off.failure("a", "x");
         }
@@ -169,11 +132,7 @@ mod tests {
 
     #[test]
     fn the_lock_expires() {
-        let l = Lockout::new(LockoutConfig {
-            failures: 1,
-            window_secs: 60,
-            lock_secs: 0,
-        });
+        let l = Lockout::new(LockoutConfig { failures: 1, window_secs: 60, lock_secs: 0 });
         l.failure("a", "x");
         assert!(!l.is_locked("a", "x"));
     }

@@ -28,17 +28,9 @@ use crate::totp;
 type Stamp = Option<(u64, u64, u64, i64, i64, i64, i64)>;
 
 fn stamp(path: &Path) -> Stamp {
-    std::fs::metadata(path).ok().map(|m| {
-        (
-            m.dev(),
-            m.ino(),
-            m.size(),
-            m.mtime(),
-            m.mtime_nsec(),
-            m.ctime(),
-            m.ctime_nsec(),
-        )
-    })
+    std::fs::metadata(path)
+        .ok()
+        .map(|m| (m.dev(), m.ino(), m.size(), m.mtime(), m.mtime_nsec(), m.ctime(), m.ctime_nsec()))
 }
 
 #[derive(Clone)]
@@ -108,10 +100,7 @@ impl Manager {
     }
 
     fn refresh(&self) -> Snapshot {
-        let mut f = self
-            .files
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut f = self.files.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let mut changed = false;
         let hs = stamp(&self.cfg.htpasswd);
         if !f.loaded || hs != f.htpasswd_stamp {
@@ -160,11 +149,7 @@ impl Manager {
             self.generation.fetch_add(1, Ordering::SeqCst);
             self.cache.clear();
         }
-        Snapshot {
-            users: f.users.clone(),
-            totp: f.totp.clone(),
-            generation: self.generation.load(Ordering::SeqCst),
-        }
+        Snapshot { users: f.users.clone(), totp: f.totp.clone(), generation: self.generation.load(Ordering::SeqCst) }
     }
 
     /// Whether `user` is (still) in the htpasswd file: a deleted user's sessions are
@@ -177,11 +162,7 @@ impl Manager {
     /// the client address for the lockout.
     pub async fn authorize(&self, user: &str, passwd: &str, addr: &str) -> bool {
         if self.lockout.is_locked(user, addr) {
-            tracing::warn!(
-                user,
-                addr,
-                "access denied: too many failed attempts, locked out"
-            );
+            tracing::warn!(user, addr, "access denied: too many failed attempts, locked out");
             return false;
         }
         let snap = self.refresh();
@@ -198,10 +179,7 @@ impl Manager {
                     Some((pw, step)) => {
                         // A code of step s is accepted until step s + 1 ends.
                         let end = (step + 2) * totp::STEP;
-                        (
-                            pw,
-                            Some(Instant::now() + Duration::from_secs(end.saturating_sub(now))),
-                        )
+                        (pw, Some(Instant::now() + Duration::from_secs(end.saturating_sub(now))))
                     }
                     None => return self.denied(user, addr, "TOTP"),
                 }
@@ -227,23 +205,15 @@ impl Manager {
     /// A slow hash off the worker thread; identical concurrent checks share one run.
     async fn verify_slow(&self, fp: [u8; 32], stored: String, pw: String) -> bool {
         let flight = {
-            let mut map = self
-                .inflight
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut map = self.inflight.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             map.entry(fp).or_default().clone()
         };
         let ok = *flight
             .get_or_init(|| async move {
-                tokio::task::spawn_blocking(move || hash::verify(&stored, &pw))
-                    .await
-                    .unwrap_or(false)
+                tokio::task::spawn_blocking(move || hash::verify(&stored, &pw)).await.unwrap_or(false)
             })
             .await;
-        self.inflight
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .remove(&fp);
+        self.inflight.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&fp);
         ok
     }
 
@@ -254,12 +224,7 @@ impl Manager {
             tracing::error!("Got access denied for user '{user}' from auth service '{by}'");
         }
         if self.lockout.failure(user, addr) {
-            tracing::warn!(
-                user,
-                addr,
-                secs = self.cfg.lockout.lock_secs,
-                "too many failed attempts: locked out"
-            );
+            tracing::warn!(user, addr, secs = self.cfg.lockout.lock_secs, "too many failed attempts: locked out");
         }
         false
     }

@@ -22,9 +22,7 @@ use crate::htpasswd::write_atomic;
 
 /// Seconds since the Unix epoch.
 pub fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
 type TokenHash = [u8; 32];
@@ -77,9 +75,7 @@ impl Sessions {
                         let now = unix_now();
                         for s in file.sessions {
                             let mut h = [0u8; 32];
-                            if hex::decode_to_slice(&s.token_sha256, &mut h).is_ok()
-                                && alive(&s.session, now)
-                            {
+                            if hex::decode_to_slice(&s.token_sha256, &mut h).is_ok() && alive(&s.session, now) {
                                 map.insert(h, s.session);
                             }
                         }
@@ -95,12 +91,7 @@ impl Sessions {
                 }
             }
         }
-        Self {
-            path,
-            global_expire,
-            map: RwLock::new(map),
-            persist_lock: Mutex::new(()),
-        }
+        Self { path, global_expire, map: RwLock::new(map), persist_lock: Mutex::new(()) }
     }
 
     /// Opens a new session for `user` and returns its token.
@@ -115,16 +106,8 @@ impl Sessions {
             (n, 0) => n,
             (n, g) => n.min(g),
         };
-        let expires_at = if lifetime == 0 {
-            0
-        } else {
-            unix_now().saturating_add(lifetime)
-        };
-        let session = Session {
-            user: user.to_owned(),
-            expire,
-            expires_at,
-        };
+        let expires_at = if lifetime == 0 { 0 } else { unix_now().saturating_add(lifetime) };
+        let session = Session { user: user.to_owned(), expire, expires_at };
         self.write().insert(token_hash(&token), session);
         self.persist();
         token
@@ -171,37 +154,24 @@ impl Sessions {
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<TokenHash, Session>> {
-        self.map
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.map.read().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<TokenHash, Session>> {
-        self.map
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.map.write().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn persist(&self) {
         let Some(path) = &self.path else { return };
-        let _guard = self
-            .persist_lock
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let _guard = self.persist_lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let now = unix_now();
         let sessions = self
             .read()
             .iter()
             .filter(|(_, s)| alive(s, now))
-            .map(|(h, s)| StoredSession {
-                token_sha256: hex::encode(h),
-                session: s.clone(),
-            })
+            .map(|(h, s)| StoredSession { token_sha256: hex::encode(h), session: s.clone() })
             .collect();
-        let file = StoreFile {
-            version: 1,
-            sessions,
-        };
+        let file = StoreFile { version: 1, sessions };
         let bytes = serde_json::to_vec(&file).unwrap_or_default();
         if let Err(e) = store(path, &bytes) {
             tracing::error!(path = %path.display(), error = %e, "cannot write the session store; sessions live in memory only");
@@ -231,10 +201,7 @@ mod tests {
         let s = Sessions::open(Some(path.clone()), 0);
         let t = s.create("admin", 0);
         assert_eq!(t.len(), 64);
-        assert!(
-            t.bytes()
-                .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
-        );
+        assert!(t.bytes().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
         assert_eq!(s.check(&t).as_deref(), Some("admin"));
         drop(s);
         let text = std::fs::read_to_string(&path).unwrap_or_default();
@@ -246,11 +213,7 @@ mod tests {
     #[test]
     fn logout_ends_all_sessions_of_the_user() {
         let s = Sessions::open(None, 0);
-        let (a1, a2, b) = (
-            s.create("admin", 0),
-            s.create("admin", 3600),
-            s.create("bob", 0),
-        );
+        let (a1, a2, b) = (s.create("admin", 0), s.create("admin", 3600), s.create("bob", 0));
         assert_eq!(s.logout(&a1).as_deref(), Some("admin"));
         assert_eq!(s.check(&a1), None);
         assert_eq!(s.check(&a2), None);
@@ -262,38 +225,16 @@ mod tests {
     fn expiry_rules() {
         let s = Sessions::open(None, 100);
         let t = s.create("a", 0);
-        let e = s
-            .read()
-            .get(&token_hash(&t))
-            .map(|x| x.expires_at)
-            .unwrap_or(0);
-        assert!(
-            e > unix_now() && e <= unix_now() + 100,
-            "0 takes the global maximum"
-        );
+        let e = s.read().get(&token_hash(&t)).map(|x| x.expires_at).unwrap_or(0);
+        assert!(e > unix_now() && e <= unix_now() + 100, "0 takes the global maximum");
         let t = s.create("a", 5000);
-        let e = s
-            .read()
-            .get(&token_hash(&t))
-            .map(|x| x.expires_at)
-            .unwrap_or(0);
+        let e = s.read().get(&token_hash(&t)).map(|x| x.expires_at).unwrap_or(0);
         assert!(e <= unix_now() + 100, "capped by the global maximum");
         let s = Sessions::open(None, 0);
         let t = s.create("a", 0);
-        assert_eq!(
-            s.read().get(&token_hash(&t)).map(|x| x.expires_at),
-            Some(0),
-            "never"
-        );
+        assert_eq!(s.read().get(&token_hash(&t)).map(|x| x.expires_at), Some(0), "never");
         // An expired session is refused and deleted.
-        s.write().insert(
-            token_hash("x"),
-            Session {
-                user: "a".into(),
-                expire: 1,
-                expires_at: 1,
-            },
-        );
+        s.write().insert(token_hash("x"), Session { user: "a".into(), expire: 1, expires_at: 1 });
         assert_eq!(s.check("x"), None);
         assert!(!s.read().contains_key(&token_hash("x")));
     }

@@ -17,11 +17,7 @@ pub struct SecretError(String);
 
 /// Parses the secret file's text; `Ok(None)` when it is empty (2FA off).
 pub fn parse_secret(text: &str) -> Result<Option<Totp>, SecretError> {
-    let b32: String = text
-        .chars()
-        .filter(|c| !c.is_whitespace())
-        .collect::<String>()
-        .to_ascii_uppercase();
+    let b32: String = text.chars().filter(|c| !c.is_whitespace()).collect::<String>().to_ascii_uppercase();
     let b32 = b32.trim_end_matches('=');
     if b32.is_empty() {
         return Ok(None);
@@ -71,19 +67,13 @@ mod tests {
     const GOLDEN_TIME: u64 = 1_795_352_250;
 
     fn golden() -> Totp {
-        parse_secret(GOLDEN_SECRET)
-            .ok()
-            .flatten()
-            .unwrap_or_else(|| panic!("golden secret"))
+        parse_secret(GOLDEN_SECRET).ok().flatten().unwrap_or_else(|| panic!("golden secret"))
     }
 
     #[test]
     fn golden_code() {
         assert_eq!(code_at(&golden(), GOLDEN_TIME), "137892");
-        assert_eq!(
-            check(&golden(), "admin137892", GOLDEN_TIME + 29),
-            Some(("admin", GOLDEN_TIME / STEP))
-        );
+        assert_eq!(check(&golden(), "admin137892", GOLDEN_TIME + 29), Some(("admin", GOLDEN_TIME / STEP)));
         // ±1 step.
         assert!(check(&golden(), "admin137892", GOLDEN_TIME - 30).is_some());
         assert!(check(&golden(), "admin137892", GOLDEN_TIME + 59).is_some());
@@ -98,10 +88,7 @@ mod tests {
     #[test]
     fn secrets_are_normalised_like_pyotp() {
         let lower = format!("  {}==\n", GOLDEN_SECRET.to_lowercase());
-        let t = parse_secret(&lower)
-            .ok()
-            .flatten()
-            .unwrap_or_else(|| panic!("lower-case secret"));
+        let t = parse_secret(&lower).ok().flatten().unwrap_or_else(|| panic!("lower-case secret"));
         assert_eq!(code_at(&t, GOLDEN_TIME), "137892");
         assert!(parse_secret("").ok().is_some_and(|t| t.is_none()));
         assert!(parse_secret(" \n").ok().is_some_and(|t| t.is_none()));
@@ -114,10 +101,7 @@ mod tests {
     fn generated_secret_is_kvmds_shape() {
         let s = generate_secret();
         assert_eq!(s.len(), 32);
-        assert!(
-            s.bytes()
-                .all(|c| c.is_ascii_uppercase() || (b'2'..=b'7').contains(&c))
-        );
+        assert!(s.bytes().all(|c| c.is_ascii_uppercase() || (b'2'..=b'7').contains(&c)));
         assert!(parse_secret(&s).ok().flatten().is_some());
     }
 }

@@ -72,9 +72,7 @@ impl Credentials {
 
 /// A header as text; non-UTF-8 bytes become U+FFFD, which every validator rejects.
 fn header<'a>(req: &'a HttpRequest, name: &str) -> Option<std::borrow::Cow<'a, str>> {
-    req.headers()
-        .get(name)
-        .map(|v| String::from_utf8_lossy(v.as_bytes()))
+    req.headers().get(name).map(|v| String::from_utf8_lossy(v.as_bytes()))
 }
 
 /// The value of the last `auth_token` cookie, as aiohttp's cookie parsing gives it.
@@ -96,10 +94,7 @@ pub fn token_cookie(req: &HttpRequest) -> Option<String> {
 /// Python `base64.b64decode(s)` without `validate`: characters outside the alphabet are
 /// dropped, then the padding must be right.
 fn lenient_b64(s: &str) -> Option<Vec<u8>> {
-    let kept: String = s
-        .chars()
-        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '/' | '='))
-        .collect();
+    let kept: String = s.chars().filter(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '/' | '=')).collect();
     base64::engine::general_purpose::STANDARD.decode(kept).ok()
 }
 
@@ -157,21 +152,13 @@ impl FromRequest for Authed {
 
 fn authed(req: &HttpRequest) -> Result<Authed, ApiError> {
     if let Some(user) = header(req, AUTH_USER_HEADER).filter(|u| !u.is_empty()) {
-        let via = header(req, AUTH_VIA_HEADER)
-            .map(|v| v.into_owned())
-            .unwrap_or_else(|| "-".into());
-        return Ok(Authed {
-            user: user.into_owned(),
-            via,
-        });
+        let via = header(req, AUTH_VIA_HEADER).map(|v| v.into_owned()).unwrap_or_else(|| "-".into());
+        return Ok(Authed { user: user.into_owned(), via });
     }
     if let Some(peer) = req.conn_data::<PeerCred>() {
         let usc = req.app_data::<UscConfig>().cloned().unwrap_or_default();
         if let Some(user) = usc.trusted(peer) {
-            return Ok(Authed {
-                user: format!("{user}[{}]", peer.uid),
-                via: "unix".into(),
-            });
+            return Ok(Authed { user: format!("{user}[{}]", peer.uid), via: "unix".into() });
         }
     }
     Err(ApiError::unauthorized())
@@ -196,89 +183,45 @@ mod tests {
     fn order_and_outcomes() {
         assert_eq!(creds(&[]).ok(), Some(Credentials::None));
         // X-headers win over a cookie (auth_check_xhdr_and_bad_cookie.http).
-        let c = creds(&[
-            ("X-KVMD-User", "admin"),
-            ("X-KVMD-Passwd", "admin"),
-            ("Cookie", "auth_token=xyz"),
-        ]);
-        assert_eq!(
-            c.ok(),
-            Some(Credentials::XHeaders {
-                user: "admin".into(),
-                passwd: "admin".into()
-            })
-        );
+        let c = creds(&[("X-KVMD-User", "admin"), ("X-KVMD-Passwd", "admin"), ("Cookie", "auth_token=xyz")]);
+        assert_eq!(c.ok(), Some(Credentials::XHeaders { user: "admin".into(), passwd: "admin".into() }));
         // Missing password = empty (auth_check_xhdr_no_passwd.http).
         let c = creds(&[("X-KVMD-User", "admin")]);
-        assert_eq!(
-            c.ok(),
-            Some(Credentials::XHeaders {
-                user: "admin".into(),
-                passwd: String::new()
-            })
-        );
+        assert_eq!(c.ok(), Some(Credentials::XHeaders { user: "admin".into(), passwd: String::new() }));
         // Malformed cookie = 400 (auth_check_malformed_token.http).
-        let e = creds(&[("Cookie", "auth_token=xyz")])
-            .err()
-            .map(|e| (e.status(), e.message));
+        let e = creds(&[("Cookie", "auth_token=xyz")]).err().map(|e| (e.status(), e.message));
         assert_eq!(
             e,
-            Some((
-                actix_web::http::StatusCode::BAD_REQUEST,
-                "The argument is not a valid auth token".into()
-            ))
+            Some((actix_web::http::StatusCode::BAD_REQUEST, "The argument is not a valid auth token".into()))
         );
         // Last duplicate cookie wins.
-        let c = creds(&[(
-            "Cookie",
-            &format!("auth_token=xyz; a=b; auth_token={TOKEN}"),
-        )]);
+        let c = creds(&[("Cookie", &format!("auth_token=xyz; a=b; auth_token={TOKEN}"))]);
         assert_eq!(c.ok(), Some(Credentials::Token(TOKEN.into())));
         // Basic, case-insensitive scheme.
         let c = creds(&[("Authorization", "bAsIc YWRtaW46YWRtaW4=")]);
-        assert_eq!(
-            c.ok(),
-            Some(Credentials::Basic {
-                user: "admin".into(),
-                passwd: "admin".into()
-            })
-        );
+        assert_eq!(c.ok(), Some(Credentials::Basic { user: "admin".into(), passwd: "admin".into() }));
         // Garbage Basic = 401 (auth_check_basic_garbage.http); Bearer is ignored.
         assert_eq!(
-            creds(&[("Authorization", "Basic !!!notbase64")])
-                .err()
-                .map(|e| e.status()),
+            creds(&[("Authorization", "Basic !!!notbase64")]).err().map(|e| e.status()),
             Some(actix_web::http::StatusCode::UNAUTHORIZED)
         );
-        assert_eq!(
-            creds(&[("Authorization", "Bearer abc")]).ok(),
-            Some(Credentials::None)
-        );
+        assert_eq!(creds(&[("Authorization", "Bearer abc")]).ok(), Some(Credentials::None));
         // A password with ':' cannot be used over Basic.
         let three = base64::engine::general_purpose::STANDARD.encode("admin:a:b");
         assert!(creds(&[("Authorization", &format!("Basic {three}"))]).is_err());
         // Bad user in Basic = 400.
         let bad = base64::engine::general_purpose::STANDARD.encode("Admin!:x");
         assert_eq!(
-            creds(&[("Authorization", &format!("Basic {bad}"))])
-                .err()
-                .map(|e| e.status()),
+            creds(&[("Authorization", &format!("Basic {bad}"))]).err().map(|e| e.status()),
             Some(actix_web::http::StatusCode::BAD_REQUEST)
         );
     }
 
     #[test]
     fn authed_takes_the_nginx_header_only() {
-        let r = TestRequest::default()
-            .insert_header((AUTH_USER_HEADER, "admin"))
-            .insert_header((AUTH_VIA_HEADER, "token"));
-        assert_eq!(
-            authed(&r.to_http_request()).ok(),
-            Some(Authed {
-                user: "admin".into(),
-                via: "token".into()
-            })
-        );
+        let r =
+            TestRequest::default().insert_header((AUTH_USER_HEADER, "admin")).insert_header((AUTH_VIA_HEADER, "token"));
+        assert_eq!(authed(&r.to_http_request()).ok(), Some(Authed { user: "admin".into(), via: "token".into() }));
         // Credentials alone do not authenticate a service request.
         let r = TestRequest::default().insert_header(("X-KVMD-User", "admin"));
         assert!(authed(&r.to_http_request()).is_err());

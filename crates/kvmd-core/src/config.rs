@@ -70,14 +70,8 @@ pub fn merge(base: &mut Table, over: Table) {
 }
 
 fn read_table(path: &Path) -> Result<Table, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-        path: path.into(),
-        source,
-    })?;
-    text.parse::<Table>().map_err(|source| ConfigError::Parse {
-        path: path.into(),
-        source: Box::new(source),
-    })
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
+    text.parse::<Table>().map_err(|source| ConfigError::Parse { path: path.into(), source: Box::new(source) })
 }
 
 /// A TOML value from override text: TOML if it parses, else a string.
@@ -96,15 +90,11 @@ fn set_path(table: &mut Table, path: &[&str], value: Value) -> Result<(), Config
     };
     let mut cur = table;
     for p in parents {
-        let entry = cur
-            .entry((*p).to_owned())
-            .or_insert_with(|| Value::Table(Table::new()));
+        let entry = cur.entry((*p).to_owned()).or_insert_with(|| Value::Table(Table::new()));
         if !entry.is_table() {
             *entry = Value::Table(Table::new());
         }
-        let Value::Table(t) = entry else {
-            unreachable!("just made a table")
-        };
+        let Value::Table(t) = entry else { unreachable!("just made a table") };
         cur = t;
     }
     cur.insert((*last).to_owned(), value);
@@ -148,10 +138,7 @@ where
         }
     }
     let prefix = format!("{env_prefix}__");
-    let mut env: Vec<(String, String)> = env
-        .into_iter()
-        .filter(|(k, _)| k.starts_with(&prefix))
-        .collect();
+    let mut env: Vec<(String, String)> = env.into_iter().filter(|(k, _)| k.starts_with(&prefix)).collect();
     env.sort();
     for (k, v) in env {
         let key = k[prefix.len()..].to_ascii_lowercase();
@@ -159,24 +146,19 @@ where
         set_path(&mut tree, &path, override_value(&v))?;
     }
     for item in &args.set {
-        let (k, v) = item
-            .split_once('=')
-            .ok_or_else(|| ConfigError::Override(item.clone()))?;
+        let (k, v) = item.split_once('=').ok_or_else(|| ConfigError::Override(item.clone()))?;
         let path: Vec<&str> = k.trim().split('.').collect();
         if path.iter().any(|p| p.is_empty()) {
             return Err(ConfigError::Override(item.clone()));
         }
         set_path(&mut tree, &path, override_value(v.trim()))?;
     }
-    Value::Table(tree)
-        .try_into()
-        .map_err(|e: toml::de::Error| ConfigError::Schema(e.to_string()))
+    Value::Table(tree).try_into().map_err(|e: toml::de::Error| ConfigError::Schema(e.to_string()))
 }
 
 /// The effective configuration as TOML, for `--dump-config`.
 pub fn dump<T: Serialize>(config: &T) -> String {
-    toml::to_string_pretty(config)
-        .unwrap_or_else(|e| format!("# cannot print the configuration: {e}\n"))
+    toml::to_string_pretty(config).unwrap_or_else(|e| format!("# cannot print the configuration: {e}\n"))
 }
 
 #[cfg(test)]
@@ -192,10 +174,7 @@ mod tests {
     }
     impl Default for Inner {
         fn default() -> Self {
-            Self {
-                expire: 0,
-                name: "x".into(),
-            }
+            Self { expire: 0, name: "x".into() }
         }
     }
     #[derive(Debug, Default, Serialize, Deserialize, PartialEq)]
@@ -210,65 +189,30 @@ mod tests {
     fn layers_apply_in_order() {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let main = dir.path().join("svc.toml");
-        std::fs::write(
-            &main,
-            "flag = true\n[inner]\nexpire = 10\nname = \"file\"\n",
-        )
-        .unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(&main, "flag = true\n[inner]\nexpire = 10\nname = \"file\"\n").unwrap_or_else(|e| panic!("{e}"));
         std::fs::create_dir(dir.path().join("svc.toml.d")).unwrap_or_else(|e| panic!("{e}"));
-        std::fs::write(
-            dir.path().join("svc.toml.d/1.toml"),
-            "[inner]\nname = \"dropin\"\n",
-        )
-        .unwrap_or_else(|e| panic!("{e}"));
-        let args = ConfigArgs {
-            config: Some(main),
-            set: vec!["inner.expire=30".into()],
-            dump_config: false,
-        };
-        let env = [
-            ("KVMD_T__INNER__EXPIRE".to_owned(), "20".to_owned()),
-            ("KVMD_T__LIST".to_owned(), "[\"a\"]".to_owned()),
-        ];
+        std::fs::write(dir.path().join("svc.toml.d/1.toml"), "[inner]\nname = \"dropin\"\n")
+            .unwrap_or_else(|e| panic!("{e}"));
+        let args = ConfigArgs { config: Some(main), set: vec!["inner.expire=30".into()], dump_config: false };
+        let env =
+            [("KVMD_T__INNER__EXPIRE".to_owned(), "20".to_owned()), ("KVMD_T__LIST".to_owned(), "[\"a\"]".to_owned())];
         let cfg: Cfg = load_from(&args, "KVMD_T", env).unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(
-            cfg,
-            Cfg {
-                inner: Inner {
-                    expire: 30,
-                    name: "dropin".into()
-                },
-                list: vec!["a".into()],
-                flag: true
-            }
-        );
+        assert_eq!(cfg, Cfg { inner: Inner { expire: 30, name: "dropin".into() }, list: vec!["a".into()], flag: true });
         assert!(dump(&cfg).contains("expire = 30"));
     }
 
     #[test]
     fn unknown_keys_are_errors() {
-        let args = ConfigArgs {
-            set: vec!["inner.expir=1".into()],
-            ..Default::default()
-        };
-        let err = load_from::<Cfg>(&args, "KVMD_T", [])
-            .err()
-            .map(|e| e.to_string())
-            .unwrap_or_default();
+        let args = ConfigArgs { set: vec!["inner.expir=1".into()], ..Default::default() };
+        let err = load_from::<Cfg>(&args, "KVMD_T", []).err().map(|e| e.to_string()).unwrap_or_default();
         assert!(err.contains("expir"), "{err}");
-        let args = ConfigArgs {
-            set: vec!["novalue".into()],
-            ..Default::default()
-        };
+        let args = ConfigArgs { set: vec!["novalue".into()], ..Default::default() };
         assert!(load_from::<Cfg>(&args, "KVMD_T", []).is_err());
     }
 
     #[test]
     fn strings_need_no_quotes() {
-        let args = ConfigArgs {
-            set: vec!["inner.name=/etc/kvmd/htpasswd".into()],
-            ..Default::default()
-        };
+        let args = ConfigArgs { set: vec!["inner.name=/etc/kvmd/htpasswd".into()], ..Default::default() };
         let cfg: Cfg = load_from(&args, "KVMD_T", []).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(cfg.inner.name, "/etc/kvmd/htpasswd");
     }

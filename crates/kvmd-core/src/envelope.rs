@@ -60,10 +60,7 @@ pub fn envelope_body<T: Serialize + ?Sized>(status: StatusCode, result: &T) -> S
         ok: bool,
         result: &'a T,
     }
-    to_kvmd_string(&Envelope {
-        ok: status == StatusCode::OK,
-        result,
-    })
+    to_kvmd_string(&Envelope { ok: status == StatusCode::OK, result })
 }
 
 /// A kvmd JSON response with any status.
@@ -75,10 +72,7 @@ pub fn json_response<T: Serialize + ?Sized>(status: StatusCode, result: &T) -> H
 /// (such as `Set-Cookie`) before calling [`json_body`].
 pub fn json_builder(status: StatusCode) -> HttpResponseBuilder {
     let mut b = HttpResponse::build(status);
-    b.insert_header((
-        header::CONTENT_TYPE,
-        HeaderValue::from_static(JSON_CONTENT_TYPE),
-    ));
+    b.insert_header((header::CONTENT_TYPE, HeaderValue::from_static(JSON_CONTENT_TYPE)));
     b
 }
 
@@ -94,18 +88,12 @@ pub fn json_body<T: Serialize + ?Sized>(
 /// The error envelope of `err`.
 pub fn error_response(err: &ApiError) -> HttpResponse {
     let status = err.status();
-    json_response(
-        status,
-        &json!({"error": err.name, "error_msg": err.message}),
-    )
+    json_response(status, &json!({"error": err.name, "error_msg": err.message}))
 }
 
 fn text(status: StatusCode) -> HttpResponseBuilder {
     let mut b = HttpResponse::build(status);
-    b.insert_header((
-        header::CONTENT_TYPE,
-        HeaderValue::from_static(TEXT_CONTENT_TYPE),
-    ));
+    b.insert_header((header::CONTENT_TYPE, HeaderValue::from_static(TEXT_CONTENT_TYPE)));
     b
 }
 
@@ -152,13 +140,7 @@ mod tests {
     use actix_web::body::to_bytes;
 
     async fn body_of(resp: HttpResponse) -> String {
-        String::from_utf8(
-            to_bytes(resp.into_body())
-                .await
-                .unwrap_or_default()
-                .to_vec(),
-        )
-        .unwrap_or_default()
+        String::from_utf8(to_bytes(resp.into_body()).await.unwrap_or_default().to_vec()).unwrap_or_default()
     }
 
     #[actix_web::test]
@@ -170,31 +152,17 @@ mod tests {
             "{\n    \"ok\": false,\n    \"result\": {\n        \"error\": \"UnauthorizedError\",\n        \"error_msg\": \"Unauthorized\"\n    }\n}"
         );
         assert_eq!(body.len(), 116);
-        assert_eq!(
-            body_of(error_response(&ApiError::forbidden())).await.len(),
-            110
-        );
-        assert_eq!(
-            body_of(error_response(&ApiError::unavailable()))
-                .await
-                .len(),
-            122
-        );
+        assert_eq!(body_of(error_response(&ApiError::forbidden())).await.len(), 110);
+        assert_eq!(body_of(error_response(&ApiError::unavailable())).await.len(), 122);
     }
 
     #[actix_web::test]
     async fn plain_text_answers() {
         let r = method_not_allowed("POST");
         assert_eq!(r.status(), 405);
-        assert_eq!(
-            r.headers().get("allow").map(|v| v.as_bytes()),
-            Some(&b"POST"[..])
-        );
+        assert_eq!(r.headers().get("allow").map(|v| v.as_bytes()), Some(&b"POST"[..]));
         assert_eq!(body_of(r).await, "405: Method Not Allowed");
         assert_eq!(body_of(not_found()).await, "404: Not Found");
-        assert_eq!(
-            body_of(permanent_redirect("/info?fields=meta")).await,
-            "308: Permanent Redirect"
-        );
+        assert_eq!(body_of(permanent_redirect("/info?fields=meta")).await, "308: Permanent Redirect");
     }
 }

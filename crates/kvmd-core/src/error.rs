@@ -40,33 +40,15 @@ impl Code {
     /// The default wire name, HTTP status and message of the family.
     pub const fn wire(self) -> (&'static str, StatusCode, &'static str) {
         match self {
-            Code::Unauthorized => (
-                "UnauthorizedError",
-                StatusCode::UNAUTHORIZED,
-                "Unauthorized",
-            ),
+            Code::Unauthorized => ("UnauthorizedError", StatusCode::UNAUTHORIZED, "Unauthorized"),
             Code::Forbidden => ("ForbiddenError", StatusCode::FORBIDDEN, "Forbidden"),
-            Code::Validator => (
-                "ValidatorError",
-                StatusCode::BAD_REQUEST,
-                "Invalid argument",
-            ),
+            Code::Validator => ("ValidatorError", StatusCode::BAD_REQUEST, "Invalid argument"),
             Code::Operation => ("OperationError", StatusCode::BAD_REQUEST, "Operation error"),
-            Code::IsBusy => (
-                "IsBusyError",
-                StatusCode::CONFLICT,
-                "Performing another operation, please try again later",
-            ),
-            Code::Unavailable => (
-                "UnavailableError",
-                StatusCode::SERVICE_UNAVAILABLE,
-                "Service Unavailable",
-            ),
-            Code::Internal => (
-                "InternalError",
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "Internal error",
-            ),
+            Code::IsBusy => {
+                ("IsBusyError", StatusCode::CONFLICT, "Performing another operation, please try again later")
+            }
+            Code::Unavailable => ("UnavailableError", StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable"),
+            Code::Internal => ("InternalError", StatusCode::INTERNAL_SERVER_ERROR, "Internal error"),
         }
     }
 }
@@ -86,11 +68,7 @@ impl ApiError {
     /// An error of `code` with its default name and message.
     pub const fn of(code: Code) -> Self {
         let (name, _, message) = code.wire();
-        Self {
-            code,
-            name: Cow::Borrowed(name),
-            message: Cow::Borrowed(message),
-        }
+        Self { code, name: Cow::Borrowed(name), message: Cow::Borrowed(message) }
     }
 
     /// 401 `UnauthorizedError`.
@@ -110,29 +88,18 @@ impl ApiError {
 
     /// 400 `ValidatorError` with a validator message.
     pub fn validator(message: impl Into<Cow<'static, str>>) -> Self {
-        Self {
-            message: message.into(),
-            ..Self::of(Code::Validator)
-        }
+        Self { message: message.into(), ..Self::of(Code::Validator) }
     }
 
     /// A refused operation with kvmd's concrete class name, e.g.
     /// `ApiError::operation("AtxDisabledError", "ATX is disabled")`.
     pub fn operation(name: &'static str, message: impl Into<Cow<'static, str>>) -> Self {
-        Self {
-            code: Code::Operation,
-            name: Cow::Borrowed(name),
-            message: message.into(),
-        }
+        Self { code: Code::Operation, name: Cow::Borrowed(name), message: message.into() }
     }
 
     /// A busy error with kvmd's concrete class name.
     pub fn busy(name: &'static str, message: impl Into<Cow<'static, str>>) -> Self {
-        Self {
-            code: Code::IsBusy,
-            name: Cow::Borrowed(name),
-            message: message.into(),
-        }
+        Self { code: Code::IsBusy, name: Cow::Borrowed(name), message: message.into() }
     }
 
     /// An unexpected failure; the detail goes to the log, not to the client.
@@ -174,10 +141,7 @@ mod tests {
         assert_eq!(ApiError::unauthorized().status(), 401);
         assert_eq!(ApiError::forbidden().status(), 403);
         assert_eq!(ApiError::validator("x").status(), 400);
-        assert_eq!(
-            ApiError::operation("AtxDisabledError", "ATX is disabled").status(),
-            400
-        );
+        assert_eq!(ApiError::operation("AtxDisabledError", "ATX is disabled").status(), 400);
         assert_eq!(ApiError::busy("AtxIsBusyError", "busy").status(), 409);
         assert_eq!(ApiError::unavailable().status(), 503);
         assert_eq!(ApiError::unavailable().message, "Service Unavailable");

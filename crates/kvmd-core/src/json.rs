@@ -45,9 +45,7 @@ struct PyPretty<'a> {
 
 impl PyPretty<'_> {
     fn new() -> Self {
-        Self {
-            inner: PrettyFormatter::with_indent(b"    "),
-        }
+        Self { inner: PrettyFormatter::with_indent(b"    ") }
     }
 }
 
@@ -81,12 +79,7 @@ pub fn python_float_repr(value: f64) -> String {
         return if value > 0.0 { "Infinity" } else { "-Infinity" }.to_owned();
     }
     if value == 0.0 {
-        return if value.is_sign_negative() {
-            "-0.0"
-        } else {
-            "0.0"
-        }
-        .to_owned();
+        return if value.is_sign_negative() { "-0.0" } else { "0.0" }.to_owned();
     }
     // Rust's `{:e}` prints the shortest round-trip digits: "1.2345e3", "-5e-6".
     let sci = format!("{value:e}");
@@ -112,11 +105,7 @@ pub fn python_float_repr(value: f64) -> String {
         format!("{sign}{body}")
     } else {
         let (first, rest) = digits.split_at(1);
-        let frac = if rest.is_empty() {
-            String::new()
-        } else {
-            format!(".{rest}")
-        };
+        let frac = if rest.is_empty() { String::new() } else { format!(".{rest}") };
         let esign = if exp < 0 { '-' } else { '+' };
         format!("{sign}{first}{frac}e{esign}{:02}", exp.abs())
     }
@@ -124,19 +113,11 @@ pub fn python_float_repr(value: f64) -> String {
 
 macro_rules! python_common {
     () => {
-        fn write_string_fragment<W: ?Sized + io::Write>(
-            &mut self,
-            writer: &mut W,
-            fragment: &str,
-        ) -> io::Result<()> {
+        fn write_string_fragment<W: ?Sized + io::Write>(&mut self, writer: &mut W, fragment: &str) -> io::Result<()> {
             write_ascii_fragment(writer, fragment)
         }
 
-        fn write_char_escape<W: ?Sized + io::Write>(
-            &mut self,
-            writer: &mut W,
-            escape: CharEscape,
-        ) -> io::Result<()> {
+        fn write_char_escape<W: ?Sized + io::Write>(&mut self, writer: &mut W, escape: CharEscape) -> io::Result<()> {
             let s: &[u8] = match escape {
                 CharEscape::Quote => b"\\\"",
                 CharEscape::ReverseSolidus => b"\\\\",
@@ -153,19 +134,11 @@ macro_rules! python_common {
             writer.write_all(s)
         }
 
-        fn write_f64<W: ?Sized + io::Write>(
-            &mut self,
-            writer: &mut W,
-            value: f64,
-        ) -> io::Result<()> {
+        fn write_f64<W: ?Sized + io::Write>(&mut self, writer: &mut W, value: f64) -> io::Result<()> {
             writer.write_all(python_float_repr(value).as_bytes())
         }
 
-        fn write_f32<W: ?Sized + io::Write>(
-            &mut self,
-            writer: &mut W,
-            value: f32,
-        ) -> io::Result<()> {
+        fn write_f32<W: ?Sized + io::Write>(&mut self, writer: &mut W, value: f32) -> io::Result<()> {
             writer.write_all(python_float_repr(f64::from(value)).as_bytes())
         }
     };
@@ -180,11 +153,7 @@ impl Formatter for PyPretty<'_> {
     fn end_array<W: ?Sized + io::Write>(&mut self, w: &mut W) -> io::Result<()> {
         self.inner.end_array(w)
     }
-    fn begin_array_value<W: ?Sized + io::Write>(
-        &mut self,
-        w: &mut W,
-        first: bool,
-    ) -> io::Result<()> {
+    fn begin_array_value<W: ?Sized + io::Write>(&mut self, w: &mut W, first: bool) -> io::Result<()> {
         self.inner.begin_array_value(w, first)
     }
     fn end_array_value<W: ?Sized + io::Write>(&mut self, w: &mut W) -> io::Result<()> {
@@ -196,11 +165,7 @@ impl Formatter for PyPretty<'_> {
     fn end_object<W: ?Sized + io::Write>(&mut self, w: &mut W) -> io::Result<()> {
         self.inner.end_object(w)
     }
-    fn begin_object_key<W: ?Sized + io::Write>(
-        &mut self,
-        w: &mut W,
-        first: bool,
-    ) -> io::Result<()> {
+    fn begin_object_key<W: ?Sized + io::Write>(&mut self, w: &mut W, first: bool) -> io::Result<()> {
         self.inner.begin_object_key(w, first)
     }
     fn begin_object_value<W: ?Sized + io::Write>(&mut self, w: &mut W) -> io::Result<()> {
@@ -214,18 +179,10 @@ impl Formatter for PyPretty<'_> {
 impl Formatter for PyCompact {
     python_common!();
 
-    fn begin_array_value<W: ?Sized + io::Write>(
-        &mut self,
-        w: &mut W,
-        first: bool,
-    ) -> io::Result<()> {
+    fn begin_array_value<W: ?Sized + io::Write>(&mut self, w: &mut W, first: bool) -> io::Result<()> {
         if first { Ok(()) } else { w.write_all(b", ") }
     }
-    fn begin_object_key<W: ?Sized + io::Write>(
-        &mut self,
-        w: &mut W,
-        first: bool,
-    ) -> io::Result<()> {
+    fn begin_object_key<W: ?Sized + io::Write>(&mut self, w: &mut W, first: bool) -> io::Result<()> {
         if first { Ok(()) } else { w.write_all(b", ") }
     }
     fn begin_object_value<W: ?Sized + io::Write>(&mut self, w: &mut W) -> io::Result<()> {
@@ -255,15 +212,8 @@ mod tests {
             #[serde(rename = "@odata.id")]
             odata: u8,
         }
-        let body = to_kvmd_string(&S {
-            name: 1,
-            id: 2,
-            odata: 3,
-        });
-        assert_eq!(
-            body,
-            "{\n    \"@odata.id\": 3,\n    \"Id\": 2,\n    \"name\": 1\n}"
-        );
+        let body = to_kvmd_string(&S { name: 1, id: 2, odata: 3 });
+        assert_eq!(body, "{\n    \"@odata.id\": 3,\n    \"Id\": 2,\n    \"name\": 1\n}");
     }
 
     #[test]
@@ -308,14 +258,8 @@ mod tests {
             event_type: &'static str,
             event: serde_json::Value,
         }
-        let s = to_compact_string(&Ev {
-            event_type: "pong",
-            event: json!({"b": 1.0, "a": [1, 2]}),
-        });
-        assert_eq!(
-            s,
-            r#"{"event_type": "pong", "event": {"a": [1, 2], "b": 1.0}}"#
-        );
+        let s = to_compact_string(&Ev { event_type: "pong", event: json!({"b": 1.0, "a": [1, 2]}) });
+        assert_eq!(s, r#"{"event_type": "pong", "event": {"a": [1, 2], "b": 1.0}}"#);
     }
 
     #[test]

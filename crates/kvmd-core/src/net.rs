@@ -35,11 +35,7 @@ pub struct SocketConfig {
 impl SocketConfig {
     /// A socket at `path`, mode 0660, the process's group.
     pub fn at(path: &str) -> Self {
-        Self {
-            path: path.into(),
-            mode: 0o660,
-            group: String::new(),
-        }
+        Self { path: path.into(), mode: 0o660, group: String::new() }
     }
 }
 
@@ -51,10 +47,7 @@ pub fn unix_listener(cfg: &SocketConfig) -> io::Result<UnixListener> {
     match fs::symlink_metadata(&cfg.path) {
         Ok(m) if m.file_type().is_socket() => fs::remove_file(&cfg.path)?,
         Ok(_) => {
-            return Err(io::Error::other(format!(
-                "{} exists and is not a socket",
-                cfg.path.display()
-            )));
+            return Err(io::Error::other(format!("{} exists and is not a socket", cfg.path.display())));
         }
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
         Err(e) => return Err(e),
@@ -100,11 +93,7 @@ pub fn on_connect(conn: &dyn Any, ext: &mut Extensions) {
     if let Some(stream) = conn.downcast_ref::<actix_web::rt::net::UnixStream>()
         && let Ok(cred) = stream.peer_cred()
     {
-        ext.insert(PeerCred {
-            uid: cred.uid(),
-            gid: cred.gid(),
-            pid: cred.pid(),
-        });
+        ext.insert(PeerCred { uid: cred.uid(), gid: cred.gid(), pid: cred.pid() });
     }
 }
 
@@ -120,10 +109,7 @@ pub struct UscConfig {
 
 impl Default for UscConfig {
     fn default() -> Self {
-        Self {
-            users: vec!["root".into()],
-            groups: vec!["kvmd-selfauth".into()],
-        }
+        Self { users: vec!["root".into()], groups: vec!["kvmd-selfauth".into()] }
     }
 }
 
@@ -132,9 +118,7 @@ impl UscConfig {
     /// pid namespace) is never trusted, as in kvmd.
     pub fn trusted(&self, peer: &PeerCred) -> Option<String> {
         peer.pid.filter(|&p| p > 0)?;
-        let user = nix::unistd::User::from_uid(peer.uid.into())
-            .ok()
-            .flatten()?;
+        let user = nix::unistd::User::from_uid(peer.uid.into()).ok().flatten()?;
         if self.users.contains(&user.name) {
             return Some(user.name);
         }
@@ -157,26 +141,17 @@ mod tests {
     fn binds_with_mode_and_replaces_only_sockets() {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let path = dir.path().join("s.sock");
-        let cfg = SocketConfig {
-            path: path.clone(),
-            mode: 0o600,
-            group: String::new(),
-        };
+        let cfg = SocketConfig { path: path.clone(), mode: 0o600, group: String::new() };
         let l = unix_listener(&cfg).unwrap_or_else(|e| panic!("{e}"));
         drop(l);
-        let mode = fs::metadata(&path)
-            .map(|m| m.permissions().mode() & 0o777)
-            .unwrap_or(0);
+        let mode = fs::metadata(&path).map(|m| m.permissions().mode() & 0o777).unwrap_or(0);
         assert_eq!(mode, 0o600);
         // A stale socket is replaced.
         assert!(unix_listener(&cfg).is_ok());
         // A regular file is never deleted.
         let file = dir.path().join("f");
         fs::write(&file, b"keep").unwrap_or_else(|e| panic!("{e}"));
-        let cfg = SocketConfig {
-            path: file.clone(),
-            ..cfg
-        };
+        let cfg = SocketConfig { path: file.clone(), ..cfg };
         assert!(unix_listener(&cfg).is_err());
         assert_eq!(fs::read(&file).unwrap_or_default(), b"keep");
     }
@@ -184,30 +159,8 @@ mod tests {
     #[test]
     fn root_is_trusted_by_default_and_nobody_is_not() {
         let usc = UscConfig::default();
-        assert_eq!(
-            usc.trusted(&PeerCred {
-                uid: 0,
-                gid: 0,
-                pid: Some(1)
-            })
-            .as_deref(),
-            Some("root")
-        );
-        assert_eq!(
-            usc.trusted(&PeerCred {
-                uid: 0,
-                gid: 0,
-                pid: None
-            }),
-            None
-        );
-        assert_eq!(
-            usc.trusted(&PeerCred {
-                uid: 65534,
-                gid: 65534,
-                pid: Some(1)
-            }),
-            None
-        );
+        assert_eq!(usc.trusted(&PeerCred { uid: 0, gid: 0, pid: Some(1) }).as_deref(), Some("root"));
+        assert_eq!(usc.trusted(&PeerCred { uid: 0, gid: 0, pid: None }), None);
+        assert_eq!(usc.trusted(&PeerCred { uid: 65534, gid: 65534, pid: Some(1) }), None);
     }
 }

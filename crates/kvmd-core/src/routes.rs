@@ -83,22 +83,12 @@ pub struct Route {
 impl Route {
     /// A GET route needing credentials.
     pub const fn get(path: &'static str, access: Access) -> Self {
-        Self {
-            method: Method::Get,
-            path,
-            access,
-            flow: Flow::Plain,
-        }
+        Self { method: Method::Get, path, access, flow: Flow::Plain }
     }
 
     /// A POST route.
     pub const fn post(path: &'static str, access: Access) -> Self {
-        Self {
-            method: Method::Post,
-            path,
-            access,
-            flow: Flow::Plain,
-        }
+        Self { method: Method::Post, path, access, flow: Flow::Plain }
     }
 
     /// The same route with another proxy flow.
@@ -125,12 +115,7 @@ pub struct RouteTable(pub &'static [Route]);
 impl RouteTable {
     /// `Allow:` for `path`: its methods sorted and comma-joined, as aiohttp prints them.
     pub fn allow(&self, path: &str) -> Option<String> {
-        let mut methods: Vec<&str> = self
-            .0
-            .iter()
-            .filter(|r| r.path == path)
-            .map(|r| r.method.as_str())
-            .collect();
+        let mut methods: Vec<&str> = self.0.iter().filter(|r| r.path == path).map(|r| r.method.as_str()).collect();
         if methods.is_empty() {
             return None;
         }
@@ -141,9 +126,7 @@ impl RouteTable {
 
     /// Whether `method path` is a route.
     pub fn has(&self, method: &str, path: &str) -> bool {
-        self.0
-            .iter()
-            .any(|r| r.path == path && r.method.as_str() == method)
+        self.0.iter().any(|r| r.path == path && r.method.as_str() == method)
     }
 }
 
@@ -169,10 +152,7 @@ pub fn resource(path: &str) -> Resource {
 }
 
 async fn method_not_allowed(req: HttpRequest) -> HttpResponse {
-    let allow = req
-        .app_data::<RouteTable>()
-        .and_then(|t| t.allow(req.path()))
-        .unwrap_or_default();
+    let allow = req.app_data::<RouteTable>().and_then(|t| t.allow(req.path())).unwrap_or_default();
     envelope::method_not_allowed(&allow)
 }
 
@@ -184,9 +164,7 @@ pub fn default_service() -> actix_web::Route {
 
 async fn not_found_or_redirect(req: HttpRequest) -> HttpResponse {
     let normal = normalize_path(req.path());
-    let routed = req
-        .app_data::<RouteTable>()
-        .is_some_and(|t| t.has(req.method().as_str(), &normal));
+    let routed = req.app_data::<RouteTable>().is_some_and(|t| t.has(req.method().as_str(), &normal));
     if normal != req.path() && routed {
         let location = match req.query_string() {
             "" => normal,
@@ -204,21 +182,13 @@ mod tests {
     const T: &[Route] = &[
         Route::get("/info", Access::User),
         Route::post("/hid/x", Access::User),
-        Route {
-            method: Method::Delete,
-            path: "/streamer/snapshot",
-            access: Access::User,
-            flow: Flow::Plain,
-        },
+        Route { method: Method::Delete, path: "/streamer/snapshot", access: Access::User, flow: Flow::Plain },
         Route::get("/streamer/snapshot", Access::User),
     ];
 
     #[test]
     fn allow_is_sorted_and_comma_joined() {
-        assert_eq!(
-            RouteTable(T).allow("/streamer/snapshot").as_deref(),
-            Some("DELETE,GET")
-        );
+        assert_eq!(RouteTable(T).allow("/streamer/snapshot").as_deref(), Some("DELETE,GET"));
         assert_eq!(RouteTable(T).allow("/info").as_deref(), Some("GET"));
         assert_eq!(RouteTable(T).allow("/nope"), None);
     }

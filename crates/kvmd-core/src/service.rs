@@ -22,10 +22,7 @@ where
     F: FnOnce(CancellationToken) -> Fut,
     Fut: Future<Output = anyhow::Result<()>>,
 {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(worker_threads.max(1))
-        .enable_all()
-        .build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(worker_threads.max(1)).enable_all().build()?;
     rt.block_on(async move {
         let shutdown = CancellationToken::new();
         tokio::spawn(wait_for_signals(shutdown.clone()));
@@ -35,10 +32,7 @@ where
 
 async fn wait_for_signals(shutdown: CancellationToken) {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
         tracing::error!("cannot install signal handlers");
         return;
     };
@@ -122,22 +116,13 @@ async fn wire(
     let method = req.method().clone();
     let uri = req.uri().clone();
     let version = req.version();
-    let ip = req
-        .headers()
-        .get("X-Real-IP")
-        .and_then(|v| v.to_str().ok())
-        .map_or_else(|| "-".to_owned(), str::to_owned);
+    let ip = req.headers().get("X-Real-IP").and_then(|v| v.to_str().ok()).map_or_else(|| "-".to_owned(), str::to_owned);
     let mut res = next.call(req).await?.map_into_boxed_body();
     res.response_mut().head_mut().set_camel_case_headers(true);
-    res.headers_mut()
-        .insert(SERVER, HeaderValue::from_static(SERVER_HEADER));
+    res.headers_mut().insert(SERVER, HeaderValue::from_static(SERVER_HEADER));
     let (who, quiet) = {
         let ext = res.request().extensions();
-        (
-            ext.get::<AccessUser>()
-                .map_or_else(|| "-".to_owned(), |u| u.0.clone()),
-            ext.get::<AccessQuiet>().is_some(),
-        )
+        (ext.get::<AccessUser>().map_or_else(|| "-".to_owned(), |u| u.0.clone()), ext.get::<AccessQuiet>().is_some())
     };
     let status = res.status().as_u16();
     if quiet {

@@ -52,42 +52,24 @@ pub fn stderr_is_journal() -> bool {
 
 /// Installs the global subscriber. Call once, first thing in `main`.
 pub fn init(args: &LogArgs) -> anyhow::Result<()> {
-    let filter =
-        EnvFilter::try_from_default_env().or_else(|_| EnvFilter::try_new(&args.log_level))?;
+    let filter = EnvFilter::try_from_default_env().or_else(|_| EnvFilter::try_new(&args.log_level))?;
     let journal = match args.log_format {
         LogFormat::Auto if stderr_is_journal() => tracing_journald::layer().ok(),
         LogFormat::Journal => tracing_journald::layer().ok(),
         _ => None,
     };
     let stderr = if journal.is_none() {
-        Some(
-            tracing_subscriber::fmt::layer()
-                .with_writer(std::io::stderr)
-                .with_ansi(false)
-                .with_target(true)
-                .boxed(),
-        )
+        Some(tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_ansi(false).with_target(true).boxed())
     } else {
         None
     };
     let file = match &args.log_file {
         Some(path) => {
             let f = OpenOptions::new().create(true).append(true).open(path)?;
-            Some(
-                tracing_subscriber::fmt::layer()
-                    .with_writer(Mutex::new(f))
-                    .with_ansi(false)
-                    .with_target(true)
-                    .boxed(),
-            )
+            Some(tracing_subscriber::fmt::layer().with_writer(Mutex::new(f)).with_ansi(false).with_target(true).boxed())
         }
         None => None,
     };
-    tracing_subscriber::registry()
-        .with(filter)
-        .with(journal)
-        .with(stderr)
-        .with(file)
-        .try_init()?;
+    tracing_subscriber::registry().with(filter).with(journal).with(stderr).with(file).try_init()?;
     Ok(())
 }

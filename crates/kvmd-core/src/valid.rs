@@ -19,11 +19,7 @@ pub const RAW_LIMIT_MSG: &str = "RAW limit exceed";
 /// Python's `repr()` of a string: single quotes unless the value contains `'` and no `"`;
 /// backslash escapes for the quote, `\\`, `\n`, `\r`, `\t` and non-printable characters.
 pub fn py_repr(s: &str) -> String {
-    let quote = if s.contains('\'') && !s.contains('"') {
-        '"'
-    } else {
-        '\''
-    };
+    let quote = if s.contains('\'') && !s.contains('"') { '"' } else { '\'' };
     let mut out = String::with_capacity(s.len() + 2);
     out.push(quote);
     for ch in s.chars() {
@@ -72,10 +68,7 @@ pub fn none_error(name: &str) -> ApiError {
 
 /// `The argument '<value>' is not a valid <name>`.
 pub fn invalid_error(value: &str, name: &str) -> ApiError {
-    ApiError::validator(format!(
-        "The argument {} is not a valid {name}",
-        py_repr(value)
-    ))
+    ApiError::validator(format!("The argument {} is not a valid {name}", py_repr(value)))
 }
 
 /// `The argument is not a valid <name>` (secrets).
@@ -84,11 +77,7 @@ pub fn hidden_error(name: &str) -> ApiError {
 }
 
 fn check_raw(arg: &str, limit: usize) -> Result<(), ApiError> {
-    if arg.chars().count() > limit {
-        Err(ApiError::validator(RAW_LIMIT_MSG))
-    } else {
-        Ok(())
-    }
+    if arg.chars().count() > limit { Err(ApiError::validator(RAW_LIMIT_MSG)) } else { Ok(()) }
 }
 
 /// `valid_user`: stripped, `^[a-z_]([a-z0-9@._-]*[a-z0-9_-])?$`, raw limit 128.
@@ -97,11 +86,7 @@ pub fn user(arg: Option<&str>) -> Result<String, ApiError> {
     let arg = arg.ok_or_else(|| none_error(NAME))?;
     check_raw(arg, 128)?;
     let v = arg.trim();
-    if is_valid_user(v) {
-        Ok(v.to_owned())
-    } else {
-        Err(invalid_error(v, NAME))
-    }
+    if is_valid_user(v) { Ok(v.to_owned()) } else { Err(invalid_error(v, NAME)) }
 }
 
 /// The username rule alone, for tools that check names they write.
@@ -116,11 +101,8 @@ pub fn is_valid_user(v: &str) -> bool {
     let Some((&last, middle)) = rest.split_last() else {
         return true;
     };
-    let mid_ok = middle
-        .iter()
-        .all(|&c| c.is_ascii_lowercase() || c.is_ascii_digit() || b"@._-".contains(&c));
-    let last_ok =
-        last.is_ascii_lowercase() || last.is_ascii_digit() || last == b'_' || last == b'-';
+    let mid_ok = middle.iter().all(|&c| c.is_ascii_lowercase() || c.is_ascii_digit() || b"@._-".contains(&c));
+    let last_ok = last.is_ascii_lowercase() || last.is_ascii_digit() || last == b'_' || last == b'-';
     mid_ok && last_ok
 }
 
@@ -130,11 +112,7 @@ pub fn passwd(arg: Option<&str>) -> Result<String, ApiError> {
     const NAME: &str = "passwd characters";
     let arg = arg.ok_or_else(|| none_error(NAME))?;
     check_raw(arg, 512)?;
-    if arg.bytes().all(|c| (0x20..=0x7e).contains(&c)) {
-        Ok(arg.to_owned())
-    } else {
-        Err(hidden_error(NAME))
-    }
+    if arg.bytes().all(|c| (0x20..=0x7e).contains(&c)) { Ok(arg.to_owned()) } else { Err(hidden_error(NAME)) }
 }
 
 /// `valid_auth_token`: stripped, 64 lower-case hex digits, raw limit 128; hidden.
@@ -143,10 +121,7 @@ pub fn auth_token(arg: Option<&str>) -> Result<String, ApiError> {
     let arg = arg.ok_or_else(|| none_error(NAME))?;
     check_raw(arg, 128)?;
     let v = arg.trim();
-    if v.len() == 64
-        && v.bytes()
-            .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c))
-    {
+    if v.len() == 64 && v.bytes().all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c)) {
         Ok(v.to_owned())
     } else {
         Err(hidden_error(NAME))
@@ -180,11 +155,7 @@ fn parse_py_int(v: &str) -> Option<i128> {
         Some("0x" | "0X") => (16, &digits[2..]),
         _ => (10, digits),
     };
-    if digits.is_empty()
-        || digits.starts_with('_')
-        || digits.ends_with('_')
-        || digits.contains("__")
-    {
+    if digits.is_empty() || digits.starts_with('_') || digits.ends_with('_') || digits.contains("__") {
         return None;
     }
     let clean: String = digits.chars().filter(|&c| c != '_').collect();
@@ -199,12 +170,7 @@ fn parse_py_int(v: &str) -> Option<i128> {
 
 /// `valid_number` for integers: the argument parsed as an int, then checked against
 /// `min`/`max`, with `name` in the messages; raw limit 16.
-pub fn int(
-    arg: Option<&str>,
-    name: &str,
-    min: Option<i64>,
-    max: Option<i64>,
-) -> Result<i64, ApiError> {
+pub fn int(arg: Option<&str>, name: &str, min: Option<i64>, max: Option<i64>) -> Result<i64, ApiError> {
     let arg = arg.ok_or_else(|| none_error(name))?;
     check_raw(arg, 16)?;
     let v = arg.trim();
@@ -215,47 +181,29 @@ pub fn int(
     if let Some(min) = min
         && n < i128::from(min)
     {
-        return Err(ApiError::validator(format!(
-            "The argument '{n}' must be {name} and greater or equial than {min}"
-        )));
+        return Err(ApiError::validator(format!("The argument '{n}' must be {name} and greater or equial than {min}")));
     }
     if let Some(max) = max
         && n > i128::from(max)
     {
-        return Err(ApiError::validator(format!(
-            "The argument '{n}' must be {name} and lesser or equal then {max}"
-        )));
+        return Err(ApiError::validator(format!("The argument '{n}' must be {name} and lesser or equal then {max}")));
     }
     i64::try_from(n).map_err(|_| invalid_error(v, name))
 }
 
 /// `check_string_in_list`: stripped, lower-cased, then one of `variants`.
-pub fn string_in_list(
-    arg: Option<&str>,
-    name: &str,
-    variants: &[&str],
-) -> Result<String, ApiError> {
+pub fn string_in_list(arg: Option<&str>, name: &str, variants: &[&str]) -> Result<String, ApiError> {
     let arg = arg.ok_or_else(|| none_error(name))?;
     let v = arg.trim().to_lowercase();
-    if variants.contains(&v.as_str()) {
-        Ok(v)
-    } else {
-        Err(invalid_error(&v, name))
-    }
+    if variants.contains(&v.as_str()) { Ok(v) } else { Err(invalid_error(&v, name)) }
 }
 
 /// `valid_string_list`: split on `[,\t ]+`, empty items dropped, `item` applied to each;
 /// one failing item fails the list with kvmd's sub-validator message.
-pub fn string_list<T>(
-    arg: Option<&str>,
-    item: impl Fn(&str) -> Result<T, ApiError>,
-) -> Result<Vec<T>, ApiError> {
+pub fn string_list<T>(arg: Option<&str>, item: impl Fn(&str) -> Result<T, ApiError>) -> Result<Vec<T>, ApiError> {
     let arg = arg.ok_or_else(|| none_error("string list"))?;
     check_raw(arg, 4096)?;
-    let items: Vec<&str> = arg
-        .split([',', '\t', ' '])
-        .filter(|s| !s.is_empty())
-        .collect();
+    let items: Vec<&str> = arg.split([',', '\t', ' ']).filter(|s| !s.is_empty()).collect();
     let mut out = Vec::with_capacity(items.len());
     for it in &items {
         match item(it) {
@@ -291,32 +239,16 @@ mod tests {
 
     #[test]
     fn user_cases() {
-        for ok in [
-            "admin",
-            "_x",
-            "a",
-            "user@example.com",
-            "a-b_c.d1",
-            " admin ",
-        ] {
+        for ok in ["admin", "_x", "a", "user@example.com", "a-b_c.d1", " admin "] {
             assert!(user(Some(ok)).is_ok(), "{ok}");
         }
         for bad in ["", "Admin", "1abc", "a.", "a@", "a b", "адм"] {
             assert!(user(Some(bad)).is_err(), "{bad}");
         }
         // tests/golden/kvmd-4.197/direct/auth_login_bad_username.http and auth_login_no_fields.http
-        assert_eq!(
-            msg(user(Some("Admin!"))),
-            "The argument 'Admin!' is not a valid username characters"
-        );
-        assert_eq!(
-            msg(user(Some(""))),
-            "The argument '' is not a valid username characters"
-        );
-        assert_eq!(
-            msg(user(None)),
-            "None argument is not a valid username characters"
-        );
+        assert_eq!(msg(user(Some("Admin!"))), "The argument 'Admin!' is not a valid username characters");
+        assert_eq!(msg(user(Some(""))), "The argument '' is not a valid username characters");
+        assert_eq!(msg(user(None)), "None argument is not a valid username characters");
         assert_eq!(msg(user(Some(&"a".repeat(129)))), RAW_LIMIT_MSG);
     }
 
@@ -325,14 +257,8 @@ mod tests {
         for ok in ["", " spaced ", "p@ss:w0rd~"] {
             assert_eq!(passwd(Some(ok)).ok().as_deref(), Some(ok));
         }
-        assert_eq!(
-            msg(passwd(Some("é"))),
-            "The argument is not a valid passwd characters"
-        );
-        assert_eq!(
-            msg(passwd(Some("a\tb"))),
-            "The argument is not a valid passwd characters"
-        );
+        assert_eq!(msg(passwd(Some("é"))), "The argument is not a valid passwd characters");
+        assert_eq!(msg(passwd(Some("a\tb"))), "The argument is not a valid passwd characters");
     }
 
     #[test]
@@ -341,23 +267,13 @@ mod tests {
         assert!(auth_token(Some(&good)).is_ok());
         assert!(auth_token(Some(&format!(" {good} "))).is_ok());
         // tests/golden/kvmd-4.197/direct/auth_check_malformed_token.http
-        assert_eq!(
-            msg(auth_token(Some("xyz"))),
-            "The argument is not a valid auth token"
-        );
+        assert_eq!(msg(auth_token(Some("xyz"))), "The argument is not a valid auth token");
         assert!(auth_token(Some(&good.to_uppercase())).is_err());
     }
 
     #[test]
     fn bool_cases() {
-        for (s, v) in [
-            ("1", true),
-            ("TRUE", true),
-            (" yes ", true),
-            ("0", false),
-            ("False", false),
-            ("no", false),
-        ] {
+        for (s, v) in [("1", true), ("TRUE", true), (" yes ", true), ("0", false), ("False", false), ("no", false)] {
             assert_eq!(boolean(Some(s)).ok(), Some(v), "{s}");
         }
         assert_eq!(
@@ -378,40 +294,21 @@ mod tests {
         assert_eq!(f0("0x10").ok(), Some(16));
         assert_eq!(f0("+3").ok(), Some(3));
         // tests/golden/kvmd-4.197/direct/log_bad_seek.http
-        assert_eq!(
-            msg(f0("-1")),
-            "The argument '-1' must be log seek and greater or equial than 0"
-        );
+        assert_eq!(msg(f0("-1")), "The argument '-1' must be log seek and greater or equial than 0");
         assert_eq!(msg(f0("abc")), "The argument 'abc' is not a valid log seek");
-        assert_eq!(
-            msg(f0("1__0")),
-            "The argument '1__0' is not a valid log seek"
-        );
+        assert_eq!(msg(f0("1__0")), "The argument '1__0' is not a valid log seek");
         assert_eq!(msg(f0("")), "None argument is not a valid log seek");
-        assert_eq!(
-            msg(int(Some("9"), "x", None, Some(8))),
-            "The argument '9' must be x and lesser or equal then 8"
-        );
+        assert_eq!(msg(int(Some("9"), "x", None, Some(8))), "The argument '9' must be x and lesser or equal then 8");
         assert_eq!(msg(f0("12345678901234567")), RAW_LIMIT_MSG);
     }
 
     #[test]
     fn list_cases() {
-        let fields = |s| {
-            string_list(Some(s), |i| {
-                string_in_list(Some(i), "info field", &["meta", "system"])
-            })
-        };
-        assert_eq!(
-            fields("meta, system").ok(),
-            Some(vec!["meta".to_owned(), "system".to_owned()])
-        );
+        let fields = |s| string_list(Some(s), |i| string_in_list(Some(i), "info field", &["meta", "system"]));
+        assert_eq!(fields("meta, system").ok(), Some(vec!["meta".to_owned(), "system".to_owned()]));
         assert_eq!(fields(",,meta\t").ok(), Some(vec!["meta".to_owned()]));
         // tests/golden/kvmd-4.197/direct/info_fields_bad.http
-        assert_eq!(
-            msg(fields("nosuch")),
-            "Failed sub-validator on one of the item of ['nosuch']"
-        );
+        assert_eq!(msg(fields("nosuch")), "Failed sub-validator on one of the item of ['nosuch']");
     }
 
     #[test]
@@ -419,10 +316,7 @@ mod tests {
         let r = |s| string_in_list(Some(s), "login redirect", &["", "/", "/kvm", "/kvm/"]);
         assert_eq!(r(" /KVM ").ok().as_deref(), Some("/kvm"));
         // tests/golden/kvmd-4.197/direct/auth_login_bad_redirect.http
-        assert_eq!(
-            msg(r("http://evil/")),
-            "The argument 'http://evil/' is not a valid login redirect"
-        );
+        assert_eq!(msg(r("http://evil/")), "The argument 'http://evil/' is not a valid login redirect");
     }
 
     proptest::proptest! {

@@ -65,16 +65,8 @@ fn proxy_common(out: &mut String, indent: &str, keepalive: bool) {
 fn flow_lines(out: &mut String, indent: &str, flow: Flow) {
     let lines: &[&str] = match flow {
         Flow::Plain => &[],
-        Flow::BigPost => &[
-            "client_max_body_size 0;",
-            "proxy_request_buffering off;",
-            "proxy_read_timeout 7d;",
-        ],
-        Flow::Stream => &[
-            "proxy_buffering off;",
-            "postpone_output 0;",
-            "proxy_read_timeout 7d;",
-        ],
+        Flow::BigPost => &["client_max_body_size 0;", "proxy_request_buffering off;", "proxy_read_timeout 7d;"],
+        Flow::Stream => &["proxy_buffering off;", "postpone_output 0;", "proxy_read_timeout 7d;"],
         Flow::WebSocket => &[
             "proxy_http_version 1.1;",
             "proxy_set_header Upgrade $http_upgrade;",
@@ -106,11 +98,7 @@ fn render_service(out: &mut String, s: &ServiceRoutes) {
         let access = routes[0].access;
         let flow = routes[0].flow;
         let _ = writeln!(out, "        location = /api{path} {{");
-        let _ = writeln!(
-            out,
-            "            if ($request_method !~ ^({})$) {{ return 405; }}",
-            methods.join("|")
-        );
+        let _ = writeln!(out, "            if ($request_method !~ ^({})$) {{ return 405; }}", methods.join("|"));
         let _ = writeln!(out, "            error_page 405 = {raw};");
         match access {
             Access::User => {
@@ -124,14 +112,8 @@ fn render_service(out: &mut String, s: &ServiceRoutes) {
         let _ = writeln!(out, "            proxy_pass http://{up}{path};");
         proxy_common(out, "            ", flow != Flow::WebSocket);
         if access == Access::User {
-            let _ = writeln!(
-                out,
-                "            proxy_set_header X-KVMD-Auth-User $auth_user;"
-            );
-            let _ = writeln!(
-                out,
-                "            proxy_set_header X-KVMD-Auth-Via $auth_via;"
-            );
+            let _ = writeln!(out, "            proxy_set_header X-KVMD-Auth-User $auth_user;");
+            let _ = writeln!(out, "            proxy_set_header X-KVMD-Auth-Via $auth_via;");
             let _ = writeln!(out, "            proxy_set_header X-KVMD-Passwd \"\";");
         } else {
             let _ = writeln!(out, "            proxy_set_header X-KVMD-Auth-User \"\";");
@@ -140,15 +122,8 @@ fn render_service(out: &mut String, s: &ServiceRoutes) {
         let _ = writeln!(out, "        }}");
     }
     // Trailing slashes: the service answers kvmd's 308 to the normalised path.
-    let alternation: Vec<String> = paths
-        .iter()
-        .map(|p| p.trim_start_matches('/').replace('.', "\\."))
-        .collect();
-    let _ = writeln!(
-        out,
-        "        location ~ ^/api/({})/+$ {{",
-        alternation.join("|")
-    );
+    let alternation: Vec<String> = paths.iter().map(|p| p.trim_start_matches('/').replace('.', "\\.")).collect();
+    let _ = writeln!(out, "        location ~ ^/api/({})/+$ {{", alternation.join("|"));
     let _ = writeln!(out, "            auth_request off;");
     let _ = writeln!(out, "            rewrite ^/api(/.*)$ $1 break;");
     let _ = writeln!(out, "            proxy_pass http://{up};");
@@ -171,11 +146,8 @@ pub fn render(p: &Params, services: &[ServiceRoutes]) -> String {
     let mut upstreams = String::new();
     for s in services {
         let _ = writeln!(upstreams, "    upstream {} {{", upstream_name(s));
-        let _ = writeln!(
-            upstreams,
-            "        server unix:{}/{}.sock fail_timeout=0s max_fails=0;",
-            p.run_dir, s.upstream
-        );
+        let _ =
+            writeln!(upstreams, "        server unix:{}/{}.sock fail_timeout=0s max_fails=0;", p.run_dir, s.upstream);
         let _ = writeln!(upstreams, "        keepalive 64;");
         let _ = writeln!(upstreams, "    }}");
     }
@@ -183,11 +155,7 @@ pub fn render(p: &Params, services: &[ServiceRoutes]) -> String {
     for s in services {
         render_service(&mut locations, s);
     }
-    let port_suffix = if p.https_port == 443 {
-        String::new()
-    } else {
-        format!(":{}", p.https_port)
-    };
+    let port_suffix = if p.https_port == 443 { String::new() } else { format!(":{}", p.https_port) };
     TEMPLATE
         .replace("@@USER@@", &p.user)
         .replace("@@PREFIX@@", &p.prefix)
@@ -236,37 +204,22 @@ mod tests {
     fn protected_routes_get_auth_request_and_an_overwritten_user_header() {
         const R: &[Route] = &[
             Route::get("/info", Access::User),
-            Route {
-                method: Method::Delete,
-                path: "/streamer/snapshot",
-                access: Access::User,
-                flow: Flow::Plain,
-            },
+            Route { method: Method::Delete, path: "/streamer/snapshot", access: Access::User, flow: Flow::Plain },
             Route::get("/streamer/snapshot", Access::User),
             Route::get("/ws", Access::User).flow(Flow::WebSocket),
         ];
-        let s = ServiceRoutes {
-            service: "t",
-            upstream: "t",
-            routes: R,
-        };
+        let s = ServiceRoutes { service: "t", upstream: "t", routes: R };
         let conf = render(&params(), &[s]);
-        let info = conf
-            .split("location = /api/info {")
-            .nth(1)
-            .and_then(|s| s.split("        }").next())
-            .unwrap_or_default();
+        let info =
+            conf.split("location = /api/info {").nth(1).and_then(|s| s.split("        }").next()).unwrap_or_default();
         assert!(!info.contains("auth_request off"), "{info}");
         assert!(info.contains("error_page 401 403 = @auth_denied;"));
         assert!(info.contains("proxy_set_header X-KVMD-Auth-User $auth_user;"));
         assert!(info.contains("proxy_pass http://kvmd_t/info;"));
         assert!(conf.contains("if ($request_method !~ ^(DELETE|GET)$) { return 405; }"));
         assert!(conf.contains("location ~ ^/api/(info|streamer/snapshot|ws)/+$ {"));
-        let ws = conf
-            .split("location = /api/ws {")
-            .nth(1)
-            .and_then(|s| s.split("        }").next())
-            .unwrap_or_default();
+        let ws =
+            conf.split("location = /api/ws {").nth(1).and_then(|s| s.split("        }").next()).unwrap_or_default();
         assert!(ws.contains("proxy_set_header Connection $connection_upgrade;"));
         assert!(!ws.contains("proxy_set_header Connection \"\";"), "{ws}");
     }

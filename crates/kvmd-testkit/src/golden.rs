@@ -36,12 +36,7 @@ pub fn index() -> anyhow::Result<Vec<Row>> {
         .map(|l| {
             let mut f = l.split('\t');
             let mut next = || f.next().unwrap_or_default().to_owned();
-            Row {
-                name: next(),
-                method: next(),
-                path: next(),
-                options: next(),
-            }
+            Row { name: next(), method: next(), path: next(), options: next() }
         })
         .collect())
 }
@@ -103,42 +98,25 @@ pub struct Response {
 impl Response {
     /// Parses raw bytes (`curl -i` output or a capture file).
     pub fn parse(raw: &[u8]) -> anyhow::Result<Self> {
-        let split = raw
-            .windows(4)
-            .position(|w| w == b"\r\n\r\n")
-            .ok_or_else(|| anyhow::anyhow!("no end of headers"))?;
+        let split =
+            raw.windows(4).position(|w| w == b"\r\n\r\n").ok_or_else(|| anyhow::anyhow!("no end of headers"))?;
         let head = String::from_utf8_lossy(&raw[..split]).into_owned();
         let body = raw[split + 4..].to_vec();
         let mut lines = head.split("\r\n");
         let status_line = lines.next().unwrap_or_default().to_owned();
-        let headers = lines
-            .filter_map(|l| {
-                l.split_once(':')
-                    .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
-            })
-            .collect();
-        Ok(Self {
-            status_line,
-            headers,
-            body,
-        })
+        let headers =
+            lines.filter_map(|l| l.split_once(':').map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))).collect();
+        Ok(Self { status_line, headers, body })
     }
 
     /// The status code.
     pub fn status(&self) -> u16 {
-        self.status_line
-            .split(' ')
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0)
+        self.status_line.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0)
     }
 
     /// The first value of header `name`.
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
 
     /// The token of `Set-Cookie: auth_token=<token>; ...`.
@@ -171,11 +149,7 @@ fn mask_token(v: &str) -> String {
     match v.strip_prefix("auth_token=") {
         Some(rest) => {
             let (tok, tail) = rest.split_at(rest.find(';').unwrap_or(rest.len()));
-            let shape = if tok.len() == 64 && tok.bytes().all(|c| c.is_ascii_hexdigit()) {
-                "<64 hex>"
-            } else {
-                tok
-            };
+            let shape = if tok.len() == 64 && tok.bytes().all(|c| c.is_ascii_hexdigit()) { "<64 hex>" } else { tok };
             format!("auth_token={shape}{tail}")
         }
         None => v.to_owned(),
@@ -194,12 +168,7 @@ pub fn compare(name: &str, expected: &Response, got: &Response) -> Result<(), St
     if expected.status_line == got.status_line && eh == gh && expected.body == got.body {
         return Ok(());
     }
-    let show = |h: &[(String, String)]| {
-        h.iter()
-            .map(|(k, v)| format!("{k}: {v}"))
-            .collect::<Vec<_>>()
-            .join("\n")
-    };
+    let show = |h: &[(String, String)]| h.iter().map(|(k, v)| format!("{k}: {v}")).collect::<Vec<_>>().join("\n");
     Err(format!(
         "{name}: response differs from the golden\n--- expected\n{}\n{}\n\n{}\n--- got\n{}\n{}\n\n{}\n---",
         expected.status_line,
@@ -222,10 +191,7 @@ mod tests {
 
     #[test]
     fn options_split_like_the_index_means() {
-        assert_eq!(
-            split_options("-d user=admin&passwd=admin"),
-            ["-d", "user=admin&passwd=admin"]
-        );
+        assert_eq!(split_options("-d user=admin&passwd=admin"), ["-d", "user=admin&passwd=admin"]);
         assert_eq!(
             split_options("-H X-KVMD-User: admin -H X-KVMD-Passwd: admin"),
             ["-H", "X-KVMD-User: admin", "-H", "X-KVMD-Passwd: admin"]
@@ -253,10 +219,7 @@ mod tests {
     fn every_auth_capture_is_present() -> anyhow::Result<()> {
         let rows = index()?;
         assert_eq!(rows.len(), 97);
-        for r in rows
-            .iter()
-            .filter(|r| r.name.starts_with("auth_") || r.name.starts_with("totp_"))
-        {
+        for r in rows.iter().filter(|r| r.name.starts_with("auth_") || r.name.starts_with("totp_")) {
             assert!(exists(format!("nginx/{}.http", r.name)), "{}", r.name);
             assert!(exists(format!("direct/{}.http", r.name)), "{}", r.name);
         }

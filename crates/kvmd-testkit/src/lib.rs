@@ -22,10 +22,7 @@ use anyhow::{Context, bail};
 
 /// The repository root (the testkit lives in `crates/kvmd-testkit`).
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .unwrap_or_else(|_| PathBuf::from("."))
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap_or_else(|_| PathBuf::from("."))
 }
 
 /// Where the suite's binaries are: `$KVMD_BIN_DIR`, else the directory of the running
@@ -118,19 +115,12 @@ fn spawn(mut cmd: Command, log: &Path) -> anyhow::Result<Child> {
     // SAFETY: the closure runs in the child between fork and exec and only calls
     // prctl(2), which is async-signal-safe.
     unsafe {
-        cmd.pre_exec(|| {
-            nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGTERM)
-                .map_err(io::Error::from)
-        });
+        cmd.pre_exec(|| nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGTERM).map_err(io::Error::from));
     }
     cmd.spawn().with_context(|| format!("cannot start {cmd:?}"))
 }
 
-fn wait_until(
-    what: &str,
-    timeout: Duration,
-    mut ready: impl FnMut() -> bool,
-) -> anyhow::Result<()> {
+fn wait_until(what: &str, timeout: Duration, mut ready: impl FnMut() -> bool) -> anyhow::Result<()> {
     let start = Instant::now();
     while !ready() {
         if start.elapsed() > timeout {
@@ -152,33 +142,15 @@ impl Stack {
             mkdir(&root.join(d), 0o755)?;
         }
         copy_dir(&repo_root().join("web"), &root.join("web"))?;
-        let https_port = if opts.https_port == 0 {
-            free_port()?
-        } else {
-            opts.https_port
-        };
-        let http_port = if opts.http_port == 0 {
-            free_port()?
-        } else {
-            opts.http_port
-        };
-        let mut stack = Self {
-            root: root.clone(),
-            _tmp: tmp,
-            https_port,
-            http_port,
-            children: Vec::new(),
-        };
+        let https_port = if opts.https_port == 0 { free_port()? } else { opts.https_port };
+        let http_port = if opts.http_port == 0 { free_port()? } else { opts.http_port };
+        let mut stack = Self { root: root.clone(), _tmp: tmp, https_port, http_port, children: Vec::new() };
 
         fs::write(stack.htpasswd(), opts.htpasswd.join("\n") + "\n")?;
         fs::set_permissions(stack.htpasswd(), fs::Permissions::from_mode(0o600))?;
         fs::write(stack.totp_secret(), "")?;
         fs::set_permissions(stack.totp_secret(), fs::Permissions::from_mode(0o600))?;
-        let (socket_group, nginx_user) = if is_root() {
-            ("nogroup", "user nobody nogroup;")
-        } else {
-            ("", "")
-        };
+        let (socket_group, nginx_user) = if is_root() { ("nogroup", "user nobody nogroup;") } else { ("", "") };
         let auth_toml = format!(
             "htpasswd = {:?}\ntotp_secret = {:?}\nsessions = {:?}\n\n[socket]\npath = {:?}\nmode = {}\ngroup = {:?}\n",
             stack.htpasswd(),
@@ -227,25 +199,16 @@ impl Stack {
             key: key.display().to_string(),
             mime_types: "/etc/nginx/mime.types".into(),
         };
-        fs::write(
-            root.join("etc/nginx.conf"),
-            kvmd_nginx::render(&params, kvmd_nginx::SERVICES),
-        )?;
+        fs::write(root.join("etc/nginx.conf"), kvmd_nginx::render(&params, kvmd_nginx::SERVICES))?;
 
         stack.start_auth(&opts.auth_set)?;
         let mut nginx = Command::new("nginx");
-        nginx
-            .arg("-p")
-            .arg(root.join("nginx"))
-            .arg("-c")
-            .arg(root.join("etc/nginx.conf"))
-            .args(["-e", "stderr"]);
+        nginx.arg("-p").arg(root.join("nginx")).arg("-c").arg(root.join("etc/nginx.conf")).args(["-e", "stderr"]);
         let child = spawn(nginx, &root.join("log/nginx.log"))?;
         stack.children.push(("nginx".into(), child));
         let port = https_port;
-        if let Err(e) = wait_until("nginx", Duration::from_secs(20), || {
-            TcpStream::connect(("127.0.0.1", port)).is_ok()
-        }) {
+        if let Err(e) = wait_until("nginx", Duration::from_secs(20), || TcpStream::connect(("127.0.0.1", port)).is_ok())
+        {
             bail!("{e}\n{}", stack.log("nginx"));
         }
         Ok(stack)
@@ -254,18 +217,16 @@ impl Stack {
     /// (Re)starts kvmd-auth, waiting until its socket accepts.
     pub fn start_auth(&mut self, set: &[String]) -> anyhow::Result<()> {
         let mut cmd = Command::new(bin_dir().join("kvmd-auth"));
-        cmd.arg("--config")
-            .arg(self.root.join("etc/auth.toml"))
-            .args(["--log-format", "text", "--log-level", "info"]);
+        cmd.arg("--config").arg(self.root.join("etc/auth.toml")).args(["--log-format", "text", "--log-level", "info"]);
         for s in set {
             cmd.arg("--set").arg(s);
         }
         let child = spawn(cmd, &self.root.join("log/kvmd-auth.log"))?;
         self.children.push(("kvmd-auth".into(), child));
         let sock = self.auth_socket();
-        if let Err(e) = wait_until("kvmd-auth", Duration::from_secs(20), || {
-            std::os::unix::net::UnixStream::connect(&sock).is_ok()
-        }) {
+        if let Err(e) =
+            wait_until("kvmd-auth", Duration::from_secs(20), || std::os::unix::net::UnixStream::connect(&sock).is_ok())
+        {
             bail!("{e}\n{}", self.log("kvmd-auth"));
         }
         Ok(())
@@ -311,10 +272,7 @@ impl Stack {
 
     /// The pids of the processes the stack runs.
     pub fn pids(&self) -> Vec<(String, u32)> {
-        self.children
-            .iter()
-            .map(|(n, c)| (n.clone(), c.id()))
-            .collect()
+        self.children.iter().map(|(n, c)| (n.clone(), c.id())).collect()
     }
 }
 
@@ -345,16 +303,9 @@ impl Drop for Stack {
 /// Runs curl with `args` (plus `-sS -k`) and returns its stdout: with `-i`, the raw
 /// status line, headers and body as received.
 pub fn curl(args: &[String]) -> anyhow::Result<Vec<u8>> {
-    let out = Command::new("curl")
-        .args(["-sS", "-k"])
-        .args(args)
-        .output()
-        .context("curl is needed")?;
+    let out = Command::new("curl").args(["-sS", "-k"]).args(args).output().context("curl is needed")?;
     if !out.status.success() && out.stdout.is_empty() {
-        bail!(
-            "curl {args:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        bail!("curl {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
     }
     Ok(out.stdout)
 }

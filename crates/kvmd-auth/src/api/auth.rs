@@ -49,11 +49,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 
 /// The client address nginx saw, for the lockout; direct callers share one bucket.
 fn client_addr(req: &HttpRequest) -> String {
-    req.headers()
-        .get("X-Real-IP")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("unix")
-        .to_owned()
+    req.headers().get("X-Real-IP").and_then(|v| v.to_str().ok()).unwrap_or("unix").to_owned()
 }
 
 fn note_user(req: &HttpRequest, who: String) {
@@ -77,14 +73,10 @@ async fn check_request(m: &Manager, req: &HttpRequest) -> Result<(String, &'stat
             }
         }
         Credentials::Token(token) => {
-            let user = m
-                .sessions
-                .check(&token)
-                .filter(|u| m.user_exists(u))
-                .ok_or_else(|| {
-                    note_user(req, "- (token)".into());
-                    ApiError::forbidden()
-                })?;
+            let user = m.sessions.check(&token).filter(|u| m.user_exists(u)).ok_or_else(|| {
+                note_user(req, "- (token)".into());
+                ApiError::forbidden()
+            })?;
             note_user(req, format!("{user} (token)"));
             Ok((user, via))
         }
@@ -95,28 +87,15 @@ async fn check_request(m: &Manager, req: &HttpRequest) -> Result<(String, &'stat
 /// Form fields of the login body (url-encoded; other content types give no fields, as
 /// aiohttp's `request.post()`); the first of duplicate fields wins.
 fn form_fields(req: &HttpRequest, body: &[u8]) -> Vec<(String, String)> {
-    let ct = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    if !ct
-        .trim_start()
-        .to_ascii_lowercase()
-        .starts_with("application/x-www-form-urlencoded")
-    {
+    let ct = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    if !ct.trim_start().to_ascii_lowercase().starts_with("application/x-www-form-urlencoded") {
         return Vec::new();
     }
-    form_urlencoded::parse(body)
-        .map(|(k, v)| (k.into_owned(), v.into_owned()))
-        .collect()
+    form_urlencoded::parse(body).map(|(k, v)| (k.into_owned(), v.into_owned())).collect()
 }
 
 fn field<'a>(fields: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    fields
-        .iter()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.as_str())
+    fields.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
 }
 
 /// Python's `str(timedelta(seconds=n))`, as kvmd logs session lifetimes.
@@ -133,8 +112,7 @@ fn timedelta(n: u64) -> String {
 async fn read_body(mut payload: web::Payload) -> Result<Vec<u8>, HttpResponse> {
     let mut body = Vec::new();
     while let Some(chunk) = payload.next().await {
-        let chunk = chunk
-            .map_err(|_| envelope::error_response(&ApiError::validator("Bad request body")))?;
+        let chunk = chunk.map_err(|_| envelope::error_response(&ApiError::validator("Bad request body")))?;
         if body.len() + chunk.len() > BODY_LIMIT {
             return Err(envelope::payload_too_large(BODY_LIMIT));
         }
@@ -143,112 +121,61 @@ async fn read_body(mut payload: web::Payload) -> Result<Vec<u8>, HttpResponse> {
     Ok(body)
 }
 
-async fn login(
-    m: web::Data<Manager>,
-    req: HttpRequest,
-    payload: web::Payload,
-) -> Result<HttpResponse, ApiError> {
+async fn login(m: web::Data<Manager>, req: HttpRequest, payload: web::Payload) -> Result<HttpResponse, ApiError> {
     if !m.config().enabled {
-        return Ok(envelope::json_response(
-            StatusCode::OK,
-            &serde_json::json!({}),
-        ));
+        return Ok(envelope::json_response(StatusCode::OK, &serde_json::json!({})));
     }
     let body = match read_body(payload).await {
         Ok(b) => b,
         Err(resp) => return Ok(resp),
     };
     let fields = form_fields(&req, &body);
-    let mut allowed: Vec<&str> = m
-        .config()
-        .allow_redirects
-        .iter()
-        .map(String::as_str)
-        .collect();
+    let mut allowed: Vec<&str> = m.config().allow_redirects.iter().map(String::as_str).collect();
     allowed.push("");
-    let redirect = valid::string_in_list(
-        Some(field(&fields, "redirect").unwrap_or("")),
-        "login redirect",
-        &allowed,
-    )?;
+    let redirect = valid::string_in_list(Some(field(&fields, "redirect").unwrap_or("")), "login redirect", &allowed)?;
     let user = valid::user(Some(field(&fields, "user").unwrap_or("")))?;
     let passwd = valid::passwd(Some(field(&fields, "passwd").unwrap_or("")))?;
-    let expire = valid::int(
-        Some(field(&fields, "expire").unwrap_or("0")),
-        "expiration time",
-        Some(0),
-        None,
-    )?;
+    let expire = valid::int(Some(field(&fields, "expire").unwrap_or("0")), "expiration time", Some(0), None)?;
     let expire = u64::try_from(expire).unwrap_or(0);
     note_user(&req, format!("{user} (login)"));
     if !m.authorize(&user, &passwd, &client_addr(&req)).await {
         return Err(ApiError::forbidden());
     }
     let token = m.sessions.create(&user, expire);
-    let shown = if expire == 0 {
-        "INF".to_owned()
-    } else {
-        format!("[{}]", timedelta(expire))
-    };
-    tracing::info!(
-        "Logged in user '{user}'; expire={shown}, sessions_now={}",
-        m.sessions.len()
-    );
+    let shown = if expire == 0 { "INF".to_owned() } else { format!("[{}]", timedelta(expire)) };
+    tracing::info!("Logged in user '{user}'; expire={shown}, sessions_now={}", m.sessions.len());
     // tests/golden/kvmd-4.197/direct/auth_login_redirect.http: no HttpOnly/SameSite here.
     if !redirect.is_empty() {
-        let cookie = HeaderValue::from_str(&format!("auth_token={token}; Path=/"))
-            .map_err(ApiError::internal)?;
-        return Ok(envelope::found(&redirect)
-            .insert_header((header::SET_COOKIE, cookie))
-            .body("302: Found"));
+        let cookie = HeaderValue::from_str(&format!("auth_token={token}; Path=/")).map_err(ApiError::internal)?;
+        return Ok(envelope::found(&redirect).insert_header((header::SET_COOKIE, cookie)).body("302: Found"));
     }
-    let cookie = HeaderValue::from_str(&format!(
-        "auth_token={token}; HttpOnly; Path=/; SameSite=Strict"
-    ))
-    .map_err(ApiError::internal)?;
+    let cookie = HeaderValue::from_str(&format!("auth_token={token}; HttpOnly; Path=/; SameSite=Strict"))
+        .map_err(ApiError::internal)?;
     let mut b = envelope::json_builder(StatusCode::OK);
     b.insert_header((header::SET_COOKIE, cookie));
-    Ok(envelope::json_body(
-        b,
-        StatusCode::OK,
-        &serde_json::json!({}),
-    ))
+    Ok(envelope::json_body(b, StatusCode::OK, &serde_json::json!({})))
 }
 
-async fn logout(
-    m: web::Data<Manager>,
-    req: HttpRequest,
-) -> Result<ApiResponse<serde_json::Value>, ApiError> {
+async fn logout(m: web::Data<Manager>, req: HttpRequest) -> Result<ApiResponse<serde_json::Value>, ApiError> {
     check_request(&m, &req).await?;
     if m.config().enabled {
         // kvmd reads the cookie with "" as default, hence the hidden-value message.
         let token = valid::auth_token(Some(authn::token_cookie(&req).as_deref().unwrap_or("")))?;
         if let Some(user) = m.sessions.logout(&token) {
-            tracing::info!(
-                "Logged out user '{user}'; sessions_now={}",
-                m.sessions.len()
-            );
+            tracing::info!("Logged out user '{user}'; sessions_now={}", m.sessions.len());
         }
     }
     Ok(ApiResponse::empty())
 }
 
-async fn check(
-    m: web::Data<Manager>,
-    req: HttpRequest,
-) -> Result<ApiResponse<serde_json::Value>, ApiError> {
+async fn check(m: web::Data<Manager>, req: HttpRequest) -> Result<ApiResponse<serde_json::Value>, ApiError> {
     check_request(&m, &req).await?;
     Ok(ApiResponse::empty())
 }
 
 /// `<status>:<name>:<message>`, name and message base64url-encoded.
 fn encode_denial(e: &ApiError) -> String {
-    format!(
-        "{}:{}:{}",
-        e.status().as_u16(),
-        B64.encode(e.name.as_bytes()),
-        B64.encode(e.message.as_bytes())
-    )
+    format!("{}:{}:{}", e.status().as_u16(), B64.encode(e.name.as_bytes()), B64.encode(e.message.as_bytes()))
 }
 
 fn decode_denial(text: &str) -> Option<ApiError> {
@@ -261,11 +188,7 @@ fn decode_denial(text: &str) -> Option<ApiError> {
         401 => Code::Unauthorized,
         _ => Code::Forbidden,
     };
-    Some(ApiError {
-        code,
-        name: name.into(),
-        message: message.into(),
-    })
+    Some(ApiError { code, name: name.into(), message: message.into() })
 }
 
 async fn request(m: web::Data<Manager>, req: HttpRequest) -> HttpResponse {
@@ -274,17 +197,13 @@ async fn request(m: web::Data<Manager>, req: HttpRequest) -> HttpResponse {
         Ok((user, via)) => {
             let mut b = HttpResponse::Ok();
             if let (Ok(u), Ok(v)) = (HeaderValue::from_str(&user), HeaderValue::from_str(via)) {
-                b.insert_header((AUTH_USER_HEADER, u))
-                    .insert_header((AUTH_VIA_HEADER, v));
+                b.insert_header((AUTH_USER_HEADER, u)).insert_header((AUTH_VIA_HEADER, v));
             }
             b.finish()
         }
         Err(e) => {
-            let status = if e.status() == StatusCode::UNAUTHORIZED {
-                StatusCode::UNAUTHORIZED
-            } else {
-                StatusCode::FORBIDDEN
-            };
+            let status =
+                if e.status() == StatusCode::UNAUTHORIZED { StatusCode::UNAUTHORIZED } else { StatusCode::FORBIDDEN };
             let mut b = HttpResponse::build(status);
             if let Ok(v) = HeaderValue::from_str(&encode_denial(&e)) {
                 b.insert_header((AUTH_ERROR_HEADER, v));

@@ -82,9 +82,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     let cfg: kvmd_auth::Config = kvmd_core::config::load(&cli.config, "KVMD_AUTH")?;
     let path = cfg.htpasswd.clone();
     let mut file = match std::fs::read_to_string(&path) {
-        Ok(text) => {
-            Htpasswd::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?
-        }
+        Ok(text) => Htpasswd::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Htpasswd::default(),
         Err(e) => anyhow::bail!("{}: {e}", path.display()),
     };
@@ -99,8 +97,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
         }
         Cmd::Add(a) => {
-            let user = kvmd_core::valid::user(Some(&a.user))
-                .map_err(|e| anyhow::anyhow!("{}", e.message))?;
+            let user = kvmd_core::valid::user(Some(&a.user)).map_err(|e| anyhow::anyhow!("{}", e.message))?;
             if file.get(&user).is_some() {
                 anyhow::bail!("The user '{user}' is already exists");
             }
@@ -116,10 +113,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             file.set(&a.user, make_hash(&passwd, a.ssha512, cfg.bcrypt_cost)?);
             save(&file)?;
             if !a.quiet {
-                eprintln!(
-                    "Note: existing sessions of '{}' stay valid until they expire or the user logs out.",
-                    a.user
-                );
+                eprintln!("Note: existing sessions of '{}' stay valid until they expire or the user logs out.", a.user);
             }
         }
         Cmd::Del { user, quiet } => {
@@ -136,9 +130,5 @@ fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 fn make_hash(passwd: &str, ssha512: bool, cost: u32) -> anyhow::Result<String> {
-    if ssha512 {
-        Ok(hash::make_ssha512(passwd))
-    } else {
-        Ok(hash::make_bcrypt(passwd, cost)?)
-    }
+    if ssha512 { Ok(hash::make_ssha512(passwd)) } else { Ok(hash::make_bcrypt(passwd, cost)?) }
 }

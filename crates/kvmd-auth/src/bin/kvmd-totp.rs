@@ -87,20 +87,12 @@ fn show(secret: &str, name: Option<String>) -> anyhow::Result<()> {
         anyhow::bail!("TOTP is not configured");
     }
     kvmd_auth::totp::parse_secret(secret)?;
-    let name = name.unwrap_or_else(|| {
-        nix::unistd::gethostname()
-            .map(|h| h.to_string_lossy().into_owned())
-            .unwrap_or_default()
-    });
+    let name = name
+        .unwrap_or_else(|| nix::unistd::gethostname().map(|h| h.to_string_lossy().into_owned()).unwrap_or_default());
     let uri = format!("otpauth://totp/PiKVM:{name}?secret={secret}&issuer=PiKVM");
     println!("Secret: {secret}");
     println!("URI: {uri}");
     let code = qrcode::QrCode::new(uri.as_bytes())?;
-    println!(
-        "{}",
-        code.render::<qrcode::render::unicode::Dense1x2>()
-            .quiet_zone(true)
-            .build()
-    );
+    println!("{}", code.render::<qrcode::render::unicode::Dense1x2>().quiet_zone(true).build());
     Ok(())
 }

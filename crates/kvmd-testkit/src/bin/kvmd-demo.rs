@@ -5,23 +5,12 @@
 use nix::sys::signal::{SigSet, Signal};
 
 fn main() -> anyhow::Result<()> {
-    let https_port = std::env::var("KVMD_DEMO_HTTPS_PORT")
-        .ok()
-        .and_then(|p| p.parse().ok())
-        .unwrap_or(8443);
-    let http_port = std::env::var("KVMD_DEMO_HTTP_PORT")
-        .ok()
-        .and_then(|p| p.parse().ok())
-        .unwrap_or(8080);
-    let mut opts = kvmd_testkit::StackOptions {
-        https_port,
-        http_port,
-        ..Default::default()
-    };
+    let https_port = std::env::var("KVMD_DEMO_HTTPS_PORT").ok().and_then(|p| p.parse().ok()).unwrap_or(8443);
+    let http_port = std::env::var("KVMD_DEMO_HTTP_PORT").ok().and_then(|p| p.parse().ok()).unwrap_or(8080);
+    let mut opts = kvmd_testkit::StackOptions { https_port, http_port, ..Default::default() };
     // `--bench-users`: also a bcrypt user `bc` (password admin) for `just bench-auth`.
     if std::env::args().any(|a| a == "--bench-users") {
-        opts.htpasswd
-            .push(format!("bc:{}", kvmd_auth::hash::make_bcrypt("admin", 12)?));
+        opts.htpasswd.push(format!("bc:{}", kvmd_auth::hash::make_bcrypt("admin", 12)?));
     }
     let stack = kvmd_testkit::Stack::start(opts)?;
     // Children are running with the default signal mask; now wait for ours.
@@ -35,17 +24,12 @@ fn main() -> anyhow::Result<()> {
     println!("  Open      https://127.0.0.1:{https_port}/   (self-signed certificate: accept it)");
     println!("  Login     admin / admin");
     println!("  Try       curl -k -u admin:admin https://127.0.0.1:{https_port}/api/auth/check");
-    println!(
-        "  Runtime   {}  (sockets in run/, logs in log/)",
-        stack.root.display()
-    );
+    println!("  Runtime   {}  (sockets in run/, logs in log/)", stack.root.display());
     for (name, pid) in stack.pids() {
         println!("  Process   {name} (pid {pid})");
     }
     println!();
-    println!(
-        "  Stop with Ctrl-C (or SIGTERM): every process above is stopped and the directory removed."
-    );
+    println!("  Stop with Ctrl-C (or SIGTERM): every process above is stopped and the directory removed.");
     println!();
     let sig = set.wait()?;
     println!("kvmd-demo: {sig:?}, stopping");
