@@ -121,3 +121,19 @@ fn login_with_redirect_and_expiry() {
     }
     assert_eq!(status, 403, "an expired session is refused");
 }
+
+#[test]
+fn login_accepts_multipart_forms_and_ignores_other_bodies() {
+    let stack = common::stack();
+    let r = get(&stack, "/api/auth/login", &["-F", "user=admin", "-F", "passwd=admin"]);
+    assert_eq!(r.status(), 200, "{}", text(&r));
+    assert!(r.token().is_some());
+    // JSON is not a form: no fields, so an empty user (auth_login_no_fields.http).
+    let r = get(
+        &stack,
+        "/api/auth/login",
+        &["-H", "Content-Type: application/json", "-d", r#"{"user":"admin","passwd":"admin"}"#],
+    );
+    assert_eq!(r.status(), 400);
+    assert!(text(&r).contains("The argument '' is not a valid username characters"));
+}

@@ -84,14 +84,32 @@ async fn check_request(m: &Manager, req: &HttpRequest) -> Result<(String, &'stat
     }
 }
 
-/// Form fields of the login body (url-encoded; other content types give no fields, as
-/// aiohttp's `request.post()`); the first of duplicate fields wins.
-fn form_fields(req: &HttpRequest, body: &[u8]) -> Vec<(String, String)> {
+/// Form fields of the login body, as aiohttp's `request.post()` reads them: url-encoded or
+/// `multipart/form-data` (text parts only); any other content type gives no fields. The
+/// first of duplicate fields wins.
+async fn form_fields(req: &HttpRequest, body: Vec<u8>) -> Vec<(String, String)> {
     let ct = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
-    if !ct.trim_start().to_ascii_lowercase().starts_with("application/x-www-form-urlencoded") {
+    let lower = ct.trim_start().to_ascii_lowercase();
+    if lower.starts_with("application/x-www-form-urlencoded") {
+        return form_urlencoded::parse(&body).map(|(k, v)| (k.into_owned(), v.into_owned())).collect();
+    }
+    if !lower.starts_with("multipart/form-data") {
         return Vec::new();
     }
-    form_urlencoded::parse(body).map(|(k, v)| (k.into_owned(), v.into_owned())).collect()
+    let Ok(boundary) = multer::parse_boundary(ct) else { return Vec::new() };
+    let stream = futures_util::stream::once(async move { Ok::<_, std::convert::Infallible>(bytes::Bytes::from(body)) });
+    let mut parts = multer::Multipart::new(stream, boundary);
+    let mut fields = Vec::new();
+    // A malformed body ends the list: what was read so far counts, like a truncated form.
+    while let Ok(Some(part)) = parts.next_field().await {
+        let name = part.name().map(str::to_owned);
+        let is_file = part.file_name().is_some();
+        let Ok(text) = part.text().await else { break };
+        if let (Some(name), false) = (name, is_file) {
+            fields.push((name, text));
+        }
+    }
+    fields
 }
 
 fn field<'a>(fields: &'a [(String, String)], name: &str) -> Option<&'a str> {
@@ -129,7 +147,7 @@ async fn login(m: web::Data<Manager>, req: HttpRequest, payload: web::Payload) -
         Ok(b) => b,
         Err(resp) => return Ok(resp),
     };
-    let fields = form_fields(&req, &body);
+    let fields = form_fields(&req, body).await;
     let mut allowed: Vec<&str> = m.config().allow_redirects.iter().map(String::as_str).collect();
     allowed.push("");
     let redirect = valid::string_in_list(Some(field(&fields, "redirect").unwrap_or("")), "login redirect", &allowed)?;
