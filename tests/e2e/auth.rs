@@ -107,12 +107,12 @@ fn login_with_redirect_and_expiry() {
     let stack = common::stack();
     let r = get(&stack, "/api/auth/login", &["-X", "POST", "-d", "user=admin&passwd=admin&redirect=/KVM"]);
     assert_eq!((r.status(), r.header("Location")), (302, Some("/kvm")));
-    // A session with a lifetime expires (1 s; the check waits for it, bounded).
-    let r = get(&stack, "/api/auth/login", &["-X", "POST", "-d", "user=admin&passwd=admin&expire=1"]);
+    // A session with a lifetime expires (2 s, whole seconds; the check waits for it, bounded).
+    let r = get(&stack, "/api/auth/login", &["-X", "POST", "-d", "user=admin&passwd=admin&expire=2"]);
     let token = r.token().unwrap_or_default();
     assert_eq!(check_cookie(&stack, &token), 200);
     let mut status = 200;
-    for _ in 0..40 {
+    for _ in 0..60 {
         std::thread::sleep(Duration::from_millis(100));
         status = check_cookie(&stack, &token);
         if status == 403 {

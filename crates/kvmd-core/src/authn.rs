@@ -12,8 +12,6 @@
 //! user in [`AUTH_USER_HEADER`], which nginx always overwrites before proxying, so a
 //! client can never set it. Services read it through [`Authed`].
 
-use std::future::{Ready, ready};
-
 use actix_web::dev::Payload;
 use actix_web::{FromRequest, HttpRequest};
 use base64::Engine;
@@ -128,32 +126,117 @@ pub fn parse_credentials(req: &HttpRequest) -> Result<Credentials, ApiError> {
     Ok(Credentials::None)
 }
 
+/// `X-KVMD-Auth-Error` of a denial: `<status>:<b64 name>:<b64 message>`. A 400 (such as a
+/// malformed cookie) travels inside a 403, because nginx turns any `auth_request` status
+/// but 2xx, 401 and 403 into a 500; the renderer restores it.
+pub fn encode_denial(e: &ApiError) -> String {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+    format!("{}:{}:{}", e.status().as_u16(), B64.encode(e.name.as_bytes()), B64.encode(e.message.as_bytes()))
+}
+
+/// The error encoded by [`encode_denial`].
+pub fn decode_denial(text: &str) -> Option<ApiError> {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+    let mut it = text.splitn(3, ':');
+    let status: u16 = it.next()?.parse().ok()?;
+    let name = String::from_utf8(B64.decode(it.next()?).ok()?).ok()?;
+    let message = String::from_utf8(B64.decode(it.next()?).ok()?).ok()?;
+    let code = match status {
+        400 => crate::error::Code::Validator,
+        401 => crate::error::Code::Unauthorized,
+        _ => crate::error::Code::Forbidden,
+    };
+    Some(ApiError { code, name: name.into(), message: message.into() })
+}
+
+/// kvmd-auth's internal decision path (nginx's `auth_request` target).
+pub const AUTH_REQUEST_PATH: &str = "/auth/request";
+/// kvmd-auth's denial renderer (nginx's `error_page` target).
+pub const AUTH_DENIED_PATH: &str = "/auth/denied";
+
+/// Asks kvmd-auth, over its unix socket, about the credentials of a request that reached
+/// a service directly (not through nginx), so that every service socket answers like
+/// kvmd's: 200 with good credentials, kvmd's 400/401/403 otherwise.
+#[derive(Debug, Clone)]
+pub struct AuthClient {
+    client: reqwest::Client,
+}
+
+impl AuthClient {
+    /// A client for kvmd-auth's socket at `socket`.
+    pub fn new(socket: &std::path::Path) -> Self {
+        let client = reqwest::Client::builder()
+            .unix_socket(socket)
+            .timeout(std::time::Duration::from_secs(10))
+            .build()
+            .unwrap_or_default();
+        Self { client }
+    }
+
+    /// kvmd-auth's verdict on the credential headers of `req`: (user, method) or the error.
+    pub async fn check(&self, req: &HttpRequest) -> Result<(String, String), ApiError> {
+        let mut r = self.client.get(format!("http://localhost{AUTH_REQUEST_PATH}"));
+        for name in [XHDR_USER, XHDR_PASSWD, "Cookie", "Authorization", "X-Real-IP"] {
+            for v in req.headers().get_all(name) {
+                r = r.header(name, v.as_bytes());
+            }
+        }
+        let resp = r.send().await.map_err(|e| {
+            tracing::error!(error = %e, "kvmd-auth cannot be reached");
+            ApiError::unavailable()
+        })?;
+        let h = |n: &str| resp.headers().get(n).map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+        if resp.status().is_success() {
+            return Ok((h(AUTH_USER_HEADER).unwrap_or_default(), h(AUTH_VIA_HEADER).unwrap_or_default()));
+        }
+        Err(h(AUTH_ERROR_HEADER).as_deref().and_then(decode_denial).unwrap_or_else(ApiError::forbidden))
+    }
+}
+
 /// An authenticated caller, for the handlers of services behind nginx.
 ///
-/// Accepted: the user nginx passes in [`AUTH_USER_HEADER`] (kvmd-auth verified it), or a
-/// trusted local process by peer credentials (kvmd's "usc"). Anything else is 401: a
-/// service never checks passwords itself.
+/// In kvmd's order: the user nginx passes in [`AUTH_USER_HEADER`] (kvmd-auth verified it;
+/// nginx always overwrites that header); else the credentials the request carries, checked
+/// by kvmd-auth through the [`AuthClient`] in the app data (a direct caller on the socket);
+/// else a trusted local process by peer credentials (kvmd's "usc"); else 401.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Authed {
-    /// The user name (for peer credentials, the local user's name).
+    /// The user name (for peer credentials, `name[uid]`).
     pub user: String,
-    /// How: `token`, `xhdr`, `basic` (through nginx) or `unix`.
+    /// How: `token`, `xhdr`, `basic` or `unix`.
     pub via: String,
+}
+
+impl Authed {
+    /// kvmd's access-log form, `admin (token)`.
+    pub fn access(&self) -> String {
+        format!("{} ({})", self.user, self.via)
+    }
 }
 
 impl FromRequest for Authed {
     type Error = ApiError;
-    type Future = Ready<Result<Self, ApiError>>;
+    type Future = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Self, ApiError>>>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready(authed(req))
+        let req = req.clone();
+        Box::pin(async move {
+            let a = authed(&req).await?;
+            actix_web::HttpMessage::extensions_mut(&req).insert(crate::service::AccessUser(a.access()));
+            Ok(a)
+        })
     }
 }
 
-fn authed(req: &HttpRequest) -> Result<Authed, ApiError> {
+async fn authed(req: &HttpRequest) -> Result<Authed, ApiError> {
     if let Some(user) = header(req, AUTH_USER_HEADER).filter(|u| !u.is_empty()) {
         let via = header(req, AUTH_VIA_HEADER).map(|v| v.into_owned()).unwrap_or_else(|| "-".into());
         return Ok(Authed { user: user.into_owned(), via });
+    }
+    if parse_credentials(req)? != Credentials::None {
+        let client = req.app_data::<AuthClient>().ok_or_else(ApiError::unauthorized)?;
+        let (user, via) = client.check(req).await?;
+        return Ok(Authed { user, via });
     }
     if let Some(peer) = req.conn_data::<PeerCred>() {
         let usc = req.app_data::<UscConfig>().cloned().unwrap_or_default();
@@ -217,14 +300,31 @@ mod tests {
         );
     }
 
-    #[test]
-    fn authed_takes_the_nginx_header_only() {
+    #[actix_web::test]
+    async fn authed_takes_the_nginx_header_and_never_checks_passwords_itself() {
         let r =
             TestRequest::default().insert_header((AUTH_USER_HEADER, "admin")).insert_header((AUTH_VIA_HEADER, "token"));
-        assert_eq!(authed(&r.to_http_request()).ok(), Some(Authed { user: "admin".into(), via: "token".into() }));
-        // Credentials alone do not authenticate a service request.
+        assert_eq!(authed(&r.to_http_request()).await.ok(), Some(Authed { user: "admin".into(), via: "token".into() }));
+        // Credentials without an AuthClient (no kvmd-auth to ask) are refused.
         let r = TestRequest::default().insert_header(("X-KVMD-User", "admin"));
-        assert!(authed(&r.to_http_request()).is_err());
+        let status = authed(&r.to_http_request()).await.err().map(|e| e.status());
+        assert_eq!(status, Some(actix_web::http::StatusCode::UNAUTHORIZED));
+        // Malformed credentials are kvmd's 400 before anything else.
+        let r = TestRequest::default().insert_header(("Cookie", "auth_token=xyz"));
+        let status = authed(&r.to_http_request()).await.err().map(|e| e.status());
+        assert_eq!(status, Some(actix_web::http::StatusCode::BAD_REQUEST));
+    }
+
+    #[test]
+    fn denials_round_trip() {
+        for e in [
+            ApiError::unauthorized(),
+            ApiError::forbidden(),
+            ApiError::validator("The argument 'Admin!' is not a valid username characters"),
+        ] {
+            assert_eq!(decode_denial(&encode_denial(&e)), Some(e));
+        }
+        assert_eq!(decode_denial("garbage"), None);
     }
 
     proptest::proptest! {

@@ -15,6 +15,7 @@
 //!   the actix 404/405/308 handlers read it.
 //! - [`authn`]: credential header and cookie names, credential parsing in kvmd's order, and
 //!   the [`authn::Authed`] extractor services use.
+//! - [`query`]: query-string arguments as kvmd reads them (first of duplicates wins).
 //! - [`net`]: unix-socket listeners (socket activation first) and peer credentials.
 //! - [`config`]: typed, layered configuration (defaults < file < environment < command line).
 //! - [`telemetry`]: tracing set-up (journald when stderr is a journal stream, else stderr).
@@ -26,6 +27,7 @@ pub mod envelope;
 pub mod error;
 pub mod json;
 pub mod net;
+pub mod query;
 pub mod routes;
 pub mod service;
 pub mod telemetry;

@@ -180,6 +180,74 @@ pub fn compare(name: &str, expected: &Response, got: &Response) -> Result<(), St
     ))
 }
 
+fn headers_but_length(r: &Response) -> Vec<(String, String)> {
+    r.masked_headers().into_iter().filter(|(k, _)| k != "content-length").collect()
+}
+
+fn content_length_ok(r: &Response) -> Result<(), String> {
+    match r.header("Content-Length").and_then(|v| v.parse::<usize>().ok()) {
+        Some(n) if n == r.body.len() => Ok(()),
+        other => Err(format!("Content-Length {other:?} but the body has {} bytes", r.body.len())),
+    }
+}
+
+/// Compares a JSON response with a capture, masking the values at `masks` (paths below the
+/// body's root, e.g. `["result", "node", "host"]`) in both. The body must still be exactly
+/// kvmd's serialisation of itself, and `Content-Length` must match it.
+pub fn compare_json(name: &str, expected: &Response, got: &Response, masks: &[&[&str]]) -> Result<(), String> {
+    let parse = |r: &Response| serde_json::from_slice::<serde_json::Value>(&r.body).map_err(|e| format!("{name}: {e}"));
+    let (mut e, mut g) = (parse(expected)?, parse(got)?);
+    let formatted = kvmd_core::json::to_kvmd_string(&g);
+    if formatted.as_bytes() != got.body.as_slice() {
+        return Err(format!("{name}: the body is not in kvmd's JSON form:\n{}", String::from_utf8_lossy(&got.body)));
+    }
+    content_length_ok(got).map_err(|m| format!("{name}: {m}"))?;
+    for path in masks {
+        for v in [&mut e, &mut g] {
+            let mut cur = Some(&mut *v);
+            for key in *path {
+                cur = cur.and_then(|c| c.get_mut(*key));
+            }
+            if let Some(c) = cur {
+                *c = serde_json::Value::String("<masked>".into());
+            }
+        }
+    }
+    let (es, gs) = (kvmd_core::json::to_kvmd_string(&e), kvmd_core::json::to_kvmd_string(&g));
+    if expected.status_line == got.status_line && headers_but_length(expected) == headers_but_length(got) && es == gs {
+        return Ok(());
+    }
+    let show = |h: &[(String, String)]| h.iter().map(|(k, v)| format!("{k}: {v}")).collect::<Vec<_>>().join("\n");
+    Err(format!(
+        "{name}: response differs from the golden (masked)\n--- expected\n{}\n{}\n\n{es}\n--- got\n{}\n{}\n\n{gs}\n---",
+        expected.status_line,
+        show(&headers_but_length(expected)),
+        got.status_line,
+        show(&headers_but_length(got)),
+    ))
+}
+
+/// Compares a text response line by line, masking the value of every line that starts with
+/// one of `prefixes` (Prometheus gauges whose values move).
+pub fn compare_masked_lines(name: &str, expected: &Response, got: &Response, prefixes: &[&str]) -> Result<(), String> {
+    content_length_ok(got).map_err(|m| format!("{name}: {m}"))?;
+    let mask = |r: &Response| {
+        String::from_utf8_lossy(&r.body)
+            .split('\n')
+            .map(|l| match prefixes.iter().find(|p| l.starts_with(*p)) {
+                Some(_) => format!("{} <masked>", l.split(' ').next().unwrap_or_default()),
+                None => l.to_owned(),
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let (e, g) = (mask(expected), mask(got));
+    if expected.status_line == got.status_line && headers_but_length(expected) == headers_but_length(got) && e == g {
+        return Ok(());
+    }
+    Err(format!("{name}: response differs from the golden (masked)\n--- expected\n{e}\n--- got\n{g}\n---"))
+}
+
 /// Whether `path` exists below the golden directory.
 pub fn exists(rel: impl AsRef<Path>) -> bool {
     dir().join(rel).exists()

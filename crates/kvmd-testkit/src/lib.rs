@@ -56,6 +56,11 @@ pub struct StackOptions {
     pub htpasswd: Vec<String>,
     /// Extra `--set` overrides for kvmd-auth.
     pub auth_set: Vec<String>,
+    /// Extra `--set` overrides for kvmd-info.
+    pub info_set: Vec<String>,
+    /// kvmd-info reads a fake `/proc`, `/sys`, `/etc` tree with the fixed values of the
+    /// golden captures ([`fake_tree`]) instead of this machine's.
+    pub fake_info: bool,
 }
 
 impl Default for StackOptions {
@@ -65,6 +70,8 @@ impl Default for StackOptions {
             http_port: 0,
             htpasswd: vec![format!("admin:{}", kvmd_auth::hash::make_ssha512("admin"))],
             auth_set: Vec::new(),
+            info_set: Vec::new(),
+            fake_info: true,
         }
     }
 }
@@ -162,6 +169,33 @@ impl Stack {
         );
         fs::write(root.join("etc/auth.toml"), auth_toml)?;
 
+        let info_root = if opts.fake_info { root.join("fake") } else { PathBuf::from("/") };
+        if opts.fake_info {
+            fake_tree(&info_root)?;
+        } else {
+            fs::write(root.join("etc/meta.yaml"), "server:\n    host: \"@auto\"\n")?;
+            mkdir(&root.join("extras"), 0o755)?;
+        }
+        let (meta, extras, throttling): (String, String, String) = if opts.fake_info {
+            ("/etc/kvmd/meta.yaml".into(), "/usr/share/kvmd/extras".into(), "/usr/bin/vcgencmd".into())
+        } else {
+            (
+                root.join("etc/meta.yaml").display().to_string(),
+                root.join("extras").display().to_string(),
+                "vcgencmd".into(),
+            )
+        };
+        let info_toml = format!(
+            "root = {:?}\nauth_socket = {:?}\nmeta = {meta:?}\nextras = {extras:?}\nthrottling_cmd = [{throttling:?}, \"get_throttled\"]\n\n[socket]\npath = {:?}\nmode = {}\ngroup = {:?}\n\n[log]\nsource = \"files\"\ndir = {:?}\n",
+            info_root,
+            stack.auth_socket(),
+            root.join("run/info.sock"),
+            0o660,
+            socket_group,
+            root.join("log"),
+        );
+        fs::write(root.join("etc/info.toml"), info_toml)?;
+
         let key = root.join("etc/server.key");
         let crt = root.join("etc/server.crt");
         let status = Command::new("openssl")
@@ -202,6 +236,7 @@ impl Stack {
         fs::write(root.join("etc/nginx.conf"), kvmd_nginx::render(&params, kvmd_nginx::SERVICES))?;
 
         stack.start_auth(&opts.auth_set)?;
+        stack.start_info(&opts.info_set)?;
         let mut nginx = Command::new("nginx");
         nginx.arg("-p").arg(root.join("nginx")).arg("-c").arg(root.join("etc/nginx.conf")).args(["-e", "stderr"]);
         let child = spawn(nginx, &root.join("log/nginx.log"))?;
@@ -230,6 +265,37 @@ impl Stack {
             bail!("{e}\n{}", self.log("kvmd-auth"));
         }
         Ok(())
+    }
+
+    /// (Re)starts kvmd-info, waiting until its socket accepts.
+    pub fn start_info(&mut self, set: &[String]) -> anyhow::Result<()> {
+        let mut cmd = Command::new(bin_dir().join("kvmd-info"));
+        cmd.arg("--config").arg(self.root.join("etc/info.toml")).args(["--log-format", "text", "--log-level", "info"]);
+        for s in set {
+            cmd.arg("--set").arg(s);
+        }
+        let child = spawn(cmd, &self.root.join("log/kvmd-info.log"))?;
+        self.children.push(("kvmd-info".into(), child));
+        let sock = self.info_socket();
+        if let Err(e) =
+            wait_until("kvmd-info", Duration::from_secs(20), || std::os::unix::net::UnixStream::connect(&sock).is_ok())
+        {
+            bail!("{e}\n{}", self.log("kvmd-info"));
+        }
+        Ok(())
+    }
+
+    /// kvmd-info's socket.
+    pub fn info_socket(&self) -> PathBuf {
+        self.root.join("run/info.sock")
+    }
+
+    /// The socket of the service that owns kvmd `path` (`/info` → kvmd-info).
+    pub fn socket_for(&self, path: &str) -> PathBuf {
+        let p = path.strip_prefix("/api").unwrap_or(path);
+        let p = kvmd_core::routes::normalize_path(p.split('?').next().unwrap_or(p));
+        let owner = kvmd_nginx::SERVICES.iter().find(|s| s.routes.iter().any(|r| p == r.path));
+        self.root.join(format!("run/{}.sock", owner.map_or("auth", |s| s.upstream)))
     }
 
     /// Stops one service (SIGTERM, then SIGKILL after 5 s).
@@ -276,6 +342,43 @@ impl Stack {
     }
 }
 
+/// Writes a fake root with the fixed values of the golden captures' machine: uptime 65425 s,
+/// CPU at 36.511 °C, a "Virtual Raspberry Pi" with serial 0000000000000000, platform
+/// v2 / hdmiusb / rpi4, `meta.yaml` with `@auto`, kvmd's stock VNC and IPMI extras, and a
+/// `vcgencmd` that reports no throttling.
+pub fn fake_tree(root: &Path) -> io::Result<()> {
+    let files: &[(&str, &str)] = &[
+        ("proc/uptime", "65425.61 129000.02\n"),
+        ("proc/stat", "cpu  2255 34 2290 22625563 6290 127 456 0 0 0\ncpu0 1132 34 1441 11311718 3675 127 438 0 0 0\n"),
+        ("proc/meminfo", "MemTotal:       24684096 kB\nMemFree:        20000000 kB\nMemAvailable:   24086384 kB\n"),
+        ("sys/class/thermal/thermal_zone0/temp", "36511\n"),
+        ("proc/device-tree/model", "Virtual Raspberry Pi\0"),
+        ("proc/device-tree/serial-number", "0000000000000000\0"),
+        ("usr/lib/kvmd/platform", "PIKVM_MODEL=v2\nPIKVM_VIDEO=hdmiusb\nPIKVM_BOARD=rpi4\n"),
+        ("etc/kvmd/meta.yaml", "server:\n    host: \"@auto\"\n"),
+        (
+            "usr/share/kvmd/extras/vnc/manifest.yaml",
+            "name: VNC\ndescription: Show VNC information\nicon: share/svg/vnc.svg\npath: vnc\ndaemon: kvmd-vnc\nport: vnc/server/port\nplace: 20\n",
+        ),
+        (
+            "usr/share/kvmd/extras/ipmi/manifest.yaml",
+            "name: IPMI\ndescription: Show IPMI information\nicon: share/svg/ipmi.svg\npath: ipmi\ndaemon: kvmd-ipmi\nport: ipmi/server/port\nplace: 21\n",
+        ),
+        ("usr/bin/vcgencmd", "#!/bin/sh\necho throttled=0x0\n"),
+    ];
+    for (rel, text) in files {
+        let p = root.join(rel);
+        if let Some(d) = p.parent() {
+            fs::create_dir_all(d)?;
+        }
+        fs::write(&p, text)?;
+    }
+    for d in ["", "proc", "sys", "etc", "usr"] {
+        let _ = fs::set_permissions(root.join(d), fs::Permissions::from_mode(0o755));
+    }
+    fs::set_permissions(root.join("usr/bin/vcgencmd"), fs::Permissions::from_mode(0o755))
+}
+
 fn terminate(mut child: Child) {
     let pid = nix::unistd::Pid::from_raw(child.id() as i32);
     let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
@@ -304,6 +407,23 @@ impl Drop for Stack {
 /// status line, headers and body as received.
 pub fn curl(args: &[String]) -> anyhow::Result<Vec<u8>> {
     let out = Command::new("curl").args(["-sS", "-k"]).args(args).output().context("curl is needed")?;
+    if !out.status.success() && out.stdout.is_empty() {
+        bail!("curl {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(out.stdout)
+}
+
+/// [`curl`] as an unprivileged user: when we are root, as `nobody` (who may use the
+/// stack's sockets, like nginx's workers), so that peer-credential auth does not apply.
+pub fn curl_unprivileged(args: &[String]) -> anyhow::Result<Vec<u8>> {
+    if !is_root() {
+        return curl(args);
+    }
+    let out = Command::new("setpriv")
+        .args(["--reuid=nobody", "--regid=nogroup", "--clear-groups", "curl", "-sS", "-k"])
+        .args(args)
+        .output()
+        .context("setpriv (util-linux) is needed to run curl unprivileged")?;
     if !out.status.success() && out.stdout.is_empty() {
         bail!("curl {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
     }

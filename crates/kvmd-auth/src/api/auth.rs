@@ -11,12 +11,12 @@
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use futures_util::StreamExt;
-use kvmd_core::authn::{self, AUTH_ERROR_HEADER, AUTH_USER_HEADER, AUTH_VIA_HEADER, Credentials};
+use kvmd_core::authn::{
+    self, AUTH_ERROR_HEADER, AUTH_USER_HEADER, AUTH_VIA_HEADER, Credentials, decode_denial, encode_denial,
+};
 use kvmd_core::envelope::{self, ApiResponse};
-use kvmd_core::error::{ApiError, Code};
+use kvmd_core::error::ApiError;
 use kvmd_core::routes::{Access, Route, resource};
 use kvmd_core::service::{AccessQuiet, AccessUser};
 use kvmd_core::valid;
@@ -30,10 +30,10 @@ pub const ROUTES: &[Route] = &[
     Route::get("/auth/check", Access::SelfChecked),
 ];
 
-/// nginx's `auth_request` target.
-pub const REQUEST_PATH: &str = "/auth/request";
+/// nginx's `auth_request` target (also asked by the other services for direct callers).
+pub const REQUEST_PATH: &str = authn::AUTH_REQUEST_PATH;
 /// nginx's `error_page` target for denials.
-pub const DENIED_PATH: &str = "/auth/denied";
+pub const DENIED_PATH: &str = authn::AUTH_DENIED_PATH;
 
 /// aiohttp's default `client_max_size`, which kvmd keeps.
 const BODY_LIMIT: usize = 1024 * 1024;
@@ -191,24 +191,6 @@ async fn check(m: web::Data<Manager>, req: HttpRequest) -> Result<ApiResponse<se
     Ok(ApiResponse::empty())
 }
 
-/// `<status>:<name>:<message>`, name and message base64url-encoded.
-fn encode_denial(e: &ApiError) -> String {
-    format!("{}:{}:{}", e.status().as_u16(), B64.encode(e.name.as_bytes()), B64.encode(e.message.as_bytes()))
-}
-
-fn decode_denial(text: &str) -> Option<ApiError> {
-    let mut it = text.splitn(3, ':');
-    let status: u16 = it.next()?.parse().ok()?;
-    let name = String::from_utf8(B64.decode(it.next()?).ok()?).ok()?;
-    let message = String::from_utf8(B64.decode(it.next()?).ok()?).ok()?;
-    let code = match status {
-        400 => Code::Validator,
-        401 => Code::Unauthorized,
-        _ => Code::Forbidden,
-    };
-    Some(ApiError { code, name: name.into(), message: message.into() })
-}
-
 async fn request(m: web::Data<Manager>, req: HttpRequest) -> HttpResponse {
     req.extensions_mut().insert(AccessQuiet);
     match check_request(&m, &req).await {
@@ -245,18 +227,6 @@ async fn denied(req: HttpRequest) -> HttpResponse {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn denials_round_trip() {
-        for e in [
-            ApiError::unauthorized(),
-            ApiError::forbidden(),
-            ApiError::validator("The argument 'Admin!' is not a valid username characters"),
-        ] {
-            assert_eq!(decode_denial(&encode_denial(&e)), Some(e));
-        }
-        assert_eq!(decode_denial("garbage"), None);
-    }
 
     #[test]
     fn timedelta_like_python() {

@@ -7,7 +7,7 @@ use nix::sys::signal::{SigSet, Signal};
 fn main() -> anyhow::Result<()> {
     let https_port = std::env::var("KVMD_DEMO_HTTPS_PORT").ok().and_then(|p| p.parse().ok()).unwrap_or(8443);
     let http_port = std::env::var("KVMD_DEMO_HTTP_PORT").ok().and_then(|p| p.parse().ok()).unwrap_or(8080);
-    let mut opts = kvmd_testkit::StackOptions { https_port, http_port, ..Default::default() };
+    let mut opts = kvmd_testkit::StackOptions { https_port, http_port, fake_info: false, ..Default::default() };
     // `--bench-users`: also a bcrypt user `bc` (password admin) for `just bench-auth`.
     if std::env::args().any(|a| a == "--bench-users") {
         opts.htpasswd.push(format!("bc:{}", kvmd_auth::hash::make_bcrypt("admin", 12)?));

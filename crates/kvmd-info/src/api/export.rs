@@ -1,0 +1,102 @@
+//! `/export/prometheus/metrics`: kvmd's metrics in the Prometheus text format (spec
+//! `info-log.md` section 3), cached for 5 s as kvmd does.
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use actix_web::http::header::{CONTENT_TYPE, HeaderValue};
+use actix_web::{HttpResponse, web};
+use kvmd_core::authn::Authed;
+use kvmd_core::routes::{Access, Route, resource};
+use serde_json::Value;
+
+use crate::info::Info;
+
+/// The group's routes.
+pub const ROUTES: &[Route] = &[Route::get("/export/prometheus/metrics", Access::User)];
+
+/// Mounts the group.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.app_data(web::Data::new(MetricsCache::default()))
+        .service(resource("/export/prometheus/metrics").route(web::get().to(metrics)));
+}
+
+/// The last rendered body.
+#[derive(Default)]
+pub struct MetricsCache(Mutex<Option<(Instant, String)>>);
+
+const TTL: Duration = Duration::from_secs(5);
+
+fn gauge(out: &mut String, name: &str, value: &Value) {
+    let v = match value {
+        Value::Bool(b) => u8::from(*b).to_string(),
+        Value::Number(n) => match n.as_f64() {
+            Some(f) if !n.is_i64() && !n.is_u64() => kvmd_core::json::python_float_repr(f),
+            _ => n.to_string(),
+        },
+        _ => return,
+    };
+    if !out.is_empty() {
+        out.push('\n');
+    }
+    out.push_str(&format!("# TYPE {name} gauge\n{name} {v}\n"));
+}
+
+/// Flattens `value` in sorted key order, skipping kvmd's `parsed_flags` level.
+fn flatten(out: &mut String, prefix: &str, value: &Value) {
+    match value {
+        Value::Object(m) => {
+            for (k, v) in m {
+                let p = if k == "parsed_flags" { prefix.to_owned() } else { format!("{prefix}_{k}") };
+                flatten(out, &p, v);
+            }
+        }
+        v => gauge(out, prefix, v),
+    }
+}
+
+/// The metrics text for a `health` value.
+pub fn render(health: &Value) -> String {
+    let mut out = String::new();
+    gauge(&mut out, "pikvm_atx_enabled", &Value::Bool(false));
+    gauge(&mut out, "pikvm_atx_power", &Value::Bool(false));
+    flatten(&mut out, "pikvm_hw", health);
+    gauge(&mut out, "pikvm_fan_monitored", &Value::Bool(false));
+    out
+}
+
+async fn metrics(state: web::Data<Info>, cache: web::Data<MetricsCache>, _user: Authed) -> HttpResponse {
+    let cached = cache.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+    let body = match cached {
+        Some((at, body)) if at.elapsed() < TTL => body,
+        _ => {
+            let health = serde_json::to_value(state.health().await).unwrap_or(Value::Null);
+            let body = render(&health);
+            *cache.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some((Instant::now(), body.clone()));
+            body
+        }
+    };
+    HttpResponse::Ok().insert_header((CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"))).body(body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn golden_shape() {
+        let health = serde_json::json!({
+            "temp": {"cpu": 36.511}, "cpu": {"percent": 73},
+            "mem": {"percent": 2.4, "total": 25276514304u64, "available": 24658542592u64},
+            "throttling": {"raw_flags": 0, "ignore_past": false, "parsed_flags": {
+                "undervoltage": {"now": false, "past": false}, "freq_capped": {"now": false, "past": false},
+                "throttled": {"now": false, "past": false}}}
+        });
+        let text = render(&health);
+        // tests/golden/kvmd-4.197/direct/prometheus.http, 1153 bytes with these values.
+        let golden = std::fs::read("../../tests/golden/kvmd-4.197/direct/prometheus.http").unwrap_or_default();
+        let body = golden.windows(4).position(|w| w == b"\r\n\r\n").map(|i| &golden[i + 4..]).unwrap_or_default();
+        assert_eq!(text, String::from_utf8_lossy(body));
+        assert_eq!(text.len(), 1153);
+    }
+}

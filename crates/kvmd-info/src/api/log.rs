@@ -1,0 +1,42 @@
+//! `/log`: the suite's log lines, optionally followed. Reproduces kvmd
+//! `kvmd/apps/kvmd/api/log.py`; spec `info-log.md` section 2.
+
+use actix_web::http::header::{CONTENT_TYPE, HeaderValue};
+use actix_web::{HttpRequest, HttpResponse, web};
+use kvmd_core::authn::Authed;
+use kvmd_core::query::Query;
+use kvmd_core::routes::{Access, Flow, Route, resource};
+use kvmd_core::service::CancellationToken;
+use kvmd_core::{ApiError, valid};
+
+use crate::config::LogSourceKind;
+use crate::info::Info;
+
+/// The group's routes.
+pub const ROUTES: &[Route] = &[Route::get("/log", Access::User).flow(Flow::Stream)];
+
+/// Mounts the group.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(resource("/log").route(web::get().to(log)));
+}
+
+async fn log(
+    state: web::Data<Info>,
+    shutdown: web::Data<CancellationToken>,
+    req: HttpRequest,
+    _user: Authed,
+) -> Result<HttpResponse, ApiError> {
+    let cfg = state.config().log.clone();
+    if cfg.source == LogSourceKind::Disabled {
+        return Err(ApiError::operation("LogReaderDisabledError", "LogReader is disabled"));
+    }
+    let q = Query::of(&req);
+    let seek = valid::int(Some(q.get("seek").unwrap_or("0")), "log seek", Some(0), None)?;
+    let follow = valid::boolean(Some(q.get("follow").unwrap_or("0")))?;
+    let rx = crate::logs::start(cfg, u64::try_from(seek).unwrap_or(0), follow, shutdown.get_ref().clone());
+    let body = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|b| (Ok::<_, actix_web::Error>(b), rx))
+    });
+    // kvmd's backend says plain `text/plain`; nginx adds the charset.
+    Ok(HttpResponse::Ok().insert_header((CONTENT_TYPE, HeaderValue::from_static("text/plain"))).streaming(body))
+}

@@ -1,0 +1,68 @@
+//! kvmd-info: `/info`, `/log` (with `follow=1`), `/export/prometheus/metrics`, and the
+//! `info` state feed for `/api/ws`.
+//!
+//! Compatible with kvmd 4.197 (spec `info-log.md`). Every value is read from files below a
+//! configurable root, so the same code serves a device and a fake tree in tests.
+//!
+//! # Layout
+//! - [`config`]: the service's configuration.
+//! - [`info`]: the categories and their sources and caches.
+//! - [`yaml`]: order-keeping YAML values (`meta.yaml`, extras manifests).
+//! - [`logs`]: the journal and log-file sources of `/log`.
+//! - [`api`]: the HTTP routes, one module per URL group.
+
+pub mod api;
+pub mod config;
+pub mod info;
+pub mod logs;
+pub mod yaml;
+
+use std::os::unix::net::UnixListener;
+
+use actix_web::web;
+use kvmd_core::routes::Route;
+use kvmd_core::service::CancellationToken;
+
+pub use config::Config;
+pub use info::Info;
+
+/// Every public route of the service, for the nginx renderer.
+pub const ROUTES: &[Route] = &[api::info::ROUTES[0], api::log::ROUTES[0], api::export::ROUTES[0]];
+
+/// What nginx needs to know about this service.
+pub const SERVICE: kvmd_core::routes::ServiceRoutes =
+    kvmd_core::routes::ServiceRoutes { service: "kvmd-info", upstream: "info", routes: ROUTES };
+
+/// The actix app (tests drive it without a socket).
+pub fn create_app(
+    info: web::Data<Info>,
+    shutdown: web::Data<CancellationToken>,
+) -> actix_web::App<
+    impl actix_web::dev::ServiceFactory<
+        actix_web::dev::ServiceRequest,
+        Config = (),
+        Response = actix_web::dev::ServiceResponse<actix_web::body::BoxBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    let auth = kvmd_core::authn::AuthClient::new(&info.config().auth_socket);
+    let usc = info.config().usc.clone();
+    kvmd_core::service::app(ROUTES)
+        .app_data(info)
+        .app_data(shutdown)
+        .app_data(auth)
+        .app_data(usc)
+        .configure(api::info::configure)
+        .configure(api::log::configure)
+        .configure(api::export::configure)
+        .configure(api::feed::configure)
+}
+
+/// Serves kvmd-info on `listener` until `shutdown` is cancelled.
+pub async fn run(config: Config, listener: UnixListener, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let workers = config.workers;
+    let info = web::Data::new(Info::new(config));
+    let token = web::Data::new(shutdown.clone());
+    kvmd_core::service::serve(listener, workers, shutdown, move || create_app(info.clone(), token.clone())).await
+}
