@@ -5,3 +5,4 @@ mod auth;
 mod common;
 mod front;
 mod golden_replay;
+mod log;

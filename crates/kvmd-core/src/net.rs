@@ -88,12 +88,48 @@ pub struct PeerCred {
     pub pid: Option<i32>,
 }
 
-/// actix `on_connect` hook: stores the peer credentials of unix connections.
+/// The descriptor of a connection, for [`disconnected`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnFd(pub std::os::fd::RawFd);
+
+/// actix `on_connect` hook: stores the peer credentials and the descriptor of unix
+/// connections.
 pub fn on_connect(conn: &dyn Any, ext: &mut Extensions) {
-    if let Some(stream) = conn.downcast_ref::<actix_web::rt::net::UnixStream>()
-        && let Ok(cred) = stream.peer_cred()
-    {
-        ext.insert(PeerCred { uid: cred.uid(), gid: cred.gid(), pid: cred.pid() });
+    if let Some(stream) = conn.downcast_ref::<actix_web::rt::net::UnixStream>() {
+        use std::os::fd::AsRawFd;
+        ext.insert(ConnFd(stream.as_raw_fd()));
+        if let Ok(cred) = stream.peer_cred() {
+            ext.insert(PeerCred { uid: cred.uid(), gid: cred.gid(), pid: cred.pid() });
+        }
+    }
+}
+
+/// Whether the peer of `fd` has hung up: a non-blocking peek reads end-of-stream (or the
+/// connection is broken).
+fn peer_gone(fd: std::os::fd::RawFd) -> bool {
+    use nix::sys::socket::{MsgFlags, recv};
+    let mut byte = [0u8; 1];
+    match recv(fd, &mut byte, MsgFlags::MSG_PEEK | MsgFlags::MSG_DONTWAIT) {
+        Ok(0) => true,
+        Ok(_) => false,
+        Err(nix::errno::Errno::EAGAIN | nix::errno::Errno::EINTR) => false,
+        Err(_) => true,
+    }
+}
+
+/// Resolves when the client of a long response goes away.
+///
+/// actix notices a closed connection only when it next writes, so an idle infinite
+/// response (`/log?follow=1` with nothing new) would keep its reader alive forever after
+/// its client left. Long responses select on this instead; it checks the connection twice
+/// a second. Without a descriptor (tests without a socket) it never resolves.
+pub async fn disconnected(fd: Option<ConnFd>) {
+    let Some(ConnFd(fd)) = fd else { return std::future::pending().await };
+    loop {
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        if peer_gone(fd) {
+            return;
+        }
     }
 }
 

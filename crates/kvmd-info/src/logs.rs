@@ -59,7 +59,13 @@ pub fn resolve(cfg: &LogConfig) -> LogSourceKind {
 
 /// Starts reading; lines arrive on the returned channel until the source ends (no
 /// follow), the receiver is dropped, or `shutdown` fires.
-pub fn start(cfg: LogConfig, seek: u64, follow: bool, shutdown: CancellationToken) -> mpsc::Receiver<Bytes> {
+pub fn start(
+    cfg: LogConfig,
+    seek: u64,
+    follow: bool,
+    shutdown: CancellationToken,
+    client: Option<kvmd_core::net::ConnFd>,
+) -> mpsc::Receiver<Bytes> {
     let (tx, rx) = mpsc::channel(64);
     tokio::spawn(async move {
         let work = async {
@@ -77,6 +83,7 @@ pub fn start(cfg: LogConfig, seek: u64, follow: bool, shutdown: CancellationToke
             () = work => {}
             () = tx.closed() => {}
             () = shutdown.cancelled() => {}
+            () = kvmd_core::net::disconnected(client) => {}
         }
     });
     rx
@@ -268,7 +275,7 @@ mod tests {
             .unwrap_or_else(|e| panic!("{e}"));
         std::fs::write(dir.path().join("nginx.log"), "not ours\n").unwrap_or_else(|e| panic!("{e}"));
         let cfg = LogConfig { source: LogSourceKind::Files, dir: dir.path().into(), ..LogConfig::default() };
-        let mut rx = start(cfg.clone(), 60, false, CancellationToken::new());
+        let mut rx = start(cfg.clone(), 60, false, CancellationToken::new(), None);
         let mut got = Vec::new();
         while let Some(b) = rx.recv().await {
             got.push(String::from_utf8_lossy(&b).into_owned());
@@ -276,7 +283,7 @@ mod tests {
         assert_eq!(got.len(), 1, "{got:?}");
         assert!(got[0].ends_with("kvmd-auth.service] --- INFO a: new\r\n"));
         // Follow: a line written later arrives while the stream is open.
-        let mut rx = start(cfg, 0, true, CancellationToken::new());
+        let mut rx = start(cfg, 0, true, CancellationToken::new(), None);
         for _ in 0..2 {
             let _ = rx.recv().await;
         }

@@ -27,7 +27,12 @@ fn line(c: Category, v: &crate::info::Value) -> Bytes {
     Bytes::from(s)
 }
 
-async fn feed(state: web::Data<Info>, shutdown: web::Data<CancellationToken>) -> HttpResponse {
+async fn feed(
+    state: web::Data<Info>,
+    shutdown: web::Data<CancellationToken>,
+    req: actix_web::HttpRequest,
+) -> HttpResponse {
+    let client = req.conn_data::<kvmd_core::net::ConnFd>().copied();
     let (tx, rx) = mpsc::channel::<Bytes>(16);
     let shutdown = shutdown.get_ref().clone();
     let info = state.into_inner();
@@ -85,6 +90,7 @@ async fn feed(state: web::Data<Info>, shutdown: web::Data<CancellationToken>) ->
             () = work => {}
             () = tx.closed() => {}
             () = shutdown.cancelled() => {}
+            () = kvmd_core::net::disconnected(client) => {}
         }
     });
     let body = futures_util::stream::unfold(rx, |mut rx| async move {

@@ -33,7 +33,8 @@ async fn log(
     let q = Query::of(&req);
     let seek = valid::int(Some(q.get("seek").unwrap_or("0")), "log seek", Some(0), None)?;
     let follow = valid::boolean(Some(q.get("follow").unwrap_or("0")))?;
-    let rx = crate::logs::start(cfg, u64::try_from(seek).unwrap_or(0), follow, shutdown.get_ref().clone());
+    let client = req.conn_data::<kvmd_core::net::ConnFd>().copied();
+    let rx = crate::logs::start(cfg, u64::try_from(seek).unwrap_or(0), follow, shutdown.get_ref().clone(), client);
     let body = futures_util::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|b| (Ok::<_, actix_web::Error>(b), rx))
     });
