@@ -5,4 +5,5 @@ mod auth;
 mod common;
 mod front;
 mod golden_replay;
+mod info;
 mod log;

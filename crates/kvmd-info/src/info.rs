@@ -389,6 +389,12 @@ impl Info {
             m.set("started", yaml::Value::Bool(started));
             out.push((sanitize(&name), m));
         }
+        // kvmd's WebSocket shows the extras by `place` (vnc 20 before ipmi 21).
+        let place = |v: &yaml::Value| match v.get("place") {
+            Some(yaml::Value::Int(p)) => *p,
+            _ => i64::MAX,
+        };
+        out.sort_by(|(a, av), (b, bv)| place(av).cmp(&place(bv)).then_with(|| a.cmp(b)));
         Ok(yaml::Value::Map(out))
     }
 
