@@ -98,3 +98,30 @@ fn the_state_feed_sends_every_category_in_kvmds_order() {
     );
     assert!(lines[7].contains(r#""platform": {"type": "rpi", "base": "Virtual Raspberry Pi", "serial": "0000000000000000", "model": "v2", "video": "hdmiusb", "board": "rpi4"}"#), "{}", lines[7]);
 }
+
+#[test]
+fn prometheus_adds_the_suites_own_metrics_after_kvmds() {
+    let stack = common::stack();
+    for _ in 0..3 {
+        assert_eq!(get(&stack, "/api/auth/check", &["-u", "admin:admin"]).status(), 200);
+    }
+    let r = get(&stack, "/api/export/prometheus/metrics", &["-u", "admin:admin"]);
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.header("Content-Type"), Some("text/plain; charset=utf-8"));
+    let body = text(&r);
+    assert!(body.starts_with("# TYPE pikvm_atx_enabled gauge\npikvm_atx_enabled 0\n"), "{body}");
+    let kvmd_end = body.find("# TYPE kvmd_rs_up gauge").unwrap_or(0);
+    assert!(kvmd_end > 0 && body[..kvmd_end].ends_with("pikvm_fan_monitored 0\n\n"), "{body}");
+    for line in [
+        "kvmd_rs_up{service=\"kvmd-auth\"} 1",
+        "kvmd_rs_up{service=\"kvmd-info\"} 1",
+        "kvmd_rs_http_requests_total{service=\"kvmd-auth\",route=\"/auth/check\",status=\"200\"} 3",
+        "# TYPE kvmd_rs_http_request_duration_seconds summary",
+    ] {
+        assert!(body.lines().any(|l| l == line), "missing {line:?} in\n{body}");
+    }
+    let rss =
+        body.lines().find_map(|l| l.strip_prefix("kvmd_rs_process_resident_memory_bytes{service=\"kvmd-auth\"} "));
+    assert!(rss.and_then(|v| v.parse::<u64>().ok()).is_some_and(|v| v > 1_000_000), "{body}");
+    assert_eq!(get(&stack, "/api/export/prometheus/metrics", &[]).status(), 401);
+}

@@ -52,7 +52,7 @@ pub fn create_app(
         InitError = (),
     >,
 > {
-    kvmd_core::service::app(ROUTES).app_data(manager).configure(api::auth::configure)
+    kvmd_core::service::app(&SERVICE).app_data(manager).configure(api::auth::configure)
 }
 
 /// Serves kvmd-auth on `listener` until `shutdown` is cancelled.

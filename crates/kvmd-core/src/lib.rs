@@ -10,6 +10,7 @@
 //!   ASCII-escaped, Python float repr) and the compact WebSocket form.
 //! - [`error`]: the one error type, [`ApiError`], and the table of kvmd's error names.
 //! - [`envelope`]: the `{"ok": ..., "result": ...}` responder and kvmd's plain-text answers.
+//! - [`metrics`]: request counts and latencies of this process, for the Prometheus export.
 //! - [`valid`]: argument validators with kvmd's exact messages.
 //! - [`routes`]: the route table every service declares; nginx is rendered from it, and
 //!   the actix 404/405/308 handlers read it.
@@ -26,6 +27,7 @@ pub mod config;
 pub mod envelope;
 pub mod error;
 pub mod json;
+pub mod metrics;
 pub mod net;
 pub mod query;
 pub mod routes;

@@ -91,7 +91,7 @@ pub const SERVER_HEADER: &str = concat!("kvmd-rs/", env!("CARGO_PKG_VERSION"));
 /// data, header names written in canonical case as aiohttp does, `Server`, and one
 /// access-log line per request in kvmd's format.
 pub fn app(
-    routes: &'static [crate::routes::Route],
+    service: &'static crate::routes::ServiceRoutes,
 ) -> App<
     impl ServiceFactory<
         ServiceRequest,
@@ -102,9 +102,24 @@ pub fn app(
     >,
 > {
     App::new()
-        .app_data(crate::routes::RouteTable(routes))
+        .app_data(crate::routes::RouteTable(service.routes))
+        .app_data(ServiceName(service.service))
+        .service(actix_web::web::resource(crate::metrics::SELF_PATH).route(actix_web::web::get().to(self_metrics)))
         .default_service(crate::routes::default_service())
         .wrap(actix_web::middleware::from_fn(wire))
+}
+
+/// The name of the running service, in the app data.
+#[derive(Debug, Clone, Copy)]
+pub struct ServiceName(pub &'static str);
+
+async fn self_metrics(req: actix_web::HttpRequest) -> actix_web::HttpResponse {
+    use actix_web::HttpMessage;
+    req.extensions_mut().insert(AccessQuiet);
+    let name = req.app_data::<ServiceName>().map_or("-", |n| n.0);
+    actix_web::HttpResponse::Ok()
+        .content_type("application/json")
+        .body(crate::json::to_compact_string(&crate::metrics::snapshot(name)))
 }
 
 async fn wire(
@@ -117,7 +132,10 @@ async fn wire(
     let uri = req.uri().clone();
     let version = req.version();
     let ip = req.headers().get("X-Real-IP").and_then(|v| v.to_str().ok()).map_or_else(|| "-".to_owned(), str::to_owned);
+    let started = std::time::Instant::now();
     let mut res = next.call(req).await?.map_into_boxed_body();
+    let route = res.request().match_pattern().unwrap_or_else(|| "-".to_owned());
+    crate::metrics::record(&route, res.status().as_u16(), started.elapsed());
     res.response_mut().head_mut().set_camel_case_headers(true);
     res.headers_mut().insert(SERVER, HeaderValue::from_static(SERVER_HEADER));
     let (who, quiet) = {

@@ -99,6 +99,9 @@ pub struct Config {
     pub ignore_past: bool,
     /// The log reader.
     pub log: LogConfig,
+    /// The suite's services and their sockets, whose request metrics and memory the
+    /// Prometheus export adds to kvmd's metrics.
+    pub services: BTreeMap<String, PathBuf>,
 }
 
 impl Default for Config {
@@ -119,6 +122,10 @@ impl Default for Config {
             throttling_cmd: vec!["vcgencmd".into(), "get_throttled".into()],
             ignore_past: false,
             log: LogConfig::default(),
+            services: ["auth", "hid", "info", "streamer"]
+                .into_iter()
+                .map(|s| (format!("kvmd-{s}"), PathBuf::from(format!("/run/kvmd/{s}.sock"))))
+                .collect(),
         }
     }
 }

@@ -187,7 +187,7 @@ pub struct Platform {
 #[serde(untagged)]
 pub enum Value {
     /// `system`
-    System(System),
+    System(Box<System>),
     /// `auth`
     Auth(Auth),
     /// `meta` (null when the file cannot be parsed)
@@ -256,7 +256,7 @@ impl Info {
     /// The value of one category.
     pub async fn get(&self, c: Category) -> Value {
         match c {
-            Category::System => Value::System(self.system(true)),
+            Category::System => Value::System(Box::new(self.system(true))),
             Category::Auth => Value::Auth(Auth { enabled: self.cfg.auth_enabled }),
             Category::Meta => Value::Meta(self.meta()),
             Category::Extras => Value::Extras(self.extras().await),
@@ -325,10 +325,10 @@ impl Info {
         };
         drop(cache);
         parsed.map(|mut v| {
-            if let Some(server) = v.get_mut("server") {
-                if server.get("host") == Some(&yaml::Value::Str("@auto".into())) {
-                    server.set("host", yaml::Value::Str(hostname()));
-                }
+            if let Some(server) = v.get_mut("server")
+                && server.get("host") == Some(&yaml::Value::Str("@auto".into()))
+            {
+                server.set("host", yaml::Value::Str(hostname()));
             }
             v
         })
@@ -336,10 +336,10 @@ impl Info {
 
     /// `extras`: one entry per `<dir>/manifest.yaml`.
     pub async fn extras(&self) -> Option<yaml::Value> {
-        if let Some(c) = self.extras.lock().unwrap_or_else(std::sync::PoisonError::into_inner).as_ref() {
-            if c.at.elapsed() < EXTRAS_TTL {
-                return c.value.clone();
-            }
+        if let Some(c) = self.extras.lock().unwrap_or_else(std::sync::PoisonError::into_inner).as_ref()
+            && c.at.elapsed() < EXTRAS_TTL
+        {
+            return c.value.clone();
         }
         let value = match self.read_extras().await {
             Ok(v) => Some(v),
@@ -472,10 +472,10 @@ impl Info {
     }
 
     async fn throttling(&self) -> Option<i64> {
-        if let Some(c) = self.throttling.lock().unwrap_or_else(std::sync::PoisonError::into_inner).as_ref() {
-            if c.at.elapsed() < THROTTLING_TTL {
-                return c.value;
-            }
+        if let Some(c) = self.throttling.lock().unwrap_or_else(std::sync::PoisonError::into_inner).as_ref()
+            && c.at.elapsed() < THROTTLING_TTL
+        {
+            return c.value;
         }
         let value = self.run_throttling().await;
         *self.throttling.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =

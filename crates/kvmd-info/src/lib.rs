@@ -48,7 +48,7 @@ pub fn create_app(
 > {
     let auth = kvmd_core::authn::AuthClient::new(&info.config().auth_socket);
     let usc = info.config().usc.clone();
-    kvmd_core::service::app(ROUTES)
+    kvmd_core::service::app(&SERVICE)
         .app_data(info)
         .app_data(shutdown)
         .app_data(auth)

@@ -186,9 +186,11 @@ impl Stack {
             )
         };
         let info_toml = format!(
-            "root = {:?}\nauth_socket = {:?}\nmeta = {meta:?}\nextras = {extras:?}\nthrottling_cmd = [{throttling:?}, \"get_throttled\"]\n\n[socket]\npath = {:?}\nmode = {}\ngroup = {:?}\n\n[log]\nsource = \"files\"\ndir = {:?}\n",
+            "root = {:?}\nauth_socket = {:?}\nservices = {{ kvmd-auth = {:?}, kvmd-info = {:?} }}\nmeta = {meta:?}\nextras = {extras:?}\nthrottling_cmd = [{throttling:?}, \"get_throttled\"]\n\n[socket]\npath = {:?}\nmode = {}\ngroup = {:?}\n\n[log]\nsource = \"files\"\ndir = {:?}\n",
             info_root,
             stack.auth_socket(),
+            stack.auth_socket(),
+            root.join("run/info.sock"),
             root.join("run/info.sock"),
             0o660,
             socket_group,

@@ -65,13 +65,67 @@ pub fn render(health: &Value) -> String {
     out
 }
 
+/// A Prometheus label value.
+fn label(v: &str) -> String {
+    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
+async fn scrape(socket: &std::path::Path) -> Option<kvmd_core::metrics::SelfMetrics> {
+    let client = reqwest::Client::builder().unix_socket(socket).timeout(Duration::from_secs(2)).build().ok()?;
+    let resp = client.get(format!("http://localhost{}", kvmd_core::metrics::SELF_PATH)).send().await.ok()?;
+    serde_json::from_slice(&resp.bytes().await.ok()?).ok()
+}
+
+/// The suite's own metrics, appended after kvmd's: which services answer, their memory,
+/// and their requests per route and status with the time to the response head.
+pub async fn render_suite(services: &std::collections::BTreeMap<String, std::path::PathBuf>) -> String {
+    let mut snaps = Vec::new();
+    let mut up = Vec::new();
+    for (name, socket) in services {
+        let snap = if name == "kvmd-info" { Some(kvmd_core::metrics::snapshot(name)) } else { scrape(socket).await };
+        up.push((name.clone(), snap.is_some()));
+        snaps.extend(snap);
+    }
+    let mut out = String::from("\n# TYPE kvmd_rs_up gauge\n");
+    for (name, ok) in &up {
+        out.push_str(&format!("kvmd_rs_up{{service=\"{}\"}} {}\n", label(name), u8::from(*ok)));
+    }
+    out.push_str("\n# TYPE kvmd_rs_process_resident_memory_bytes gauge\n");
+    for s in &snaps {
+        out.push_str(&format!(
+            "kvmd_rs_process_resident_memory_bytes{{service=\"{}\"}} {}\n",
+            label(&s.service),
+            s.rss_bytes
+        ));
+    }
+    out.push_str("\n# TYPE kvmd_rs_http_requests_total counter\n");
+    let labels = |s: &kvmd_core::metrics::SelfMetrics, r: &kvmd_core::metrics::RouteMetric| {
+        format!("service=\"{}\",route=\"{}\",status=\"{}\"", label(&s.service), label(&r.route), r.status)
+    };
+    for s in &snaps {
+        for r in &s.routes {
+            out.push_str(&format!("kvmd_rs_http_requests_total{{{}}} {}\n", labels(s, r), r.count));
+        }
+    }
+    out.push_str("\n# TYPE kvmd_rs_http_request_duration_seconds summary\n");
+    for s in &snaps {
+        for r in &s.routes {
+            let l = labels(s, r);
+            out.push_str(&format!("kvmd_rs_http_request_duration_seconds_sum{{{l}}} {}\n", r.seconds_sum));
+            out.push_str(&format!("kvmd_rs_http_request_duration_seconds_count{{{l}}} {}\n", r.count));
+        }
+    }
+    out
+}
+
 async fn metrics(state: web::Data<Info>, cache: web::Data<MetricsCache>, _user: Authed) -> HttpResponse {
     let cached = cache.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
     let body = match cached {
         Some((at, body)) if at.elapsed() < TTL => body,
         _ => {
             let health = serde_json::to_value(state.health().await).unwrap_or(Value::Null);
-            let body = render(&health);
+            let mut body = render(&health);
+            body.push_str(&render_suite(&state.config().services).await);
             *cache.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some((Instant::now(), body.clone()));
             body
         }
