@@ -61,3 +61,8 @@ bench-auth:
 deny:
     command -v cargo-deny >/dev/null || cargo install --locked cargo-deny
     cargo deny check licenses bans sources
+
+# Info benchmark through nginx (release build, wrk, 100 log followers).
+bench-info:
+    cargo build --release --workspace --bins --locked
+    scripts/bench-info.sh target/release

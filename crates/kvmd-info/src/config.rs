@@ -108,7 +108,7 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             socket: SocketConfig::at("/run/kvmd/info.sock"),
-            workers: 1,
+            workers: 2,
             auth_socket: "/run/kvmd/auth.sock".into(),
             usc: UscConfig::default(),
             root: "/".into(),

@@ -37,6 +37,7 @@ pub const SERVICE: kvmd_core::routes::ServiceRoutes =
 pub fn create_app(
     info: web::Data<Info>,
     shutdown: web::Data<CancellationToken>,
+    tail: web::Data<logs::FileTail>,
 ) -> actix_web::App<
     impl actix_web::dev::ServiceFactory<
         actix_web::dev::ServiceRequest,
@@ -51,6 +52,7 @@ pub fn create_app(
     kvmd_core::service::app(&SERVICE)
         .app_data(info)
         .app_data(shutdown)
+        .app_data(tail)
         .app_data(auth)
         .app_data(usc)
         .configure(api::info::configure)
@@ -64,5 +66,9 @@ pub async fn run(config: Config, listener: UnixListener, shutdown: CancellationT
     let workers = config.workers;
     let info = web::Data::new(Info::new(config));
     let token = web::Data::new(shutdown.clone());
-    kvmd_core::service::serve(listener, workers, shutdown, move || create_app(info.clone(), token.clone())).await
+    let tail = web::Data::new(logs::FileTail::default());
+    kvmd_core::service::serve(listener, workers, shutdown, move || {
+        create_app(info.clone(), token.clone(), tail.clone())
+    })
+    .await
 }

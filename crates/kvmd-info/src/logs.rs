@@ -5,7 +5,9 @@
 //! (spec `info-log.md` section 2). We spawn `journalctl -o json` (the maintained reader;
 //! libsystemd's API is LGPL and thread-bound) and parse its lines; `kill_on_drop` ends it
 //! when the client goes away. Without journald (the demo, CI containers) each service
-//! writes its log to `<dir>/<unit>.log` and the files source reads and tails those.
+//! writes its log to `<dir>/<unit>.log` and the files source reads those (a binary search
+//! finds `seek`; files are merged by time, streamed) and tails them with one shared tailer
+//! for all followers.
 //!
 //! Both run as a task that feeds a bounded channel; the HTTP body is the receiving end, so
 //! a client that stops reading stops the reader, and one that leaves ends it.
@@ -65,13 +67,14 @@ pub fn start(
     follow: bool,
     shutdown: CancellationToken,
     client: Option<kvmd_core::net::ConnFd>,
+    tail: std::sync::Arc<FileTail>,
 ) -> mpsc::Receiver<Bytes> {
     let (tx, rx) = mpsc::channel(64);
     tokio::spawn(async move {
         let work = async {
             match resolve(&cfg) {
                 LogSourceKind::Journal => journal(&cfg, seek, follow, &tx).await,
-                LogSourceKind::Files => files(&cfg.dir, seek, follow, &tx).await,
+                LogSourceKind::Files => files(&cfg.dir, seek, follow, &tx, &tail).await,
                 LogSourceKind::Auto | LogSourceKind::Disabled => {}
             }
             if follow {
@@ -152,12 +155,6 @@ fn parse_file_line(line: &str) -> Option<(i64, &str)> {
     Some((t.timestamp_micros(), rest.trim_start()))
 }
 
-struct Tail {
-    unit: String,
-    offset: u64,
-    last_ts: i64,
-}
-
 fn unit_files(dir: &Path) -> Vec<(String, PathBuf)> {
     let mut out: Vec<(String, PathBuf)> = std::fs::read_dir(dir)
         .into_iter()
@@ -174,69 +171,236 @@ fn unit_files(dir: &Path) -> Vec<(String, PathBuf)> {
     out
 }
 
-/// Reads the complete lines of `path` after `tail.offset` into `(ts, unit, text)`.
-fn read_new(path: &Path, tail: &mut Tail, out: &mut Vec<(i64, String, String)>) {
-    use std::io::{Read, Seek, SeekFrom};
-    let Ok(mut f) = std::fs::File::open(path) else { return };
-    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
-    if len < tail.offset {
-        tail.offset = 0; // truncated or replaced
+fn file_len(path: &Path) -> u64 {
+    std::fs::metadata(path).map_or(0, |m| m.len())
+}
+
+/// Reads the complete lines of one file between two offsets, lazily, with the timestamp of
+/// each (a line without one, such as a continuation, takes the previous line's).
+struct LineReader {
+    unit: String,
+    reader: std::io::Take<std::io::BufReader<std::fs::File>>,
+    pos: u64,
+    last_ts: i64,
+}
+
+impl LineReader {
+    fn open(unit: &str, path: &Path, start: u64, end: u64) -> Option<Self> {
+        use std::io::{Read, Seek, SeekFrom};
+        let mut f = std::fs::File::open(path).ok()?;
+        f.seek(SeekFrom::Start(start)).ok()?;
+        let reader = std::io::BufReader::with_capacity(64 * 1024, f).take(end.saturating_sub(start));
+        Some(Self { unit: unit.to_owned(), reader, pos: start, last_ts: i64::MIN })
     }
-    if len == tail.offset || f.seek(SeekFrom::Start(tail.offset)).is_err() {
-        return;
-    }
-    let mut buf = Vec::new();
-    if f.take(len - tail.offset).read_to_end(&mut buf).is_err() {
-        return;
-    }
-    let complete = buf.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
-    tail.offset += complete as u64;
-    for line in String::from_utf8_lossy(&buf[..complete]).lines() {
+
+    /// The next complete line: (timestamp, text, offset after it).
+    fn next_line(&mut self) -> Option<(i64, String, u64)> {
+        use std::io::BufRead;
+        let mut buf = Vec::new();
+        let n = self.reader.read_until(b'\n', &mut buf).ok()?;
+        if n == 0 || buf.last() != Some(&b'\n') {
+            return None; // the end, or a line still being written
+        }
+        self.pos += n as u64;
+        let line = String::from_utf8_lossy(&buf);
+        let line = line.trim_end_matches(['\n', '\r']);
         let (ts, text) = match parse_file_line(line) {
             Some((ts, text)) => {
-                tail.last_ts = ts;
+                self.last_ts = ts;
                 (ts, text.to_owned())
             }
-            None => (tail.last_ts, line.to_owned()),
+            None => (self.last_ts, line.to_owned()),
         };
-        out.push((ts, tail.unit.clone(), text));
+        Some((ts, text, self.pos))
     }
 }
 
-async fn files(dir: &Path, seek: u64, follow: bool, tx: &mpsc::Sender<Bytes>) {
+/// The offset of the first line at or after `since` (lines are in time order): a binary
+/// search on the file, so `seek=60` on a large log reads only its end.
+fn offset_since(path: &Path, since: i64, end: u64) -> u64 {
+    use std::io::{BufRead, Seek, SeekFrom};
+    let ts_at = |off: u64| -> Option<(u64, i64)> {
+        let mut f = std::io::BufReader::new(std::fs::File::open(path).ok()?);
+        f.seek(SeekFrom::Start(off)).ok()?;
+        let mut skipped = 0u64;
+        if off > 0 {
+            let mut junk = Vec::new();
+            skipped = f.read_until(b'\n', &mut junk).ok()? as u64;
+        }
+        let mut line = String::new();
+        let mut start = off + skipped;
+        for _ in 0..64 {
+            line.clear();
+            let n = f.read_line(&mut line).ok()?;
+            if n == 0 {
+                return None;
+            }
+            if let Some((ts, _)) = parse_file_line(line.trim_end()) {
+                return Some((start, ts));
+            }
+            start += n as u64;
+        }
+        None
+    };
+    let (mut lo, mut hi) = (0u64, end);
+    while hi - lo > 64 * 1024 {
+        let mid = lo + (hi - lo) / 2;
+        match ts_at(mid) {
+            Some((_, ts)) if ts < since => lo = mid,
+            _ => hi = mid,
+        }
+    }
+    // Linear from `lo`: the first line at or after `since`.
+    let mut r = match LineReader::open("", path, lo, end) {
+        Some(r) => r,
+        None => return end,
+    };
+    if lo > 0 {
+        // `lo` may be mid-line: skip to the next one.
+        if r.next_line().is_none() {
+            return end;
+        }
+    }
+    let mut at = r.pos;
+    while let Some((ts, _, after)) = r.next_line() {
+        if ts >= since && ts != i64::MIN {
+            return at;
+        }
+        at = after;
+    }
+    end
+}
+
+/// A line tailed from a log file, for every follower at once.
+#[derive(Debug)]
+pub struct TailLine {
+    file: PathBuf,
+    /// Offset after the line: a follower skips lines its own first read already sent.
+    end: u64,
+    bytes: Bytes,
+}
+
+/// One tailer of the log directory shared by every `follow=1` client: each new line is
+/// read and formatted once and fanned out through a broadcast channel. It starts with
+/// the first follower and stops when the last one has gone.
+#[derive(Default)]
+pub struct FileTail {
+    sender: std::sync::Mutex<Option<tokio::sync::broadcast::Sender<std::sync::Arc<TailLine>>>>,
+}
+
+/// Lines a slow follower may fall behind before it skips some.
+const TAIL_BACKLOG: usize = 4096;
+
+impl FileTail {
+    /// A receiver of new lines of `dir` (subscribe before the first read: lines
+    /// written in between arrive twice and are filtered by offset, never lost).
+    pub fn subscribe(&self, dir: &Path) -> tokio::sync::broadcast::Receiver<std::sync::Arc<TailLine>> {
+        let mut guard = self.sender.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(tx) = guard.as_ref().filter(|tx| tx.receiver_count() > 0) {
+            return tx.subscribe();
+        }
+        let (tx, rx) = tokio::sync::broadcast::channel(TAIL_BACKLOG);
+        *guard = Some(tx.clone());
+        let dir = dir.to_path_buf();
+        tokio::spawn(async move {
+            let mut offsets: BTreeMap<PathBuf, u64> = unit_files(&dir)
+                .into_iter()
+                .map(|(_, p)| {
+                    let l = file_len(&p);
+                    (p, l)
+                })
+                .collect();
+            loop {
+                tokio::time::sleep(Duration::from_millis(250)).await;
+                if tx.receiver_count() == 0 {
+                    return;
+                }
+                for (unit, path) in unit_files(&dir) {
+                    let len = file_len(&path);
+                    let off = offsets.entry(path.clone()).or_insert(0);
+                    if len < *off {
+                        *off = 0; // truncated or replaced
+                    }
+                    if len == *off {
+                        continue;
+                    }
+                    let Some(mut r) = LineReader::open(&unit, &path, *off, len) else { continue };
+                    while let Some((ts, text, end)) = r.next_line() {
+                        let bytes = Bytes::from(format_line(ts, &r.unit, &text));
+                        let _ = tx.send(std::sync::Arc::new(TailLine { file: path.clone(), end, bytes }));
+                        *off = end;
+                    }
+                }
+            }
+        });
+        rx
+    }
+}
+
+/// The first read: every file from `seek` seconds ago up to its current end, merged by
+/// time, sent with backpressure. Runs on a blocking thread. Returns each file's end.
+fn first_read(dir: &Path, seek: u64, tx: &mpsc::Sender<Bytes>) -> BTreeMap<PathBuf, u64> {
     let since =
         if seek == 0 { i64::MIN } else { now_micros() - i64::try_from(seek).unwrap_or(i64::MAX / 2) * 1_000_000 };
-    let mut tails: BTreeMap<PathBuf, Tail> = BTreeMap::new();
-    let mut first = Vec::new();
+    let mut ends = BTreeMap::new();
+    let mut readers = Vec::new();
     for (unit, path) in unit_files(dir) {
-        let mut t = Tail { unit, offset: 0, last_ts: 0 };
-        read_new(&path, &mut t, &mut first);
-        tails.insert(path, t);
-    }
-    first.retain(|(ts, _, _)| *ts >= since);
-    first.sort_by_key(|(ts, _, _)| *ts);
-    for (ts, unit, text) in first {
-        if tx.send(Bytes::from(format_line(ts, &unit, &text))).await.is_err() {
-            return;
+        let end = file_len(&path);
+        let start = if seek == 0 { 0 } else { offset_since(&path, since, end) };
+        if let Some(mut r) = LineReader::open(&unit, &path, start, end) {
+            let head = r.next_line();
+            readers.push((r, head));
         }
-    }
-    if !follow {
-        return;
+        ends.insert(path, end);
     }
     loop {
-        tokio::time::sleep(Duration::from_millis(250)).await;
-        let mut new = Vec::new();
-        for (unit, path) in unit_files(dir) {
-            let t = tails.entry(path.clone()).or_insert(Tail { unit, offset: 0, last_ts: 0 });
-            read_new(&path, t, &mut new);
-        }
-        for (ts, unit, text) in new {
-            if tx.send(Bytes::from(format_line(ts, &unit, &text))).await.is_err() {
-                return;
+        // k-way merge: the reader whose next line is oldest.
+        let Some(i) = readers
+            .iter()
+            .enumerate()
+            .filter_map(|(i, (_, h))| h.as_ref().map(|(ts, _, _)| (i, *ts)))
+            .min_by_key(|(_, ts)| *ts)
+            .map(|(i, _)| i)
+        else {
+            break;
+        };
+        let (r, head) = &mut readers[i];
+        if let Some((ts, text, _)) = head.take() {
+            if ts >= since && tx.blocking_send(Bytes::from(format_line(ts, &r.unit, &text))).is_err() {
+                return ends;
             }
         }
-        if tx.is_closed() {
-            return;
+        *head = r.next_line();
+    }
+    ends
+}
+
+async fn files(dir: &Path, seek: u64, follow: bool, tx: &mpsc::Sender<Bytes>, tail: &FileTail) {
+    let mut sub = follow.then(|| tail.subscribe(dir));
+    let (d, t) = (dir.to_path_buf(), tx.clone());
+    let Ok(ends) = tokio::task::spawn_blocking(move || first_read(&d, seek, &t)).await else { return };
+    let Some(sub) = sub.as_mut() else { return };
+    loop {
+        match sub.recv().await {
+            Ok(line) => {
+                if ends.get(&line.file).is_some_and(|&e| line.end <= e) {
+                    continue;
+                }
+                if tx.send(line.bytes.clone()).await.is_err() {
+                    return;
+                }
+            }
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                let note = format_line(
+                    now_micros(),
+                    "kvmd-info.service",
+                    &format!("--- {n} log lines skipped: this client reads too slowly"),
+                );
+                if tx.send(Bytes::from(note)).await.is_err() {
+                    return;
+                }
+            }
+            Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
         }
     }
 }
@@ -265,6 +429,47 @@ mod tests {
         assert!(format_line(ts, "kvmd-auth.service", "hello  \n").ends_with(" kvmd-auth.service] --- hello\r\n"));
     }
 
+    #[test]
+    fn seek_finds_the_first_recent_line_of_a_large_file_and_files_merge_by_time() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let base = chrono::Utc::now() - chrono::Duration::seconds(100_000);
+        let stamp = |s: i64| (base + chrono::Duration::seconds(s)).format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string();
+        // 100 000 lines, one per second, plus a continuation line without a timestamp.
+        let mut text = String::new();
+        for i in 0..100_000 {
+            text.push_str(&format!("{}  INFO a: line {i}\n", stamp(i)));
+        }
+        text.push_str("  continued\n");
+        let a = dir.path().join("kvmd-a.log");
+        std::fs::write(&a, &text).unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(dir.path().join("kvmd-b.log"), format!("{}  INFO b: between\n", stamp(99_998)))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let since = (base + chrono::Duration::seconds(99_997)).timestamp_micros();
+        let off = offset_since(&a, since, file_len(&a));
+        let first = text[off as usize..].lines().next().unwrap_or_default();
+        assert!(first.ends_with("  INFO a: line 99997"), "{first}");
+        // The first read merges both files by time and keeps the continuation.
+        let (tx, mut rx) = mpsc::channel(100);
+        let now_seek = u64::try_from((now_micros() - since) / 1_000_000 + 1).unwrap_or(0);
+        let ends = first_read(dir.path(), now_seek, &tx);
+        drop(tx);
+        let mut got = Vec::new();
+        while let Ok(b) = rx.try_recv() {
+            got.push(String::from_utf8_lossy(&b).split("] --- ").nth(1).unwrap_or_default().trim_end().to_owned());
+        }
+        assert!(
+            got.ends_with(&[
+                "INFO a: line 99998".into(),
+                "INFO b: between".into(),
+                "INFO a: line 99999".into(),
+                "  continued".into()
+            ]),
+            "{got:?}"
+        );
+        assert!(got.len() <= 6, "only the last seconds were read: {got:?}");
+        assert_eq!(ends.get(&a).copied(), Some(file_len(&a)));
+    }
+
     #[tokio::test]
     async fn files_source_reads_seeks_and_follows() {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
@@ -275,7 +480,7 @@ mod tests {
             .unwrap_or_else(|e| panic!("{e}"));
         std::fs::write(dir.path().join("nginx.log"), "not ours\n").unwrap_or_else(|e| panic!("{e}"));
         let cfg = LogConfig { source: LogSourceKind::Files, dir: dir.path().into(), ..LogConfig::default() };
-        let mut rx = start(cfg.clone(), 60, false, CancellationToken::new(), None);
+        let mut rx = start(cfg.clone(), 60, false, CancellationToken::new(), None, Default::default());
         let mut got = Vec::new();
         while let Some(b) = rx.recv().await {
             got.push(String::from_utf8_lossy(&b).into_owned());
@@ -283,7 +488,7 @@ mod tests {
         assert_eq!(got.len(), 1, "{got:?}");
         assert!(got[0].ends_with("kvmd-auth.service] --- INFO a: new\r\n"));
         // Follow: a line written later arrives while the stream is open.
-        let mut rx = start(cfg, 0, true, CancellationToken::new(), None);
+        let mut rx = start(cfg, 0, true, CancellationToken::new(), None, Default::default());
         for _ in 0..2 {
             let _ = rx.recv().await;
         }

@@ -23,6 +23,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 async fn log(
     state: web::Data<Info>,
     shutdown: web::Data<CancellationToken>,
+    tail: web::Data<crate::logs::FileTail>,
     req: HttpRequest,
     _user: Authed,
 ) -> Result<HttpResponse, ApiError> {
@@ -34,7 +35,14 @@ async fn log(
     let seek = valid::int(Some(q.get("seek").unwrap_or("0")), "log seek", Some(0), None)?;
     let follow = valid::boolean(Some(q.get("follow").unwrap_or("0")))?;
     let client = req.conn_data::<kvmd_core::net::ConnFd>().copied();
-    let rx = crate::logs::start(cfg, u64::try_from(seek).unwrap_or(0), follow, shutdown.get_ref().clone(), client);
+    let rx = crate::logs::start(
+        cfg,
+        u64::try_from(seek).unwrap_or(0),
+        follow,
+        shutdown.get_ref().clone(),
+        client,
+        tail.into_inner(),
+    );
     let body = futures_util::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|b| (Ok::<_, actix_web::Error>(b), rx))
     });
