@@ -1,5 +1,9 @@
 //! Logging set-up: the only place that builds the tracing subscriber.
 //!
+//! Text records are handed to a writer thread (tracing-appender's non-blocking writer,
+//! lossless: a full buffer blocks rather than drops), so a request never waits for a
+//! `write(2)` of its access-log line; [`init`] keeps the writer's guard until exit.
+//!
 //! Under systemd, stderr is a journal stream (`JOURNAL_STREAM` names its device and inode);
 //! then records go to journald natively, with their level as the journal priority. In the
 //! demo and tests they go to stderr as text, and optionally to a log file as well (the
@@ -7,7 +11,7 @@
 
 use std::fs::OpenOptions;
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::OnceLock;
 
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
@@ -39,6 +43,22 @@ pub struct LogArgs {
     pub log_file: Option<PathBuf>,
 }
 
+/// Guards of the writer threads: dropping one flushes and stops its thread, so they live
+/// as long as the process.
+static GUARDS: OnceLock<std::sync::Mutex<Vec<tracing_appender::non_blocking::WorkerGuard>>> = OnceLock::new();
+
+fn keep(guard: tracing_appender::non_blocking::WorkerGuard) {
+    let g = GUARDS.get_or_init(|| std::sync::Mutex::new(Vec::new()));
+    g.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(guard);
+}
+
+/// Flushes buffered log lines (call before exiting).
+pub fn flush() {
+    if let Some(g) = GUARDS.get() {
+        g.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clear();
+    }
+}
+
 /// Whether stderr is the journal stream systemd connected (systemd.exec(5)).
 pub fn stderr_is_journal() -> bool {
     let Some(want) = std::env::var_os("JOURNAL_STREAM") else {
@@ -59,14 +79,18 @@ pub fn init(args: &LogArgs) -> anyhow::Result<()> {
         _ => None,
     };
     let stderr = if journal.is_none() {
-        Some(tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_ansi(false).with_target(true).boxed())
+        let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default().lossy(false).finish(std::io::stderr());
+        keep(guard);
+        Some(tracing_subscriber::fmt::layer().with_writer(writer).with_ansi(false).with_target(true).boxed())
     } else {
         None
     };
     let file = match &args.log_file {
         Some(path) => {
             let f = OpenOptions::new().create(true).append(true).open(path)?;
-            Some(tracing_subscriber::fmt::layer().with_writer(Mutex::new(f)).with_ansi(false).with_target(true).boxed())
+            let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default().lossy(false).finish(f);
+            keep(guard);
+            Some(tracing_subscriber::fmt::layer().with_writer(writer).with_ansi(false).with_target(true).boxed())
         }
         None => None,
     };

@@ -37,5 +37,7 @@ fn start(cli: Cli) -> anyhow::Result<()> {
     let listener = kvmd_core::net::unix_listener(&config.socket)?;
     tracing::info!(socket = %config.socket.path.display(), "kvmd-info listening");
     let threads = config.workers.max(1);
-    kvmd_core::service::run(threads, |shutdown| kvmd_info::run(config, listener, shutdown))
+    let result = kvmd_core::service::run(threads, |shutdown| kvmd_info::run(config, listener, shutdown));
+    kvmd_core::telemetry::flush();
+    result
 }
