@@ -18,6 +18,8 @@ need systemd-analyze systemd
 need python3 python3
 need setpriv util-linux
 need pgrep procps
+need chromium chromium
+need chromedriver chromium-driver
 [ -x /lib/systemd/systemd-journal-remote ] || pkgs+=(systemd-journal-remote)
 ls /usr/lib/llvm-*/lib/libclang.so* >/dev/null 2>&1 || pkgs+=(libclang-dev)
 [ -e "/usr/lib/$(gcc -print-multiarch 2>/dev/null || echo x86_64-linux-gnu)/libcrypt.so" ] || pkgs+=(libcrypt-dev)

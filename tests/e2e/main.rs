@@ -2,6 +2,7 @@
 //! driven with curl as a user would.
 
 mod auth;
+mod browser;
 mod common;
 mod front;
 mod golden_replay;

@@ -79,7 +79,8 @@ pub fn init(args: &LogArgs) -> anyhow::Result<()> {
         _ => None,
     };
     let stderr = if journal.is_none() {
-        let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default().lossy(false).finish(std::io::stderr());
+        let (writer, guard) =
+            tracing_appender::non_blocking::NonBlockingBuilder::default().lossy(false).finish(std::io::stderr());
         keep(guard);
         Some(tracing_subscriber::fmt::layer().with_writer(writer).with_ansi(false).with_target(true).boxed())
     } else {
