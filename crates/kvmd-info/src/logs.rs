@@ -353,22 +353,22 @@ fn first_read(dir: &Path, seek: u64, tx: &mpsc::Sender<Bytes>) -> BTreeMap<PathB
         }
         ends.insert(path, end);
     }
-    loop {
-        // k-way merge: the reader whose next line is oldest.
-        let Some(i) = readers
+    // k-way merge: always the reader whose next line is oldest.
+    let oldest = |readers: &[(LineReader, Option<(i64, String, u64)>)]| {
+        readers
             .iter()
             .enumerate()
             .filter_map(|(i, (_, h))| h.as_ref().map(|(ts, _, _)| (i, *ts)))
             .min_by_key(|(_, ts)| *ts)
             .map(|(i, _)| i)
-        else {
-            break;
-        };
+    };
+    while let Some(i) = oldest(&readers) {
         let (r, head) = &mut readers[i];
-        if let Some((ts, text, _)) = head.take() {
-            if ts >= since && tx.blocking_send(Bytes::from(format_line(ts, &r.unit, &text))).is_err() {
-                return ends;
-            }
+        if let Some((ts, text, _)) = head.take()
+            && ts >= since
+            && tx.blocking_send(Bytes::from(format_line(ts, &r.unit, &text))).is_err()
+        {
+            return ends;
         }
         *head = r.next_line();
     }
