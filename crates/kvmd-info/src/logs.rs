@@ -175,6 +175,9 @@ fn file_len(path: &Path) -> u64 {
     std::fs::metadata(path).map_or(0, |m| m.len())
 }
 
+/// A reader's next line: (timestamp, text, offset after it).
+type Head = Option<(i64, String, u64)>;
+
 /// Reads the complete lines of one file between two offsets, lazily, with the timestamp of
 /// each (a line without one, such as a continuation, takes the previous line's).
 struct LineReader {
@@ -194,7 +197,7 @@ impl LineReader {
     }
 
     /// The next complete line: (timestamp, text, offset after it).
-    fn next_line(&mut self) -> Option<(i64, String, u64)> {
+    fn next_line(&mut self) -> Head {
         use std::io::BufRead;
         let mut buf = Vec::new();
         let n = self.reader.read_until(b'\n', &mut buf).ok()?;
@@ -354,7 +357,7 @@ fn first_read(dir: &Path, seek: u64, tx: &mpsc::Sender<Bytes>) -> BTreeMap<PathB
         ends.insert(path, end);
     }
     // k-way merge: always the reader whose next line is oldest.
-    let oldest = |readers: &[(LineReader, Option<(i64, String, u64)>)]| {
+    let oldest = |readers: &[(LineReader, Head)]| {
         readers
             .iter()
             .enumerate()
