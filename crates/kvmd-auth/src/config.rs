@@ -52,3 +52,13 @@ impl Default for Config {
         }
     }
 }
+
+impl kvmd_core::config::ServiceConfig for Config {
+    fn socket(&self) -> &SocketConfig {
+        &self.socket
+    }
+
+    fn workers(&self) -> usize {
+        self.workers
+    }
+}

@@ -22,12 +22,20 @@ pub struct ConfigArgs {
     /// The main config file (TOML). Files in `<file>.d/*.toml` are merged after it.
     #[arg(long, short = 'c', value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// Overrides one key, e.g. `--set auth.expire=3600` (repeatable; highest precedence).
+    /// Overrides one key, e.g. `--set expire=3600` or `--set lockout.failures=5` (repeatable; highest precedence).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub set: Vec<String>,
     /// Prints the effective configuration as TOML and exits.
     #[arg(long)]
     pub dump_config: bool,
+}
+
+/// What the shared service `main` needs from a service's configuration.
+pub trait ServiceConfig: Serialize + DeserializeOwned + Default {
+    /// Where the service listens.
+    fn socket(&self) -> &crate::net::SocketConfig;
+    /// HTTP worker threads.
+    fn workers(&self) -> usize;
 }
 
 /// A configuration error, naming the layer and the key.

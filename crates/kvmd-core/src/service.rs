@@ -16,6 +16,48 @@ pub use tokio_util::sync::CancellationToken;
 
 use crate::net;
 
+/// The command line every service binary takes.
+#[derive(Debug, clap::Parser)]
+struct ServiceCli {
+    #[command(flatten)]
+    config: crate::config::ConfigArgs,
+    #[command(flatten)]
+    log: crate::telemetry::LogArgs,
+}
+
+/// The whole `main` of a service binary: arguments, configuration (`--dump-config`
+/// prints it and exits), logging, the listener, the runtime and signals, then `run`.
+pub fn main<C, F, Fut>(name: &'static str, about: &'static str, env_prefix: &str, run: F) -> std::process::ExitCode
+where
+    C: crate::config::ServiceConfig,
+    F: FnOnce(C, UnixListener, CancellationToken) -> Fut,
+    Fut: Future<Output = anyhow::Result<()>>,
+{
+    use clap::{CommandFactory, FromArgMatches};
+    let matches = ServiceCli::command().name(name).about(about).version(env!("CARGO_PKG_VERSION")).get_matches();
+    let result = ServiceCli::from_arg_matches(&matches).map_err(anyhow::Error::from).and_then(|cli| {
+        let config: C = crate::config::load(&cli.config, env_prefix)?;
+        if cli.config.dump_config {
+            print!("{}", crate::config::dump(&config));
+            return Ok(());
+        }
+        crate::telemetry::init(&cli.log)?;
+        let listener = crate::net::unix_listener(config.socket())?;
+        tracing::info!(socket = %config.socket().path.display(), "{name} listening");
+        let threads = config.workers().max(1);
+        let result = self::run(threads, |shutdown| run(config, listener, shutdown));
+        crate::telemetry::flush();
+        result
+    });
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{name}: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
 /// Runs `body` on a multi-threaded runtime with signal handling; returns when it ends.
 pub fn run<F, Fut>(worker_threads: usize, body: F) -> anyhow::Result<()>
 where

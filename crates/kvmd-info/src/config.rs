@@ -136,3 +136,13 @@ impl Config {
         self.root.join(path.strip_prefix("/").unwrap_or(path))
     }
 }
+
+impl kvmd_core::config::ServiceConfig for Config {
+    fn socket(&self) -> &SocketConfig {
+        &self.socket
+    }
+
+    fn workers(&self) -> usize {
+        self.workers
+    }
+}

@@ -253,36 +253,31 @@ impl Stack {
 
     /// (Re)starts kvmd-auth, waiting until its socket accepts.
     pub fn start_auth(&mut self, set: &[String]) -> anyhow::Result<()> {
-        let mut cmd = Command::new(bin_dir().join("kvmd-auth"));
-        cmd.arg("--config").arg(self.root.join("etc/auth.toml")).args(["--log-format", "text", "--log-level", "info"]);
-        for s in set {
-            cmd.arg("--set").arg(s);
-        }
-        let child = spawn(cmd, &self.root.join("log/kvmd-auth.log"))?;
-        self.children.push(("kvmd-auth".into(), child));
-        let sock = self.auth_socket();
-        if let Err(e) =
-            wait_until("kvmd-auth", Duration::from_secs(20), || std::os::unix::net::UnixStream::connect(&sock).is_ok())
-        {
-            bail!("{e}\n{}", self.log("kvmd-auth"));
-        }
-        Ok(())
+        self.start_service("auth", set)
     }
 
     /// (Re)starts kvmd-info, waiting until its socket accepts.
     pub fn start_info(&mut self, set: &[String]) -> anyhow::Result<()> {
-        let mut cmd = Command::new(bin_dir().join("kvmd-info"));
-        cmd.arg("--config").arg(self.root.join("etc/info.toml")).args(["--log-format", "text", "--log-level", "info"]);
+        self.start_service("info", set)
+    }
+
+    /// (Re)starts `kvmd-<short>` with `etc/<short>.toml` and `--set` overrides, waiting
+    /// until `run/<short>.sock` accepts.
+    fn start_service(&mut self, short: &str, set: &[String]) -> anyhow::Result<()> {
+        let name = format!("kvmd-{short}");
+        let mut cmd = Command::new(bin_dir().join(&name));
+        cmd.arg("--config").arg(self.root.join(format!("etc/{short}.toml")));
+        cmd.args(["--log-format", "text", "--log-level", "info"]);
         for s in set {
             cmd.arg("--set").arg(s);
         }
-        let child = spawn(cmd, &self.root.join("log/kvmd-info.log"))?;
-        self.children.push(("kvmd-info".into(), child));
-        let sock = self.info_socket();
+        let child = spawn(cmd, &self.root.join(format!("log/{name}.log")))?;
+        self.children.push((name.clone(), child));
+        let sock = self.root.join(format!("run/{short}.sock"));
         if let Err(e) =
-            wait_until("kvmd-info", Duration::from_secs(20), || std::os::unix::net::UnixStream::connect(&sock).is_ok())
+            wait_until(&name, Duration::from_secs(20), || std::os::unix::net::UnixStream::connect(&sock).is_ok())
         {
-            bail!("{e}\n{}", self.log("kvmd-info"));
+            bail!("{e}\n{}", self.log(&name));
         }
         Ok(())
     }
