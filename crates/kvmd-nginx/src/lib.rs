@@ -14,7 +14,7 @@ use kvmd_core::routes::{Access, Flow, Route, ServiceRoutes};
 pub const TEMPLATE: &str = include_str!("../../../nginx/nginx.conf.in");
 
 /// Every service of the suite, in upstream order.
-pub const SERVICES: &[ServiceRoutes] = &[kvmd_auth::SERVICE, kvmd_info::SERVICE];
+pub const SERVICES: &[ServiceRoutes] = &[kvmd_auth::SERVICE, kvmd_hid::SERVICE, kvmd_info::SERVICE];
 
 /// What differs between the demo, the tests and an installed system.
 #[derive(Debug, Clone)]

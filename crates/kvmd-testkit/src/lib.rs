@@ -186,10 +186,11 @@ impl Stack {
             )
         };
         let info_toml = format!(
-            "root = {:?}\nauth_socket = {:?}\nservices = {{ kvmd-auth = {:?}, kvmd-info = {:?} }}\nmeta = {meta:?}\nextras = {extras:?}\nthrottling_cmd = [{throttling:?}, \"get_throttled\"]\n\n[socket]\npath = {:?}\nmode = {}\ngroup = {:?}\n\n[log]\nsource = \"files\"\ndir = {:?}\n",
+            "root = {:?}\nauth_socket = {:?}\nservices = {{ kvmd-auth = {:?}, kvmd-hid = {:?}, kvmd-info = {:?} }}\nmeta = {meta:?}\nextras = {extras:?}\nthrottling_cmd = [{throttling:?}, \"get_throttled\"]\n\n[socket]\npath = {:?}\nmode = {}\ngroup = {:?}\n\n[log]\nsource = \"files\"\ndir = {:?}\n",
             info_root,
             stack.auth_socket(),
             stack.auth_socket(),
+            root.join("run/hid.sock"),
             root.join("run/info.sock"),
             root.join("run/info.sock"),
             0o660,
@@ -197,6 +198,24 @@ impl Stack {
             root.join("log"),
         );
         fs::write(root.join("etc/info.toml"), info_toml)?;
+
+        // kvmd-hid writes through its real OTG backend into plain files standing in for the
+        // gadget's /dev/hidg*; tests read what a host would have received.
+        mkdir(&root.join("dev"), 0o755)?;
+        for d in ["keyboard", "mouse", "mouse-alt"] {
+            fs::write(root.join(format!("dev/kvmd-hid-{d}")), b"")?;
+        }
+        let hid_toml = format!(
+            "auth_socket = {:?}\n\n[socket]\npath = {:?}\nmode = {}\ngroup = {:?}\n\n[backend]\ntype = \"otg\"\nkeyboard = {:?}\nmouse = {:?}\nmouse_alt = {:?}\n",
+            stack.auth_socket(),
+            root.join("run/hid.sock"),
+            0o660,
+            socket_group,
+            root.join("dev/kvmd-hid-keyboard"),
+            root.join("dev/kvmd-hid-mouse"),
+            root.join("dev/kvmd-hid-mouse-alt"),
+        );
+        fs::write(root.join("etc/hid.toml"), hid_toml)?;
 
         let key = root.join("etc/server.key");
         let crt = root.join("etc/server.crt");
@@ -239,6 +258,7 @@ impl Stack {
 
         stack.start_auth(&opts.auth_set)?;
         stack.start_info(&opts.info_set)?;
+        stack.start_service("hid", &[])?;
         let mut nginx = Command::new("nginx");
         nginx.arg("-p").arg(root.join("nginx")).arg("-c").arg(root.join("etc/nginx.conf")).args(["-e", "stderr"]);
         let child = spawn(nginx, &root.join("log/nginx.log"))?;
@@ -280,6 +300,12 @@ impl Stack {
             bail!("{e}\n{}", self.log(&name));
         }
         Ok(())
+    }
+
+    /// The bytes written so far to the stand-in of HID device `name` (`keyboard`, `mouse`,
+    /// `mouse-alt`).
+    pub fn hid_written(&self, name: &str) -> Vec<u8> {
+        fs::read(self.root.join(format!("dev/kvmd-hid-{name}"))).unwrap_or_default()
     }
 
     /// kvmd-info's socket.

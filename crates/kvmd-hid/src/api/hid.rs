@@ -1,0 +1,199 @@
+//! `/hid`: keyboard and mouse events and the HID state. Reproduces kvmd
+//! `kvmd/apps/kvmd/api/hid.py` (spec `hid.md` section 1): every event endpoint answers
+//! 200 `{}` once the event is queued.
+
+use std::time::Duration;
+
+use actix_web::{HttpRequest, web};
+use kvmd_core::authn::Authed;
+use kvmd_core::envelope::{ApiResponse, ApiResult};
+use kvmd_core::query::Query;
+use kvmd_core::routes::{Access, Route, resource};
+use kvmd_core::{ApiError, valid};
+use serde_json::{Value, json};
+
+use crate::hid::{Event, Hid, HidState};
+use crate::keys;
+use crate::report::button_bit;
+
+/// The group's routes.
+pub const ROUTES: &[Route] = &[
+    Route::get("/hid", Access::User),
+    Route::get("/hid/inactivity", Access::User),
+    Route::post("/hid/set_params", Access::User),
+    Route::post("/hid/set_connected", Access::User),
+    Route::post("/hid/reset", Access::User),
+    Route::post("/hid/events/send_key", Access::User),
+    Route::post("/hid/events/send_shortcut", Access::User),
+    Route::post("/hid/events/send_mouse_button", Access::User),
+    Route::post("/hid/events/send_mouse_move", Access::User),
+    Route::post("/hid/events/send_mouse_relative", Access::User),
+    Route::post("/hid/events/send_mouse_wheel", Access::User),
+];
+
+/// Mounts the group.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(resource("/hid").route(web::get().to(state)))
+        .service(resource("/hid/inactivity").route(web::get().to(inactivity)))
+        .service(resource("/hid/set_params").route(web::post().to(set_params)))
+        .service(resource("/hid/set_connected").route(web::post().to(set_connected)))
+        .service(resource("/hid/reset").route(web::post().to(reset)))
+        .service(resource("/hid/events/send_key").route(web::post().to(send_key)))
+        .service(resource("/hid/events/send_shortcut").route(web::post().to(send_shortcut)))
+        .service(resource("/hid/events/send_mouse_button").route(web::post().to(send_mouse_button)))
+        .service(resource("/hid/events/send_mouse_move").route(web::post().to(send_mouse_move)))
+        .service(resource("/hid/events/send_mouse_relative").route(web::post().to(send_mouse_relative)))
+        .service(resource("/hid/events/send_mouse_wheel").route(web::post().to(send_mouse_wheel)));
+}
+
+/// `valid_hid_key`: a web key name (case-sensitive), raw limit 16.
+pub fn keyboard_key(arg: Option<&str>) -> Result<keys::Key, ApiError> {
+    const NAME: &str = "Keyboard key";
+    let arg = arg.ok_or_else(|| valid::none_error(NAME))?;
+    if arg.chars().count() > 16 {
+        return Err(ApiError::validator(valid::RAW_LIMIT_MSG));
+    }
+    let v = arg.trim();
+    keys::by_name(v).ok_or_else(|| valid::invalid_error(v, NAME))
+}
+
+/// An optional bool.
+fn opt_bool(q: &Query, name: &str) -> Result<Option<bool>, ApiError> {
+    q.get(name).map(|v| valid::boolean(Some(v))).transpose()
+}
+
+/// kvmd's clamped ints: a number (else the validator's error), clamped to `min..=max`.
+fn clamped(q: &Query, name: &str, raw_limit: usize, min: i64, max: i64) -> Result<i64, ApiError> {
+    let v = q.get(name);
+    if v.is_some_and(|v| v.chars().count() > raw_limit) {
+        return Err(ApiError::validator(valid::RAW_LIMIT_MSG));
+    }
+    Ok(valid::int(v, "int", None, None)?.clamp(min, max))
+}
+
+fn empty() -> ApiResponse<Value> {
+    ApiResponse::empty()
+}
+
+async fn state(hid: web::Data<Hid>, _user: Authed) -> ApiResult<HidState> {
+    Ok(ApiResponse::new(hid.state()))
+}
+
+async fn inactivity(hid: web::Data<Hid>, _user: Authed) -> ApiResult<Value> {
+    Ok(ApiResponse::new(json!({"inactivity": hid.inactivity()})))
+}
+
+async fn set_params(hid: web::Data<Hid>, req: HttpRequest, _user: Authed) -> ApiResult<Value> {
+    let q = Query::of(&req);
+    if let Some(v) = q.get("keyboard_output") {
+        // OTG has one keyboard: validated, then ignored.
+        valid::string_in_list(Some(v), "keyboard output", &["usb", "ps2", "disabled"])?;
+    }
+    let mouse = q
+        .get("mouse_output")
+        .map(|v| valid::string_in_list(Some(v), "mouse output", &["usb", "usb_win98", "usb_rel", "ps2", "disabled"]))
+        .transpose()?;
+    let jiggler = opt_bool(&q, "jiggler")?;
+    match mouse.as_deref() {
+        Some("usb") => hid.send(Event::MouseRelative(false)).await,
+        Some("usb_rel") => hid.send(Event::MouseRelative(true)).await,
+        // Valid but unavailable outputs are ignored, as by kvmd.
+        _ => {}
+    }
+    if let Some(j) = jiggler {
+        hid.set_jiggler(j);
+    }
+    Ok(empty())
+}
+
+async fn set_connected(req: HttpRequest, _user: Authed) -> ApiResult<Value> {
+    // OTG: a no-op, but the argument is validated.
+    valid::boolean(Query::of(&req).get("connected"))?;
+    Ok(empty())
+}
+
+async fn reset(hid: web::Data<Hid>, _user: Authed) -> ApiResult<Value> {
+    hid.send(Event::Reset).await;
+    Ok(empty())
+}
+
+async fn send_key(hid: web::Data<Hid>, req: HttpRequest, _user: Authed) -> ApiResult<Value> {
+    let q = Query::of(&req);
+    let key = keyboard_key(q.get("key"))?;
+    let state = opt_bool(&q, "state")?;
+    let finish = opt_bool(&q, "finish")?.unwrap_or(false);
+    // Without `state`: a press with finish (press + release, but modifiers stick).
+    let (pressed, finish) = match state {
+        Some(s) => (s, finish),
+        None => (true, true),
+    };
+    hid.send(Event::Key(key, pressed)).await;
+    if pressed && finish && !key.sticks() {
+        hid.send(Event::Key(key, false)).await;
+    }
+    Ok(empty())
+}
+
+async fn send_shortcut(hid: web::Data<Hid>, req: HttpRequest, _user: Authed) -> ApiResult<Value> {
+    let keys = valid::string_list(Query::of(&req).get("keys"), |k| keyboard_key(Some(k)))?;
+    for (key, pressed) in keys.iter().map(|k| (*k, true)).chain(keys.iter().rev().map(|k| (*k, false))) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        hid.send(Event::Key(key, pressed)).await;
+    }
+    Ok(empty())
+}
+
+async fn send_mouse_button(hid: web::Data<Hid>, req: HttpRequest, _user: Authed) -> ApiResult<Value> {
+    let q = Query::of(&req);
+    let name = valid::string_in_list(q.get("button"), "Mouse button", &["left", "right", "middle", "up", "down"])?;
+    let bit = button_bit(&name).ok_or_else(|| valid::invalid_error(&name, "Mouse button"))?;
+    match opt_bool(&q, "state")? {
+        Some(s) => hid.send(Event::Button(bit, s)).await,
+        None => {
+            hid.send(Event::Button(bit, true)).await;
+            hid.send(Event::Button(bit, false)).await;
+        }
+    }
+    Ok(empty())
+}
+
+async fn send_mouse_move(hid: web::Data<Hid>, req: HttpRequest, _user: Authed) -> ApiResult<Value> {
+    let q = Query::of(&req);
+    let x = clamped(&q, "to_x", 8, -32768, 32767)?;
+    let y = clamped(&q, "to_y", 8, -32768, 32767)?;
+    hid.send(Event::MoveTo(x, y)).await;
+    Ok(empty())
+}
+
+async fn send_mouse_relative(hid: web::Data<Hid>, req: HttpRequest, _user: Authed) -> ApiResult<Value> {
+    let q = Query::of(&req);
+    let dx = clamped(&q, "delta_x", 8, -127, 127)? as i8;
+    let dy = clamped(&q, "delta_y", 8, -127, 127)? as i8;
+    hid.send(Event::Relative(dx, dy)).await;
+    Ok(empty())
+}
+
+async fn send_mouse_wheel(hid: web::Data<Hid>, req: HttpRequest, _user: Authed) -> ApiResult<Value> {
+    let q = Query::of(&req);
+    let dx = clamped(&q, "delta_x", 8, -127, 127)? as i8;
+    let dy = clamped(&q, "delta_y", 8, -127, 127)? as i8;
+    hid.send(Event::Wheel(dx, dy)).await;
+    Ok(empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_messages_are_kvmds() {
+        let msg = |r: Result<keys::Key, ApiError>| r.err().map(|e| e.message.into_owned());
+        // tests/golden/kvmd-4.197/direct/hid_send_key_bad_key.http, hid_send_key_no_key.http
+        assert_eq!(
+            msg(keyboard_key(Some("NoSuchKey"))).as_deref(),
+            Some("The argument 'NoSuchKey' is not a valid Keyboard key")
+        );
+        assert_eq!(msg(keyboard_key(None)).as_deref(), Some("None argument is not a valid Keyboard key"));
+        assert!(keyboard_key(Some("KeyA")).is_ok());
+    }
+}

@@ -1,0 +1,3 @@
+//! The HTTP API of kvmd-hid, one module per URL group.
+
+pub mod hid;

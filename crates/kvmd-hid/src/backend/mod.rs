@@ -1,0 +1,44 @@
+//! Where HID reports go. The HID task ([`crate::hid`]) owns the keyboard and mouse state and
+//! hands finished reports to one [`HidOutput`]; the implementations are real code paths:
+//! [`otg::Otg`] writes the USB gadget's character devices, [`vtarget::Vtarget`] keeps the
+//! reports for the virtual target and tests.
+
+pub mod otg;
+pub mod vtarget;
+
+/// The three HID functions of kvmd's gadget.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Device {
+    /// `/dev/kvmd-hid-keyboard` (hidg0): 8-byte boot keyboard reports.
+    Keyboard,
+    /// `/dev/kvmd-hid-mouse` (hidg1): 7-byte absolute mouse reports.
+    Mouse,
+    /// `/dev/kvmd-hid-mouse-alt` (hidg2): 5-byte relative mouse reports.
+    MouseAlt,
+}
+
+impl Device {
+    /// All of them.
+    pub const ALL: [Device; 3] = [Device::Keyboard, Device::Mouse, Device::MouseAlt];
+
+    /// kvmd's device name (`hid-keyboard`, ...).
+    pub const fn name(self) -> &'static str {
+        match self {
+            Device::Keyboard => "keyboard",
+            Device::Mouse => "mouse",
+            Device::MouseAlt => "mouse-alt",
+        }
+    }
+}
+
+/// A HID output: a sink of finished reports. Nothing here blocks: a device that cannot
+/// take a report now answers `false`, and the HID task retries the last one.
+pub trait HidOutput: Send + Sync {
+    /// Writes one report to `device`; `false` when it did not take it whole.
+    fn write(&self, device: Device, report: &[u8]) -> bool;
+
+    /// The keyboard LED byte the host last sent (bit 0 Num, 1 Caps, 2 Scroll), if any.
+    fn read_leds(&self) -> Option<u8> {
+        None
+    }
+}

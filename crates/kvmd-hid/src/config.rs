@@ -1,0 +1,86 @@
+//! kvmd-hid's configuration (`/etc/kvmd/hid.toml`; layering in `kvmd_core::config`).
+
+use std::path::PathBuf;
+
+use kvmd_core::net::{SocketConfig, UscConfig};
+use serde::{Deserialize, Serialize};
+
+/// The HID output.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Backend {
+    /// The USB OTG gadget's device nodes.
+    Otg {
+        /// Keyboard (hidg0).
+        keyboard: PathBuf,
+        /// Absolute mouse (hidg1).
+        mouse: PathBuf,
+        /// Relative mouse (hidg2).
+        mouse_alt: PathBuf,
+    },
+    /// The virtual target (demo, tests).
+    Vtarget,
+}
+
+/// kvmd's `hid.jiggler`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct JigglerConfig {
+    /// Whether `set_params?jiggler=` may turn it on.
+    pub enabled: bool,
+    /// Whether it starts on.
+    pub active: bool,
+    /// Seconds without HID activity before it moves the mouse.
+    pub interval: u64,
+}
+
+impl Default for JigglerConfig {
+    fn default() -> Self {
+        Self { enabled: true, active: false, interval: 60 }
+    }
+}
+
+/// Everything kvmd-hid can be told.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Where it listens (nginx's `hid` upstream).
+    pub socket: SocketConfig,
+    /// HTTP worker threads.
+    pub workers: usize,
+    /// kvmd-auth's socket, asked about credentials of direct callers.
+    pub auth_socket: PathBuf,
+    /// Local processes trusted by peer credentials.
+    pub usc: UscConfig,
+    /// The output.
+    pub backend: Backend,
+    /// The mouse jiggler.
+    pub jiggler: JigglerConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            socket: SocketConfig::at("/run/kvmd/hid.sock"),
+            workers: 1,
+            auth_socket: "/run/kvmd/auth.sock".into(),
+            usc: UscConfig::default(),
+            backend: Backend::Otg {
+                keyboard: "/dev/kvmd-hid-keyboard".into(),
+                mouse: "/dev/kvmd-hid-mouse".into(),
+                mouse_alt: "/dev/kvmd-hid-mouse-alt".into(),
+            },
+            jiggler: JigglerConfig::default(),
+        }
+    }
+}
+
+impl kvmd_core::config::ServiceConfig for Config {
+    fn socket(&self) -> &SocketConfig {
+        &self.socket
+    }
+
+    fn workers(&self) -> usize {
+        self.workers
+    }
+}

@@ -1,0 +1,359 @@
+//! The HID task: one owner of the keyboard and mouse state, fed by a queue.
+//!
+//! Handlers only enqueue ([`Hid::send`]) and answer 200 at once, as kvmd does: write
+//! failures never reach HTTP, they turn a device's `online` flag off. The task turns each
+//! event into reports ([`crate::report`]) and hands them to the [`HidOutput`]; a report the
+//! device did not take is retried every 100 ms (up to 150 times) unless a newer one for the
+//! same device replaces it. It also reads the keyboard LEDs, runs the mouse jiggler and, on
+//! shutdown, releases everything.
+
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use kvmd_core::service::CancellationToken;
+use serde::Serialize;
+use tokio::sync::mpsc;
+
+use crate::backend::{Device, HidOutput};
+use crate::config::JigglerConfig;
+use crate::keys::Key;
+use crate::report::{AbsMouse, Keyboard, RelMouse};
+
+/// One queued input event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// A key press (`true`) or release.
+    Key(Key, bool),
+    /// A mouse button bit pressed or released.
+    Button(u8, bool),
+    /// An absolute move, API coordinates (ignored while the relative mouse is active).
+    MoveTo(i64, i64),
+    /// A relative move (ignored while the absolute mouse is active).
+    Relative(i8, i8),
+    /// A wheel step: horizontal, vertical.
+    Wheel(i8, i8),
+    /// Switches the active mouse (`true` = relative).
+    MouseRelative(bool),
+    /// Releases everything on every device.
+    Reset,
+}
+
+/// State the handlers read without asking the task.
+pub struct Shared {
+    online: [AtomicBool; 3],
+    relative: AtomicBool,
+    jiggler_active: AtomicBool,
+    leds: AtomicU8,
+    last_activity: Mutex<Instant>,
+    jiggler: JigglerConfig,
+}
+
+fn idx(d: Device) -> usize {
+    match d {
+        Device::Keyboard => 0,
+        Device::Mouse => 1,
+        Device::MouseAlt => 2,
+    }
+}
+
+/// The handle handlers use.
+#[derive(Clone)]
+pub struct Hid {
+    tx: mpsc::Sender<Event>,
+    shared: Arc<Shared>,
+}
+
+/// `GET /hid` (and the WebSocket `hid` event), in kvmd's insertion order.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct HidState {
+    enabled: bool,
+    online: bool,
+    busy: bool,
+    connected: Option<bool>,
+    keyboard: KeyboardState,
+    mouse: MouseState,
+    jiggler: JigglerState,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+struct KeyboardState {
+    online: bool,
+    leds: Leds,
+    outputs: Outputs,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+struct Leds {
+    caps: bool,
+    scroll: bool,
+    num: bool,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+struct Outputs {
+    available: Vec<&'static str>,
+    active: &'static str,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+struct MouseState {
+    outputs: Outputs,
+    online: bool,
+    absolute: bool,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+struct JigglerState {
+    enabled: bool,
+    active: bool,
+    interval: u64,
+}
+
+impl Hid {
+    /// Starts the task on the current runtime with `output`.
+    pub fn start(output: Arc<dyn HidOutput>, jiggler: JigglerConfig, shutdown: CancellationToken) -> Self {
+        let (tx, rx) = mpsc::channel(1024);
+        let shared = Arc::new(Shared {
+            online: [AtomicBool::new(true), AtomicBool::new(true), AtomicBool::new(true)],
+            relative: AtomicBool::new(false),
+            jiggler_active: AtomicBool::new(jiggler.active),
+            leds: AtomicU8::new(0),
+            last_activity: Mutex::new(Instant::now()),
+            jiggler,
+        });
+        tokio::spawn(Task::new(output, shared.clone()).run(rx, shutdown));
+        Self { tx, shared }
+    }
+
+    /// Queues an event and counts it as activity.
+    pub async fn send(&self, e: Event) {
+        self.touch();
+        if self.tx.send(e).await.is_err() {
+            tracing::error!("the HID task has stopped");
+        }
+    }
+
+    /// Marks HID activity now (inactivity, jiggler).
+    pub fn touch(&self) {
+        *self.shared.last_activity.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Instant::now();
+    }
+
+    /// Whole seconds since the last HID event.
+    pub fn inactivity(&self) -> u64 {
+        self.shared.last_activity.lock().unwrap_or_else(std::sync::PoisonError::into_inner).elapsed().as_secs()
+    }
+
+    /// Whether the relative mouse is the active one.
+    pub fn relative(&self) -> bool {
+        self.shared.relative.load(Ordering::SeqCst)
+    }
+
+    /// Sets `jiggler.active` (ignored when the jiggler is disabled in the config).
+    pub fn set_jiggler(&self, active: bool) {
+        if self.shared.jiggler.enabled {
+            self.shared.jiggler_active.store(active, Ordering::SeqCst);
+        }
+    }
+
+    /// The state object.
+    pub fn state(&self) -> HidState {
+        let s = &self.shared;
+        let leds = s.leds.load(Ordering::SeqCst);
+        let relative = s.relative.load(Ordering::SeqCst);
+        let mouse_online =
+            s.online[idx(if relative { Device::MouseAlt } else { Device::Mouse })].load(Ordering::SeqCst);
+        HidState {
+            enabled: true,
+            online: true,
+            busy: false,
+            connected: None,
+            keyboard: KeyboardState {
+                online: s.online[0].load(Ordering::SeqCst),
+                leds: Leds { caps: leds & 2 != 0, scroll: leds & 4 != 0, num: leds & 1 != 0 },
+                outputs: Outputs { available: vec![], active: "" },
+            },
+            mouse: MouseState {
+                outputs: Outputs {
+                    available: vec!["usb", "usb_rel"],
+                    active: if relative { "usb_rel" } else { "usb" },
+                },
+                online: mouse_online,
+                absolute: !relative,
+            },
+            jiggler: JigglerState {
+                enabled: s.jiggler.enabled,
+                active: s.jiggler_active.load(Ordering::SeqCst),
+                interval: s.jiggler.interval,
+            },
+        }
+    }
+}
+
+const RETRIES: u32 = 150;
+
+struct Task {
+    out: Arc<dyn HidOutput>,
+    shared: Arc<Shared>,
+    keyboard: Keyboard,
+    abs: AbsMouse,
+    rel: RelMouse,
+    /// The last absolute position in API coordinates, for the jiggler.
+    pos: (i64, i64),
+    pending: [Option<(Vec<u8>, u32)>; 3],
+}
+
+impl Task {
+    fn new(out: Arc<dyn HidOutput>, shared: Arc<Shared>) -> Self {
+        Self {
+            out,
+            shared,
+            keyboard: Keyboard::default(),
+            abs: AbsMouse::default(),
+            rel: RelMouse::default(),
+            pos: (0, 0),
+            pending: [None, None, None],
+        }
+    }
+
+    fn write(&mut self, d: Device, report: &[u8]) {
+        let ok = self.out.write(d, report);
+        self.shared.online[idx(d)].store(ok, Ordering::SeqCst);
+        self.pending[idx(d)] = (!ok).then(|| (report.to_vec(), RETRIES));
+    }
+
+    fn retry(&mut self) {
+        for d in Device::ALL {
+            let Some((report, left)) = self.pending[idx(d)].take() else { continue };
+            let ok = self.out.write(d, &report);
+            self.shared.online[idx(d)].store(ok, Ordering::SeqCst);
+            if !ok && left > 1 {
+                self.pending[idx(d)] = Some((report, left - 1));
+            }
+        }
+    }
+
+    fn relative(&self) -> bool {
+        self.shared.relative.load(Ordering::SeqCst)
+    }
+
+    fn handle(&mut self, e: Event) {
+        match e {
+            Event::Key(key, pressed) => {
+                for r in self.keyboard.apply(key, pressed) {
+                    self.write(Device::Keyboard, &r);
+                }
+            }
+            Event::Button(bit, pressed) => {
+                if self.relative() {
+                    for r in self.rel.button(bit, pressed) {
+                        self.write(Device::MouseAlt, &r);
+                    }
+                } else {
+                    for r in self.abs.button(bit, pressed) {
+                        self.write(Device::Mouse, &r);
+                    }
+                }
+            }
+            Event::MoveTo(x, y) => {
+                if !self.relative() {
+                    self.pos = (x, y);
+                    let r = self.abs.move_to(x, y);
+                    self.write(Device::Mouse, &r);
+                }
+            }
+            Event::Relative(dx, dy) => {
+                if self.relative() {
+                    let r = self.rel.report(dx, dy, 0, 0);
+                    self.write(Device::MouseAlt, &r);
+                }
+            }
+            Event::Wheel(h, v) => {
+                if self.relative() {
+                    let r = self.rel.report(0, 0, v, h);
+                    self.write(Device::MouseAlt, &r);
+                } else {
+                    let r = self.abs.report(v, h);
+                    self.write(Device::Mouse, &r);
+                }
+            }
+            Event::MouseRelative(to_rel) => {
+                if to_rel != self.relative() {
+                    // kvmd releases everything on the old mouse before switching.
+                    if to_rel {
+                        let r = self.abs.release_all();
+                        self.write(Device::Mouse, &r);
+                    } else {
+                        let r = self.rel.release_all();
+                        self.write(Device::MouseAlt, &r);
+                    }
+                    self.shared.relative.store(to_rel, Ordering::SeqCst);
+                }
+            }
+            Event::Reset => self.release_all(),
+        }
+    }
+
+    fn release_all(&mut self) {
+        let k = self.keyboard.release_all();
+        self.write(Device::Keyboard, &k);
+        let m = self.abs.release_all();
+        self.write(Device::Mouse, &m);
+        let r = self.rel.release_all();
+        self.write(Device::MouseAlt, &r);
+    }
+
+    /// kvmd's jiggler: after `interval` s without activity, a few small moves.
+    fn jiggle(&mut self) {
+        if self.relative() {
+            for i in 0..10 {
+                let d: i8 = if i % 2 == 0 { 10 } else { -10 };
+                let r = self.rel.report(d, d, 0, 0);
+                self.write(Device::MouseAlt, &r);
+            }
+        } else {
+            let (x, y) = self.pos;
+            for i in 0..11 {
+                let d = if i == 10 {
+                    0
+                } else if i % 2 == 0 {
+                    100
+                } else {
+                    -100
+                };
+                let r = self.abs.move_to(x + d, y + d);
+                self.write(Device::Mouse, &r);
+            }
+        }
+    }
+
+    async fn run(mut self, mut rx: mpsc::Receiver<Event>, shutdown: CancellationToken) {
+        let mut tick = tokio::time::interval(Duration::from_millis(100));
+        let mut last_jiggle_check = Instant::now();
+        loop {
+            tokio::select! {
+                e = rx.recv() => match e {
+                    Some(e) => self.handle(e),
+                    None => break,
+                },
+                _ = tick.tick() => {
+                    self.retry();
+                    if let Some(leds) = self.out.read_leds() {
+                        self.shared.leds.store(leds, Ordering::SeqCst);
+                    }
+                    if last_jiggle_check.elapsed() >= Duration::from_secs(1) {
+                        last_jiggle_check = Instant::now();
+                        let idle = self.shared.last_activity.lock().unwrap_or_else(std::sync::PoisonError::into_inner).elapsed();
+                        if self.shared.jiggler_active.load(Ordering::SeqCst) && idle >= Duration::from_secs(self.shared.jiggler.interval.max(1)) {
+                            self.jiggle();
+                            *self.shared.last_activity.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Instant::now();
+                        }
+                    }
+                }
+                () = shutdown.cancelled() => break,
+            }
+        }
+        // kvmd releases everything on every device when it stops.
+        self.release_all();
+    }
+}

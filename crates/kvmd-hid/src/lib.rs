@@ -1,0 +1,74 @@
+//! kvmd-hid: keyboard and mouse, kvmd-compatible.
+//!
+//! This first part serves kvmd's HID state and event endpoints and writes the exact
+//! reports kvmd writes, to the USB OTG gadget or to the virtual target. Text paste with
+//! keyboard layouts (`/hid/print`, `/hid/keymaps`) and the `/ws` WebSocket come next.
+//!
+//! # Layout
+//! - [`config`]: the service's configuration.
+//! - [`keys`]: the web key names and their USB usages.
+//! - [`report`]: keyboard and mouse state and their reports.
+//! - [`hid`]: the HID task that owns the state and the output.
+//! - [`backend`]: the outputs (OTG gadget, virtual target).
+//! - [`api`]: the HTTP routes.
+
+pub mod api;
+pub mod backend;
+pub mod config;
+pub mod hid;
+pub mod keys;
+pub mod report;
+
+use std::os::unix::net::UnixListener;
+use std::sync::Arc;
+
+use actix_web::web;
+use kvmd_core::service::CancellationToken;
+
+pub use config::Config;
+
+/// Every public route of the service, for the nginx renderer.
+pub const ROUTES: &[kvmd_core::routes::Route] = api::hid::ROUTES;
+
+/// What nginx needs to know about this service.
+pub const SERVICE: kvmd_core::routes::ServiceRoutes =
+    kvmd_core::routes::ServiceRoutes { service: "kvmd-hid", upstream: "hid", routes: ROUTES };
+
+/// The actix app (tests drive it without a socket).
+pub fn create_app(
+    hid: web::Data<hid::Hid>,
+    auth_socket: std::path::PathBuf,
+    usc: kvmd_core::net::UscConfig,
+) -> actix_web::App<
+    impl actix_web::dev::ServiceFactory<
+        actix_web::dev::ServiceRequest,
+        Config = (),
+        Response = actix_web::dev::ServiceResponse<actix_web::body::BoxBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    kvmd_core::service::app(&SERVICE)
+        .app_data(hid)
+        .app_data(kvmd_core::authn::AuthClient::new(&auth_socket))
+        .app_data(usc)
+        .configure(api::hid::configure)
+}
+
+/// Serves kvmd-hid on `listener` until `shutdown` is cancelled.
+pub async fn run(config: Config, listener: UnixListener, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let output: Arc<dyn backend::HidOutput> = match &config.backend {
+        config::Backend::Otg { keyboard, mouse, mouse_alt } => {
+            Arc::new(backend::otg::Otg::new(keyboard.clone(), mouse.clone(), mouse_alt.clone()))
+        }
+        config::Backend::Vtarget => Arc::new(backend::vtarget::Vtarget::default()),
+    };
+    let hid = web::Data::new(hid::Hid::start(output, config.jiggler.clone(), shutdown.clone()));
+    let workers = config.workers;
+    let (auth_socket, usc) = (config.auth_socket.clone(), config.usc.clone());
+    let factory = move || create_app(hid.clone(), auth_socket.clone(), usc.clone());
+    let result = kvmd_core::service::serve(listener, workers, shutdown, factory).await;
+    // Let the HID task write its final release reports.
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    result
+}
