@@ -20,7 +20,7 @@ SYSTEMD_LOG_LEVEL=warning systemd-analyze verify "$work"/*.service "$work"/*.soc
 echo "  ok"
 status=0
 echo "systemd-analyze security (limit $max_exposure):"
-for svc in "$work"/kvmd-auth.service "$work"/kvmd-info.service; do
+for svc in "$work"/kvmd-auth.service "$work"/kvmd-hid.service "$work"/kvmd-info.service; do
     score=$(systemd-analyze security --offline=yes "$svc" 2>/dev/null | sed -n 's/.*Overall exposure level for [^:]*: \([0-9.]*\).*/\1/p')
     name=$(basename "$svc")
     if awk -v s="$score" -v m="$max_exposure" 'BEGIN { exit !(s <= m) }'; then

@@ -6,5 +6,6 @@ mod browser;
 mod common;
 mod front;
 mod golden_replay;
+mod hid;
 mod info;
 mod log;

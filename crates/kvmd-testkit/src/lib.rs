@@ -283,7 +283,7 @@ impl Stack {
 
     /// (Re)starts `kvmd-<short>` with `etc/<short>.toml` and `--set` overrides, waiting
     /// until `run/<short>.sock` accepts.
-    fn start_service(&mut self, short: &str, set: &[String]) -> anyhow::Result<()> {
+    pub fn start_service(&mut self, short: &str, set: &[String]) -> anyhow::Result<()> {
         let name = format!("kvmd-{short}");
         let mut cmd = Command::new(bin_dir().join(&name));
         cmd.arg("--config").arg(self.root.join(format!("etc/{short}.toml")));

@@ -62,13 +62,14 @@ fn opt_bool(q: &Query, name: &str) -> Result<Option<bool>, ApiError> {
     q.get(name).map(|v| valid::boolean(Some(v))).transpose()
 }
 
-/// kvmd's clamped ints: a number (else the validator's error), clamped to `min..=max`.
-fn clamped(q: &Query, name: &str, raw_limit: usize, min: i64, max: i64) -> Result<i64, ApiError> {
-    let v = q.get(name);
-    if v.is_some_and(|v| v.chars().count() > raw_limit) {
+/// kvmd's `valid_hid_mouse_move` / `valid_hid_mouse_delta`: a number (else the
+/// validator's error under `what`), clamped to `min..=max`; raw limit 8.
+fn clamped(q: &Query, arg: &str, what: &str, min: i64, max: i64) -> Result<i64, ApiError> {
+    let v = q.get(arg);
+    if v.is_some_and(|v| v.chars().count() > 8) {
         return Err(ApiError::validator(valid::RAW_LIMIT_MSG));
     }
-    Ok(valid::int(v, "int", None, None)?.clamp(min, max))
+    Ok(valid::int(v, what, None, None)?.clamp(min, max))
 }
 
 fn empty() -> ApiResponse<Value> {
@@ -87,11 +88,11 @@ async fn set_params(hid: web::Data<Hid>, req: HttpRequest, _user: Authed) -> Api
     let q = Query::of(&req);
     if let Some(v) = q.get("keyboard_output") {
         // OTG has one keyboard: validated, then ignored.
-        valid::string_in_list(Some(v), "keyboard output", &["usb", "ps2", "disabled"])?;
+        valid::string_in_list(Some(v), "Keyboard output", &["usb", "ps2", "disabled"])?;
     }
     let mouse = q
         .get("mouse_output")
-        .map(|v| valid::string_in_list(Some(v), "mouse output", &["usb", "usb_win98", "usb_rel", "ps2", "disabled"]))
+        .map(|v| valid::string_in_list(Some(v), "Mouse output", &["usb", "usb_win98", "usb_rel", "ps2", "disabled"]))
         .transpose()?;
     let jiggler = opt_bool(&q, "jiggler")?;
     match mouse.as_deref() {
@@ -159,24 +160,24 @@ async fn send_mouse_button(hid: web::Data<Hid>, req: HttpRequest, _user: Authed)
 
 async fn send_mouse_move(hid: web::Data<Hid>, req: HttpRequest, _user: Authed) -> ApiResult<Value> {
     let q = Query::of(&req);
-    let x = clamped(&q, "to_x", 8, -32768, 32767)?;
-    let y = clamped(&q, "to_y", 8, -32768, 32767)?;
+    let x = clamped(&q, "to_x", "Mouse move", -32768, 32767)?;
+    let y = clamped(&q, "to_y", "Mouse move", -32768, 32767)?;
     hid.send(Event::MoveTo(x, y)).await;
     Ok(empty())
 }
 
 async fn send_mouse_relative(hid: web::Data<Hid>, req: HttpRequest, _user: Authed) -> ApiResult<Value> {
     let q = Query::of(&req);
-    let dx = clamped(&q, "delta_x", 8, -127, 127)? as i8;
-    let dy = clamped(&q, "delta_y", 8, -127, 127)? as i8;
+    let dx = clamped(&q, "delta_x", "Mouse delta", -127, 127)? as i8;
+    let dy = clamped(&q, "delta_y", "Mouse delta", -127, 127)? as i8;
     hid.send(Event::Relative(dx, dy)).await;
     Ok(empty())
 }
 
 async fn send_mouse_wheel(hid: web::Data<Hid>, req: HttpRequest, _user: Authed) -> ApiResult<Value> {
     let q = Query::of(&req);
-    let dx = clamped(&q, "delta_x", 8, -127, 127)? as i8;
-    let dy = clamped(&q, "delta_y", 8, -127, 127)? as i8;
+    let dx = clamped(&q, "delta_x", "Mouse delta", -127, 127)? as i8;
+    let dy = clamped(&q, "delta_y", "Mouse delta", -127, 127)? as i8;
     hid.send(Event::Wheel(dx, dy)).await;
     Ok(empty())
 }

@@ -1,0 +1,79 @@
+//! kvmd-hid beyond the goldens, through nginx: a device that stops taking reports (a FIFO
+//! nobody reads behaves like `f_hid` without a host) turns `online` off and the last report
+//! is delivered once it reads again; kvmd's validation messages; shortcut order.
+
+use std::io::Read;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use crate::common::{self, get, login, text};
+
+fn hid_state(stack: &kvmd_testkit::Stack, cookie: &str) -> serde_json::Value {
+    let r = get(stack, "/api/hid", &["-H", cookie]);
+    serde_json::from_slice(&r.body).unwrap_or_else(|e| panic!("{e}: {}", text(&r)))
+}
+
+fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_device_without_a_reader_goes_offline_and_catches_up() {
+    let mut stack = common::stack();
+    let cookie = format!("Cookie: auth_token={}", login(&stack, "admin", "admin"));
+    // The mouse is opened write-only, like a gadget node: with a FIFO, no reader = no host.
+    let dev = stack.root.join("dev/kvmd-hid-mouse");
+    stack.stop_service("kvmd-hid");
+    std::fs::remove_file(&dev).unwrap_or_else(|e| panic!("{e}"));
+    assert!(Command::new("mkfifo").arg(&dev).status().is_ok_and(|s| s.success()));
+    stack.start_service("hid", &[]).unwrap_or_else(|e| panic!("{e:#}"));
+    // Nobody reads the mouse: the write fails and the flag goes off (still 200).
+    let r = get(&stack, "/api/hid/events/send_mouse_move?to_x=100&to_y=-100", &["-X", "POST", "-H", &cookie]);
+    assert_eq!(r.status(), 200);
+    wait_for("mouse.online = false", || hid_state(&stack, &cookie)["result"]["mouse"]["online"] == false);
+    assert_eq!(hid_state(&stack, &cookie)["result"]["keyboard"]["online"], true);
+    // A reader appears: the pending report is retried and arrives; the flag comes back.
+    let dev2 = dev.clone();
+    let reader = std::thread::spawn(move || {
+        let mut f = std::fs::File::open(&dev2).unwrap_or_else(|e| panic!("{e}"));
+        let mut buf = [0u8; 7];
+        f.read_exact(&mut buf).map(|()| buf).unwrap_or_default()
+    });
+    wait_for("mouse.online = true", || hid_state(&stack, &cookie)["result"]["mouse"]["online"] == true);
+    let report = reader.join().unwrap_or_default();
+    assert_eq!(report, [0x00, 0x31, 0x40, 0xCD, 0x3F, 0x00, 0x00], "the move, delivered late");
+}
+
+#[test]
+fn validation_is_kvmds() {
+    let stack = common::stack();
+    let cookie = format!("Cookie: auth_token={}", login(&stack, "admin", "admin"));
+    for (path, msg) in [
+        ("/api/hid/events/send_mouse_move?to_x=abc&to_y=0", "The argument 'abc' is not a valid Mouse move"),
+        ("/api/hid/events/send_mouse_move?to_x=123456789&to_y=0", "RAW limit exceed"),
+        ("/api/hid/events/send_mouse_relative?delta_x=1", "None argument is not a valid Mouse delta"),
+        ("/api/hid/events/send_mouse_button?button=side", "The argument 'side' is not a valid Mouse button"),
+        ("/api/hid/set_params?mouse_output=serial", "The argument 'serial' is not a valid Mouse output"),
+        ("/api/hid/set_params?jiggler=sometimes", "The argument 'sometimes' is not a valid bool"),
+        ("/api/hid/set_connected", "None argument is not a valid bool"),
+        ("/api/hid/events/send_shortcut", "None argument is not a valid string list"),
+        ("/api/hid/events/send_shortcut?keys=KeyA,Nope", "Failed sub-validator on one of the item of ['KeyA', 'Nope']"),
+    ] {
+        let r = get(&stack, path, &["-X", "POST", "-H", &cookie]);
+        assert_eq!(r.status(), 400, "{path}: {}", text(&r));
+        assert!(text(&r).contains(msg), "{path}: {}", text(&r));
+    }
+    // Out-of-range numbers are clamped, not refused.
+    let before = stack.hid_written("mouse").len();
+    let r = get(&stack, "/api/hid/events/send_mouse_move?to_x=99999&to_y=-99999", &["-X", "POST", "-H", &cookie]);
+    assert_eq!(r.status(), 200);
+    wait_for("the move report", || stack.hid_written("mouse").len() >= before + 7);
+    assert_eq!(&stack.hid_written("mouse")[before..before + 7], &[0x00, 0xFF, 0x7F, 0x00, 0x00, 0x00, 0x00]);
+    // The jiggler switch shows in the state.
+    get(&stack, "/api/hid/set_params?jiggler=1", &["-X", "POST", "-H", &cookie]);
+    assert_eq!(hid_state(&stack, &cookie)["result"]["jiggler"]["active"], true);
+}
