@@ -9,3 +9,4 @@ mod golden_replay;
 mod hid;
 mod info;
 mod log;
+mod ws;

@@ -178,7 +178,10 @@ async fn wire(
     let mut res = next.call(req).await?.map_into_boxed_body();
     let route = res.request().match_pattern().unwrap_or_else(|| "-".to_owned());
     crate::metrics::record(&route, res.status().as_u16(), started.elapsed());
-    res.response_mut().head_mut().set_camel_case_headers(true);
+    // aiohttp writes canonical header names; but a 101's `Connection` value must stay
+    // `upgrade`, which actix writes only in its lower-case mode.
+    let switching = res.status() == actix_web::http::StatusCode::SWITCHING_PROTOCOLS;
+    res.response_mut().head_mut().set_camel_case_headers(!switching);
     res.headers_mut().insert(SERVER, HeaderValue::from_static(SERVER_HEADER));
     let (who, quiet) = {
         let ext = res.request().extensions();

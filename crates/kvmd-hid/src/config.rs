@@ -52,6 +52,8 @@ pub struct Config {
     pub auth_socket: PathBuf,
     /// Local processes trusted by peer credentials.
     pub usc: UscConfig,
+    /// kvmd-info's socket: the `info` part of `/ws` comes from its feed.
+    pub info_socket: PathBuf,
     /// The output.
     pub backend: Backend,
     /// The mouse jiggler.
@@ -65,6 +67,7 @@ impl Default for Config {
             workers: 1,
             auth_socket: "/run/kvmd/auth.sock".into(),
             usc: UscConfig::default(),
+            info_socket: "/run/kvmd/info.sock".into(),
             backend: Backend::Otg {
                 keyboard: "/dev/kvmd-hid-keyboard".into(),
                 mouse: "/dev/kvmd-hid-mouse".into(),

@@ -1,8 +1,9 @@
 //! kvmd-hid: keyboard and mouse, kvmd-compatible.
 //!
 //! This first part serves kvmd's HID state and event endpoints and writes the exact
-//! reports kvmd writes, to the USB OTG gadget or to the virtual target. Text paste with
-//! keyboard layouts (`/hid/print`, `/hid/keymaps`) and the `/ws` WebSocket come next.
+//! reports kvmd writes, to the USB OTG gadget or to the virtual target, and serves the
+//! `/ws` WebSocket. Text paste with keyboard layouts (`/hid/print`, `/hid/keymaps`) comes
+//! next.
 //!
 //! # Layout
 //! - [`config`]: the service's configuration.
@@ -10,6 +11,7 @@
 //! - [`report`]: keyboard and mouse state and their reports.
 //! - [`hid`]: the HID task that owns the state and the output.
 //! - [`backend`]: the outputs (OTG gadget, virtual target).
+//! - [`ws`]: the `/ws` WebSocket (state events and input).
 //! - [`api`]: the HTTP routes.
 
 pub mod api;
@@ -18,6 +20,7 @@ pub mod config;
 pub mod hid;
 pub mod keys;
 pub mod report;
+pub mod ws;
 
 use std::os::unix::net::UnixListener;
 use std::sync::Arc;
@@ -28,7 +31,16 @@ use kvmd_core::service::CancellationToken;
 pub use config::Config;
 
 /// Every public route of the service, for the nginx renderer.
-pub const ROUTES: &[kvmd_core::routes::Route] = api::hid::ROUTES;
+pub const ROUTES: &[kvmd_core::routes::Route] = &{
+    let mut all = [api::hid::ROUTES[0]; 12];
+    let mut i = 0;
+    while i < 11 {
+        all[i] = api::hid::ROUTES[i];
+        i += 1;
+    }
+    all[11] = ws::ROUTES[0];
+    all
+};
 
 /// What nginx needs to know about this service.
 pub const SERVICE: kvmd_core::routes::ServiceRoutes =
@@ -37,6 +49,7 @@ pub const SERVICE: kvmd_core::routes::ServiceRoutes =
 /// The actix app (tests drive it without a socket).
 pub fn create_app(
     hid: web::Data<hid::Hid>,
+    ws: web::Data<ws::WsShared>,
     auth_socket: std::path::PathBuf,
     usc: kvmd_core::net::UscConfig,
 ) -> actix_web::App<
@@ -50,9 +63,11 @@ pub fn create_app(
 > {
     kvmd_core::service::app(&SERVICE)
         .app_data(hid)
+        .app_data(ws)
         .app_data(kvmd_core::authn::AuthClient::new(&auth_socket))
         .app_data(usc)
         .configure(api::hid::configure)
+        .configure(ws::configure)
 }
 
 /// Serves kvmd-hid on `listener` until `shutdown` is cancelled.
@@ -65,8 +80,9 @@ pub async fn run(config: Config, listener: UnixListener, shutdown: CancellationT
     };
     let hid = web::Data::new(hid::Hid::start(output, config.jiggler.clone(), shutdown.clone()));
     let workers = config.workers;
+    let ws = web::Data::new(ws::WsShared::new(config.info_socket.clone(), shutdown.clone()));
     let (auth_socket, usc) = (config.auth_socket.clone(), config.usc.clone());
-    let factory = move || create_app(hid.clone(), auth_socket.clone(), usc.clone());
+    let factory = move || create_app(hid.clone(), ws.clone(), auth_socket.clone(), usc.clone());
     let result = kvmd_core::service::serve(listener, workers, shutdown, factory).await;
     // Let the HID task write its final release reports.
     tokio::time::sleep(std::time::Duration::from_millis(50)).await;

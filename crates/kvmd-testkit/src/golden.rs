@@ -248,6 +248,29 @@ pub fn compare_masked_lines(name: &str, expected: &Response, got: &Response, pre
     Err(format!("{name}: response differs from the golden (masked)\n--- expected\n{e}\n--- got\n{g}\n---"))
 }
 
+/// The server frames after a `101` (unmasked, as servers send them): (opcode, payload).
+pub fn ws_frames(mut body: &[u8]) -> Vec<(u8, Vec<u8>)> {
+    let mut out = Vec::new();
+    while body.len() >= 2 {
+        let op = body[0] & 0x0F;
+        let (len, head) = match body[1] & 0x7F {
+            126 if body.len() >= 4 => (usize::from(u16::from_be_bytes([body[2], body[3]])), 4),
+            127 if body.len() >= 10 => {
+                let mut b = [0u8; 8];
+                b.copy_from_slice(&body[2..10]);
+                (usize::try_from(u64::from_be_bytes(b)).unwrap_or(usize::MAX), 10)
+            }
+            n => (usize::from(n), 2),
+        };
+        if body.len() < head + len {
+            break;
+        }
+        out.push((op, body[head..head + len].to_vec()));
+        body = &body[head + len..];
+    }
+    out
+}
+
 /// Whether `path` exists below the golden directory.
 pub fn exists(rel: impl AsRef<Path>) -> bool {
     dir().join(rel).exists()

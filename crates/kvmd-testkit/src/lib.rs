@@ -206,8 +206,9 @@ impl Stack {
             fs::write(root.join(format!("dev/kvmd-hid-{d}")), b"")?;
         }
         let hid_toml = format!(
-            "auth_socket = {:?}\n\n[socket]\npath = {:?}\nmode = {}\ngroup = {:?}\n\n[backend]\ntype = \"otg\"\nkeyboard = {:?}\nmouse = {:?}\nmouse_alt = {:?}\n",
+            "auth_socket = {:?}\ninfo_socket = {:?}\n\n[socket]\npath = {:?}\nmode = {}\ngroup = {:?}\n\n[backend]\ntype = \"otg\"\nkeyboard = {:?}\nmouse = {:?}\nmouse_alt = {:?}\n",
             stack.auth_socket(),
+            root.join("run/info.sock"),
             root.join("run/hid.sock"),
             0o660,
             socket_group,

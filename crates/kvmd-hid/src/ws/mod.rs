@@ -1,0 +1,215 @@
+//! `/ws`: kvmd's event and input WebSocket (spec `ws.md`).
+//!
+//! Authentication happens before the upgrade (nginx's `auth_request`, or [`Authed`] for a
+//! direct caller), so a refusal is kvmd's JSON 401/403/400. After the upgrade the session
+//! sends `loop`, then every subsystem's full state, in kvmd's compact JSON with insertion
+//! order; it then forwards changes: the HID state when a flag changes, and the `info` feed
+//! of kvmd-info (its `/info/feed` over kvmd-info's socket, resumed when kvmd-info comes
+//! back). Subsystems the suite does not have send kvmd's disabled states. Input arrives as
+//! JSON events or the web UI's binary protocol and goes straight to the HID task; connect
+//! and disconnect release every key and button, as kvmd does.
+
+pub mod input;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpRequest, HttpResponse, web};
+use actix_ws::Message;
+use futures_util::StreamExt;
+use kvmd_core::authn::Authed;
+use kvmd_core::query::Query;
+use kvmd_core::routes::{Access, Flow, Route, resource};
+use kvmd_core::service::CancellationToken;
+use kvmd_core::{ApiError, valid};
+
+use crate::hid::{Event, Hid};
+
+/// The group's route.
+pub const ROUTES: &[Route] = &[Route::get("/ws", Access::User).flow(Flow::WebSocket)];
+
+/// kvmd's disabled or absent subsystems, as its WebSocket shows them
+/// (`tests/golden/kvmd-4.197/ws/ws_stream0.txt`): `<event_type> <event JSON>` per line.
+const DISABLED: &str = include_str!("disabled.txt");
+
+/// kvmd's version as its `loop` event reports it (clients check it).
+const LOOP: &str = r#"{"event_type": "loop", "event": {"version": {"major": 4, "minor": 197}}}"#;
+
+/// Shared by every session of the process.
+pub struct WsShared {
+    /// Open sessions with `stream=1`.
+    stream_clients: AtomicUsize,
+    /// kvmd-info's socket, for the `info` feed.
+    info_socket: PathBuf,
+    shutdown: CancellationToken,
+}
+
+impl WsShared {
+    /// Sessions state for a process whose kvmd-info listens on `info_socket`.
+    pub fn new(info_socket: PathBuf, shutdown: CancellationToken) -> Self {
+        Self { stream_clients: AtomicUsize::new(0), info_socket, shutdown }
+    }
+}
+
+/// Mounts the group.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(resource("/ws").route(web::get().to(ws)));
+}
+
+/// aiohttp's answer to a GET without the upgrade headers
+/// (`tests/golden/kvmd-4.197/direct/ws_plain_get_no_upgrade.http`).
+fn no_upgrade() -> HttpResponse {
+    HttpResponse::BadRequest()
+        .insert_header((header::CONTENT_TYPE, HeaderValue::from_static(kvmd_core::envelope::TEXT_CONTENT_TYPE)))
+        .body("No WebSocket UPGRADE hdr: None\n Can \"Upgrade\" only to \"WebSocket\".")
+}
+
+fn event(event_type: &str, event: &str) -> String {
+    format!("{{\"event_type\": \"{event_type}\", \"event\": {event}}}")
+}
+
+async fn ws(
+    req: HttpRequest,
+    body: web::Payload,
+    hid: web::Data<Hid>,
+    shared: web::Data<WsShared>,
+    _user: Authed,
+) -> Result<HttpResponse, ApiError> {
+    let stream = valid::boolean(Some(Query::of(&req).get("stream").unwrap_or("1")))?;
+    let upgrade = req.headers().get(header::UPGRADE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    if !upgrade.eq_ignore_ascii_case("websocket") {
+        return Ok(no_upgrade());
+    }
+    let Ok((resp, session, messages)) = actix_ws::handle(&req, body) else { return Ok(no_upgrade()) };
+    actix_web::rt::spawn(run_session(session, messages, hid.into_inner(), shared.into_inner(), stream));
+    Ok(resp)
+}
+
+/// The state burst of a new session, after `loop` and `clients`.
+fn burst(hid: &Hid) -> Vec<String> {
+    let mut out = Vec::new();
+    for line in DISABLED.lines() {
+        if let Some((t, e)) = line.split_once(' ') {
+            out.push(event(t, e));
+        }
+    }
+    let keymaps = r#"{"keymaps": {"default": "en-us", "available": []}}"#;
+    out.push(event("hid_keymaps", keymaps));
+    out.push(event("hid", &kvmd_core::json::to_compact_string(&hid.state())));
+    out
+}
+
+/// Lines of kvmd-info's feed, reconnecting while kvmd-info is away.
+async fn info_feed(socket: PathBuf, tx: tokio::sync::mpsc::Sender<String>) {
+    loop {
+        if let Ok(client) = reqwest::Client::builder().unix_socket(socket.as_path()).build()
+            && let Ok(mut resp) = client.get(format!("http://localhost{}", "/info/feed")).send().await
+        {
+            let mut buf = Vec::new();
+            while let Ok(Some(chunk)) = resp.chunk().await {
+                buf.extend_from_slice(&chunk);
+                while let Some(i) = buf.iter().position(|&b| b == b'\n') {
+                    let line: Vec<u8> = buf.drain(..=i).collect();
+                    let text = String::from_utf8_lossy(&line).trim_end().to_owned();
+                    if tx.send(event("info", &text)).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+        if tx.is_closed() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+}
+
+const HEARTBEAT: Duration = Duration::from_secs(15);
+const HEARTBEAT_GRACE: Duration = Duration::from_millis(7500);
+
+async fn run_session(
+    mut session: actix_ws::Session,
+    mut messages: actix_ws::MessageStream,
+    hid: Arc<Hid>,
+    shared: Arc<WsShared>,
+    stream: bool,
+) {
+    if stream {
+        shared.stream_clients.fetch_add(1, Ordering::SeqCst);
+    }
+    // kvmd releases everything when a session comes or goes.
+    hid.send(Event::Reset).await;
+    let clients = format!("{{\"count\": {}}}", shared.stream_clients.load(Ordering::SeqCst));
+    let mut first = vec![LOOP.to_owned(), event("clients", &clients)];
+    first.extend(burst(&hid));
+    // kvmd's stream controller reports the clients a second time.
+    first.push(event("clients", &clients));
+    let mut ok = true;
+    for m in first {
+        ok = ok && session.text(m).await.is_ok();
+    }
+    let (info_tx, mut info_rx) = tokio::sync::mpsc::channel(64);
+    let feed = actix_web::rt::spawn(info_feed(shared.info_socket.clone(), info_tx));
+    let mut last_hid = kvmd_core::json::to_compact_string(&hid.state());
+    let mut hid_tick = tokio::time::interval(Duration::from_millis(100));
+    let mut heartbeat = tokio::time::interval(HEARTBEAT);
+    heartbeat.tick().await;
+    let mut last_seen = Instant::now();
+    while ok {
+        tokio::select! {
+            m = messages.next() => {
+                let Some(Ok(m)) = m else { break };
+                last_seen = Instant::now();
+                match m {
+                    Message::Text(t) => {
+                        if let Some(reply) = input::json(&hid, &t).await {
+                            ok = session.text(reply).await.is_ok();
+                        }
+                    }
+                    Message::Binary(b) => {
+                        if b.is_empty() {
+                            break; // kvmd: a zero-length binary frame ends the session
+                        }
+                        match input::binary(&hid, &b).await {
+                            input::Reply::Pong => ok = session.binary(vec![0xFFu8]).await.is_ok(),
+                            input::Reply::None => {}
+                            input::Reply::Close => break,
+                        }
+                    }
+                    Message::Ping(p) => ok = session.pong(&p).await.is_ok(),
+                    Message::Pong(_) => {}
+                    Message::Close(_) => break,
+                    _ => {}
+                }
+            }
+            line = info_rx.recv() => {
+                if let Some(line) = line {
+                    ok = session.text(line).await.is_ok();
+                }
+            }
+            _ = hid_tick.tick() => {
+                let now = kvmd_core::json::to_compact_string(&hid.state());
+                if now != last_hid {
+                    ok = session.text(event("hid", &now)).await.is_ok();
+                    last_hid = now;
+                }
+            }
+            _ = heartbeat.tick() => {
+                if last_seen.elapsed() > HEARTBEAT + HEARTBEAT_GRACE {
+                    break; // no pong (nor anything else) since the last ping
+                }
+                ok = session.ping(b"").await.is_ok();
+            }
+            () = shared.shutdown.cancelled() => break,
+        }
+    }
+    feed.abort();
+    let _ = session.close(None).await;
+    if stream {
+        shared.stream_clients.fetch_sub(1, Ordering::SeqCst);
+    }
+    hid.send(Event::Reset).await;
+}
