@@ -21,6 +21,8 @@ need pgrep procps
 need chromium chromium
 need chromedriver chromium-driver
 [ -x /lib/systemd/systemd-journal-remote ] || pkgs+=(systemd-journal-remote)
+[ -e /usr/include/xkbcommon/xkbcommon.h ] || pkgs+=(libxkbcommon-dev)
+[ -d /usr/share/X11/xkb/symbols ] || pkgs+=(xkb-data)
 ls /usr/lib/llvm-*/lib/libclang.so* >/dev/null 2>&1 || pkgs+=(libclang-dev)
 [ -e "/usr/lib/$(gcc -print-multiarch 2>/dev/null || echo x86_64-linux-gnu)/libcrypt.so" ] || pkgs+=(libcrypt-dev)
 

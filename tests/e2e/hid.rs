@@ -77,3 +77,70 @@ fn validation_is_kvmds() {
     get(&stack, "/api/hid/set_params?jiggler=1", &["-X", "POST", "-H", &cookie]);
     assert_eq!(hid_state(&stack, &cookie)["result"]["jiggler"]["active"], true);
 }
+
+fn keyboard_reports(stack: &kvmd_testkit::Stack, from: usize) -> Vec<String> {
+    stack.hid_written("keyboard")[from..].chunks(8).map(|c| c.iter().map(|b| format!("{b:02x}")).collect()).collect()
+}
+
+#[test]
+fn print_types_with_other_layouts_and_never_leaves_a_modifier() {
+    let stack = common::stack();
+    let cookie = format!("Cookie: auth_token={}", login(&stack, "admin", "admin"));
+    let start = stack.hid_written("keyboard").len();
+    let r = get(&stack, "/api/hid/print?keymap=de", &["-X", "POST", "-H", &cookie, "--data-binary", "zZ@é"]);
+    assert_eq!(r.status(), 200, "{}", text(&r));
+    // QWERTZ z, Shift+z, AltGr+q for @; é has no key of its own on de (dead key): skipped.
+    let want = [
+        "00001c0000000000",
+        "0000000000000000", // z
+        "0200000000000000",
+        "02001c0000000000",
+        "0200000000000000", // Shift, Z
+        "0000000000000000",
+        "4000000000000000",
+        "4000140000000000",
+        "4000000000000000", // AltGr, @
+        "0000000000000000", // AltGr released at the end
+    ];
+    wait_for("the typed reports", || keyboard_reports(&stack, start).len() >= want.len());
+    assert_eq!(keyboard_reports(&stack, start), want);
+    // kvmd's errors.
+    let r = get(&stack, "/api/hid/print?keymap=nosuch", &["-X", "POST", "-H", &cookie, "--data-binary", "x"]);
+    assert!(text(&r).contains("The argument 'nosuch' is not a valid keymap"));
+    let r = get(&stack, "/api/hid/print?delay=9", &["-X", "POST", "-H", &cookie, "--data-binary", "x"]);
+    assert!(text(&r).contains("must be keys delay and lesser or equal then 5.0"), "{}", text(&r));
+    let r = get(
+        &stack,
+        "/api/hid/print",
+        &["-X", "POST", "-H", &cookie, "--data-binary", "@-", "-H", "Content-Type: text/plain"],
+    );
+    assert_eq!(r.status(), 200);
+}
+
+#[test]
+fn a_long_paste_does_not_hold_up_other_requests() {
+    let stack = common::stack();
+    let cookie = format!("Cookie: auth_token={}", login(&stack, "admin", "admin"));
+    // 300 capitals with 10 ms between events: several seconds of Shift held.
+    let text300 = "A".repeat(300);
+    let mut paste = Command::new("curl")
+        .args(["-sS", "-k", "-o", "/dev/null", "-X", "POST", "-H", &cookie, "--data-binary", &text300])
+        .arg(stack.url("/api/hid/print?limit=0&delay=0.01"))
+        .spawn()
+        .unwrap_or_else(|e| panic!("{e}"));
+    std::thread::sleep(Duration::from_millis(300));
+    let r = get(&stack, "/api/hid/events/send_mouse_move?to_x=1&to_y=1", &["-X", "POST", "-H", &cookie]);
+    assert_eq!(r.status(), 200);
+    assert!(paste.try_wait().ok().flatten().is_none(), "the other request was answered while the paste still ran");
+    let _ = paste.kill();
+    let _ = paste.wait();
+    // However the paste ends, no modifier stays pressed (bounded wait for the end).
+    wait_for("the paste's final release", || {
+        let all = stack.hid_written("keyboard");
+        all.len() >= 8 && all[all.len() - 8..] == [0u8; 8] && {
+            std::thread::sleep(Duration::from_millis(300));
+            let again = stack.hid_written("keyboard");
+            again.len() == all.len()
+        }
+    });
+}

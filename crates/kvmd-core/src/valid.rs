@@ -191,6 +191,48 @@ pub fn int(arg: Option<&str>, name: &str, min: Option<i64>, max: Option<i64>) ->
     i64::try_from(n).map_err(|_| invalid_error(v, name))
 }
 
+/// `valid_number` for floats: Python `float()` syntax (`1e3`, `inf` accepted), then checked
+/// against `min`/`max` with kvmd's range messages; raw limit 16.
+pub fn float(arg: Option<&str>, name: &str, min: Option<f64>, max: Option<f64>) -> Result<f64, ApiError> {
+    let arg = arg.ok_or_else(|| none_error(name))?;
+    check_raw(arg, 16)?;
+    let v = arg.trim();
+    if v.is_empty() {
+        return Err(none_error(name));
+    }
+    let lower = v.to_ascii_lowercase().replace('_', "");
+    let n: f64 = match lower.trim_start_matches(['+', '-']) {
+        "infinity" | "inf" => {
+            if lower.starts_with('-') {
+                f64::NEG_INFINITY
+            } else {
+                f64::INFINITY
+            }
+        }
+        _ => lower.parse().map_err(|_| invalid_error(v, name))?,
+    };
+    let repr = crate::json::python_float_repr;
+    if let Some(min) = min
+        && n < min
+    {
+        return Err(ApiError::validator(format!(
+            "The argument '{}' must be {name} and greater or equial than {}",
+            repr(n),
+            repr(min)
+        )));
+    }
+    if let Some(max) = max
+        && n > max
+    {
+        return Err(ApiError::validator(format!(
+            "The argument '{}' must be {name} and lesser or equal then {}",
+            repr(n),
+            repr(max)
+        )));
+    }
+    Ok(n)
+}
+
 /// `check_string_in_list`: stripped, lower-cased, then one of `variants`.
 pub fn string_in_list(arg: Option<&str>, name: &str, variants: &[&str]) -> Result<String, ApiError> {
     let arg = arg.ok_or_else(|| none_error(name))?;
@@ -300,6 +342,17 @@ mod tests {
         assert_eq!(msg(f0("")), "None argument is not a valid log seek");
         assert_eq!(msg(int(Some("9"), "x", None, Some(8))), "The argument '9' must be x and lesser or equal then 8");
         assert_eq!(msg(f0("12345678901234567")), RAW_LIMIT_MSG);
+    }
+
+    #[test]
+    fn float_cases() {
+        let d = |s| float(Some(s), "keys delay", Some(0.0), Some(5.0));
+        assert_eq!(d("0.5").ok(), Some(0.5));
+        assert_eq!(d(" 1e0 ").ok(), Some(1.0));
+        assert_eq!(msg(d("6")), "The argument '6.0' must be keys delay and lesser or equal then 5.0");
+        assert_eq!(msg(d("-1")), "The argument '-1.0' must be keys delay and greater or equial than 0.0");
+        assert_eq!(msg(d("x")), "The argument 'x' is not a valid keys delay");
+        assert!(d("inf").is_err());
     }
 
     #[test]

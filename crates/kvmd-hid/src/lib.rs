@@ -2,12 +2,12 @@
 //!
 //! This first part serves kvmd's HID state and event endpoints and writes the exact
 //! reports kvmd writes, to the USB OTG gadget or to the virtual target, and serves the
-//! `/ws` WebSocket. Text paste with keyboard layouts (`/hid/print`, `/hid/keymaps`) comes
-//! next.
+//! `/ws` WebSocket, and types text with the XKB keyboard layouts (`/hid/print`).
 //!
 //! # Layout
 //! - [`config`]: the service's configuration.
 //! - [`keys`]: the web key names and their USB usages.
+//! - [`layout`]: keyboard layouts (XKB) for text paste.
 //! - [`report`]: keyboard and mouse state and their reports.
 //! - [`hid`]: the HID task that owns the state and the output.
 //! - [`backend`]: the outputs (OTG gadget, virtual target).
@@ -19,6 +19,7 @@ pub mod backend;
 pub mod config;
 pub mod hid;
 pub mod keys;
+pub mod layout;
 pub mod report;
 pub mod ws;
 
@@ -32,13 +33,13 @@ pub use config::Config;
 
 /// Every public route of the service, for the nginx renderer.
 pub const ROUTES: &[kvmd_core::routes::Route] = &{
-    let mut all = [api::hid::ROUTES[0]; 12];
+    let mut all = [api::hid::ROUTES[0]; 14];
     let mut i = 0;
-    while i < 11 {
+    while i < 13 {
         all[i] = api::hid::ROUTES[i];
         i += 1;
     }
-    all[11] = ws::ROUTES[0];
+    all[13] = ws::ROUTES[0];
     all
 };
 
@@ -50,6 +51,7 @@ pub const SERVICE: kvmd_core::routes::ServiceRoutes =
 pub fn create_app(
     hid: web::Data<hid::Hid>,
     ws: web::Data<ws::WsShared>,
+    layouts: web::Data<layout::Layouts>,
     auth_socket: std::path::PathBuf,
     usc: kvmd_core::net::UscConfig,
 ) -> actix_web::App<
@@ -64,6 +66,7 @@ pub fn create_app(
     kvmd_core::service::app(&SERVICE)
         .app_data(hid)
         .app_data(ws)
+        .app_data(layouts)
         .app_data(kvmd_core::authn::AuthClient::new(&auth_socket))
         .app_data(usc)
         .configure(api::hid::configure)
@@ -82,7 +85,8 @@ pub async fn run(config: Config, listener: UnixListener, shutdown: CancellationT
     let workers = config.workers;
     let ws = web::Data::new(ws::WsShared::new(config.info_socket.clone(), shutdown.clone()));
     let (auth_socket, usc) = (config.auth_socket.clone(), config.usc.clone());
-    let factory = move || create_app(hid.clone(), ws.clone(), auth_socket.clone(), usc.clone());
+    let layouts = web::Data::new(layout::Layouts::default());
+    let factory = move || create_app(hid.clone(), ws.clone(), layouts.clone(), auth_socket.clone(), usc.clone());
     let result = kvmd_core::service::serve(listener, workers, shutdown, factory).await;
     // Let the HID task write its final release reports.
     tokio::time::sleep(std::time::Duration::from_millis(50)).await;

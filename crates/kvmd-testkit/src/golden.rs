@@ -66,7 +66,7 @@ pub fn split_options(options: &str) -> Vec<String> {
     let mut i = 0;
     while i < words.len() {
         let w = &words[i];
-        if w == "-H" && i + 1 < words.len() {
+        if matches!(w.as_str(), "-H" | "--data-binary" | "-d") && i + 1 < words.len() {
             let mut value = words[i + 1].clone();
             i += 2;
             while i < words.len() && !words[i].starts_with('-') {
@@ -74,7 +74,7 @@ pub fn split_options(options: &str) -> Vec<String> {
                 value.push_str(&words[i]);
                 i += 1;
             }
-            out.push("-H".into());
+            out.push(w.clone());
             out.push(value);
         } else {
             out.push(w.clone());
@@ -292,6 +292,10 @@ mod tests {
             ["-H", "Cookie: auth_token=<fresh token>"]
         );
         assert_eq!(split_options("-u admin:admin"), ["-u", "admin:admin"]);
+        assert_eq!(
+            split_options("-H Content-Type: text/plain --data-binary Hello, World!"),
+            ["-H", "Content-Type: text/plain", "--data-binary", "Hello, World!"]
+        );
         assert_eq!(split_options(""), Vec::<String>::new());
     }
 

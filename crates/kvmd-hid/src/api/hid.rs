@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use actix_web::{HttpRequest, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use kvmd_core::authn::Authed;
 use kvmd_core::envelope::{ApiResponse, ApiResult};
 use kvmd_core::query::Query;
@@ -19,6 +19,8 @@ use crate::report::button_bit;
 /// The group's routes.
 pub const ROUTES: &[Route] = &[
     Route::get("/hid", Access::User),
+    Route::get("/hid/keymaps", Access::User),
+    Route::post("/hid/print", Access::User).flow(kvmd_core::routes::Flow::BigPost),
     Route::get("/hid/inactivity", Access::User),
     Route::post("/hid/set_params", Access::User),
     Route::post("/hid/set_connected", Access::User),
@@ -34,6 +36,8 @@ pub const ROUTES: &[Route] = &[
 /// Mounts the group.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(resource("/hid").route(web::get().to(state)))
+        .service(resource("/hid/keymaps").route(web::get().to(keymaps)))
+        .service(resource("/hid/print").route(web::post().to(print)))
         .service(resource("/hid/inactivity").route(web::get().to(inactivity)))
         .service(resource("/hid/set_params").route(web::post().to(set_params)))
         .service(resource("/hid/set_connected").route(web::post().to(set_connected)))
@@ -78,6 +82,132 @@ fn empty() -> ApiResponse<Value> {
 
 async fn state(hid: web::Data<Hid>, _user: Authed) -> ApiResult<HidState> {
     Ok(ApiResponse::new(hid.state()))
+}
+
+/// `/hid/keymaps` (and the WebSocket `hid_keymaps` event, in this field order).
+#[derive(Debug, serde::Serialize)]
+pub struct KeymapsState {
+    keymaps: Keymaps,
+}
+
+#[derive(Debug, serde::Serialize)]
+struct Keymaps {
+    default: &'static str,
+    available: Vec<&'static str>,
+}
+
+/// kvmd's keymap names and the default.
+pub fn keymaps_value() -> KeymapsState {
+    let available = crate::layout::NAMES.iter().map(|(n, _, _)| *n).collect();
+    KeymapsState { keymaps: Keymaps { default: DEFAULT_KEYMAP, available } }
+}
+
+/// The keymap `/hid/print` uses without `keymap=` (kvmd's `hid.keymap`).
+pub const DEFAULT_KEYMAP: &str = "en-us";
+
+async fn keymaps(_user: Authed) -> ApiResult<KeymapsState> {
+    Ok(ApiResponse::new(keymaps_value()))
+}
+
+/// aiohttp's default body limit, which kvmd keeps for `/hid/print`.
+const PRINT_LIMIT: usize = 1024 * 1024;
+
+/// Releases the modifiers a paste holds if the paste is cut short (the client went away).
+struct PasteGuard {
+    hid: Hid,
+    shift: bool,
+    altgr: bool,
+    done: bool,
+}
+
+impl Drop for PasteGuard {
+    fn drop(&mut self) {
+        if self.done || !(self.shift || self.altgr) {
+            return;
+        }
+        let (hid, shift, altgr) = (self.hid.clone(), self.shift, self.altgr);
+        actix_web::rt::spawn(async move {
+            for (held, name) in [(shift, "ShiftLeft"), (altgr, "AltRight")] {
+                if let (true, Some(k)) = (held, keys::by_name(name)) {
+                    hid.send(Event::Key(k, false)).await;
+                }
+            }
+        });
+    }
+}
+
+async fn print(
+    hid: web::Data<Hid>,
+    layouts: web::Data<crate::layout::Layouts>,
+    req: HttpRequest,
+    mut body: web::Payload,
+    _user: Authed,
+) -> Result<HttpResponse, ApiError> {
+    use futures_util::StreamExt;
+    let q = Query::of(&req);
+    let limit = valid::int(Some(q.get("limit").unwrap_or("1024")), "text limit", Some(0), None)?;
+    let keymap = q.get("keymap").unwrap_or(DEFAULT_KEYMAP).trim().to_owned();
+    let layout = layouts.get(&keymap).ok_or_else(|| valid::invalid_error(&keymap, "keymap"))?;
+    let slow = valid::boolean(Some(q.get("slow").unwrap_or("0")))?;
+    let delay = match q.get("delay") {
+        Some(d) => valid::float(Some(d), "keys delay", Some(0.0), Some(5.0))?,
+        None if slow => 0.02,
+        None => 0.0,
+    };
+    let mut bytes = Vec::new();
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.map_err(|_| ApiError::validator("Cannot read the text"))?;
+        if bytes.len() + chunk.len() > PRINT_LIMIT {
+            return Ok(kvmd_core::envelope::payload_too_large(PRINT_LIMIT));
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    // kvmd answers undecodable text with aiohttp's 500; a clear 400 says the same thing.
+    let text = String::from_utf8(bytes).map_err(|_| ApiError::validator("The text is not valid UTF-8"))?;
+    let chars: Vec<char> = if limit > 0 {
+        text.chars().take(usize::try_from(limit).unwrap_or(usize::MAX)).collect()
+    } else {
+        text.chars().collect()
+    };
+    let (Some(shift_key), Some(altgr_key)) = (keys::by_name("ShiftLeft"), keys::by_name("AltRight")) else {
+        return Err(ApiError::internal("no modifier keys in the key table"));
+    };
+    let mut guard = PasteGuard { hid: hid.get_ref().clone(), shift: false, altgr: false, done: false };
+    let pause = Duration::from_secs_f64(delay);
+    let mut skipped = 0usize;
+    for c in chars {
+        let Some(stroke) = layout.stroke(c) else {
+            skipped += 1;
+            continue;
+        };
+        let mut events = Vec::new();
+        if stroke.shift != guard.shift {
+            events.push(Event::Key(shift_key, stroke.shift));
+            guard.shift = stroke.shift;
+        }
+        if stroke.altgr != guard.altgr {
+            events.push(Event::Key(altgr_key, stroke.altgr));
+            guard.altgr = stroke.altgr;
+        }
+        events.push(Event::Key(stroke.key, true));
+        events.push(Event::Key(stroke.key, false));
+        for e in events {
+            if !pause.is_zero() {
+                tokio::time::sleep(pause).await;
+            }
+            hid.send(e).await;
+        }
+    }
+    for (held, key) in [(guard.shift, shift_key), (guard.altgr, altgr_key)] {
+        if held {
+            hid.send(Event::Key(key, false)).await;
+        }
+    }
+    guard.done = true;
+    if skipped > 0 {
+        tracing::info!(skipped, keymap = %keymap, "characters the layout cannot type were skipped");
+    }
+    Ok(kvmd_core::envelope::json_response(actix_web::http::StatusCode::OK, &json!({})))
 }
 
 async fn inactivity(hid: web::Data<Hid>, _user: Authed) -> ApiResult<Value> {

@@ -96,8 +96,8 @@ fn burst(hid: &Hid) -> Vec<String> {
             out.push(event(t, e));
         }
     }
-    let keymaps = r#"{"keymaps": {"default": "en-us", "available": []}}"#;
-    out.push(event("hid_keymaps", keymaps));
+    let keymaps = crate::api::hid::keymaps_value();
+    out.push(event("hid_keymaps", &kvmd_core::json::to_compact_string(&keymaps)));
     out.push(event("hid", &kvmd_core::json::to_compact_string(&hid.state())));
     out
 }

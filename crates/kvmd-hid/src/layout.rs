@@ -1,0 +1,199 @@
+//! Keyboard layouts for `/hid/print`: which key and modifiers type a character.
+//!
+//! kvmd types text through QEMU-style keymap files. kvmd-rs reads the same layouts from
+//! the system's XKB data through libxkbcommon (the `xkbcommon` crate): each of kvmd's 36
+//! keymap names is compiled from its XKB layout and variant, every key and shift level is
+//! walked, and each keysym remembers the first (lowest) way to type it. Levels that need
+//! Control (or anything but Shift and AltGr) are skipped, as kvmd skips them. A character
+//! goes to a keysym with `xkb_utf32_to_keysym`. Dead-key compositions are not typed (a
+//! character only reachable through a dead key is skipped and counted).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use xkbcommon::xkb;
+
+use crate::keys::{self, Key};
+
+/// kvmd's keymap names (`/usr/share/kvmd/keymaps`) and the XKB layout and variant of each.
+pub const NAMES: &[(&str, &str, &str)] = &[
+    ("ar", "ara", ""),
+    ("bepo", "fr", "bepo"),
+    ("cz", "cz", ""),
+    ("da", "dk", ""),
+    ("de", "de", ""),
+    ("de-ch", "ch", "de"),
+    ("en-gb", "gb", ""),
+    ("en-us", "us", ""),
+    ("en-us-altgr-intl", "us", "altgr-intl"),
+    ("en-us-colemak", "us", "colemak"),
+    ("es", "es", ""),
+    ("et", "ee", ""),
+    ("fi", "fi", ""),
+    ("fo", "fo", ""),
+    ("fr", "fr", ""),
+    ("fr-be", "be", ""),
+    ("fr-ca", "ca", "fr-legacy"),
+    ("fr-ch", "ch", "fr"),
+    ("hr", "hr", ""),
+    ("hu", "hu", ""),
+    ("is", "is", ""),
+    ("it", "it", ""),
+    ("ja", "jp", ""),
+    ("lt", "lt", ""),
+    ("lv", "lv", ""),
+    ("mk", "mk", ""),
+    ("nl", "nl", ""),
+    ("no", "no", ""),
+    ("pl", "pl", ""),
+    ("pt", "pt", ""),
+    ("pt-br", "br", ""),
+    ("ru", "ru", ""),
+    ("sl", "si", ""),
+    ("sv", "se", ""),
+    ("th", "th", ""),
+    ("tr", "tr", ""),
+];
+
+/// How to type one character.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stroke {
+    /// The key.
+    pub key: Key,
+    /// Whether Shift is needed.
+    pub shift: bool,
+    /// Whether AltGr (AltRight) is needed.
+    pub altgr: bool,
+}
+
+/// One compiled layout: keysym → stroke.
+#[derive(Debug, Default)]
+pub struct Layout {
+    strokes: HashMap<u32, Stroke>,
+}
+
+/// kvmd's replacements before the lookup (typographic quotes and the en dash); `None`
+/// drops the character (the em dash).
+fn normalise(c: char) -> Option<char> {
+    Some(match c {
+        '‚' | '‘' | '’' => '\'',
+        '„' | '“' | '”' => '"',
+        '–' => '-',
+        '—' => return None,
+        c => c,
+    })
+}
+
+impl Layout {
+    /// Compiles the XKB layout behind kvmd keymap `name`.
+    pub fn compile(name: &str) -> Option<Layout> {
+        let &(_, layout, variant) = NAMES.iter().find(|(n, _, _)| *n == name)?;
+        let ctx = xkb::Context::new(xkb::CONTEXT_NO_FLAGS);
+        let keymap =
+            xkb::Keymap::new_from_names(&ctx, "evdev", "pc105", layout, variant, None, xkb::KEYMAP_COMPILE_NO_FLAGS)?;
+        let shift = 1u32 << keymap.mod_get_index("Shift");
+        let level3 = 1u32 << keymap.mod_get_index("Mod5");
+        let mut strokes: HashMap<u32, Stroke> = HashMap::new();
+        let (min, max) = (keymap.min_keycode().raw(), keymap.max_keycode().raw());
+        for code in min..=max {
+            let kc = xkb::Keycode::new(code);
+            // XKB keycodes are evdev codes + 8.
+            let Some(key) = code.checked_sub(8).and_then(|e| u16::try_from(e).ok()).and_then(keys::by_evdev) else {
+                continue;
+            };
+            if matches!(key.code, keys::Code::Modifier(_)) {
+                continue;
+            }
+            for level in 0..keymap.num_levels_for_key(kc, 0) {
+                let mut masks = [0u32; 8];
+                let n = keymap.key_get_mods_for_level(kc, 0, level, &mut masks);
+                // The simplest modifier set made only of Shift and AltGr.
+                let Some(mask) = masks[..n.min(8)]
+                    .iter()
+                    .copied()
+                    .filter(|m| m & !(shift | level3) == 0)
+                    .min_by_key(|m| m.count_ones())
+                else {
+                    continue;
+                };
+                for sym in keymap.key_get_syms_by_level(kc, 0, level) {
+                    strokes.entry(sym.raw()).or_insert(Stroke {
+                        key,
+                        shift: mask & shift != 0,
+                        altgr: mask & level3 != 0,
+                    });
+                }
+            }
+        }
+        Some(Layout { strokes })
+    }
+
+    /// The stroke for `c`, if this layout can type it.
+    pub fn stroke(&self, c: char) -> Option<Stroke> {
+        let plain = |name| keys::by_name(name).map(|key| Stroke { key, shift: false, altgr: false });
+        match normalise(c)? {
+            '\n' => plain("Enter"),
+            '\t' => plain("Tab"),
+            ' ' => plain("Space"),
+            c if c.is_control() => None,
+            c => self.strokes.get(&xkb::utf32_to_keysym(u32::from(c)).raw()).copied(),
+        }
+    }
+}
+
+/// Compiled layouts, each built on first use.
+#[derive(Default)]
+pub struct Layouts {
+    cache: Mutex<HashMap<String, Arc<Layout>>>,
+}
+
+impl Layouts {
+    /// The layout for kvmd keymap `name`, or `None` when it is not one of [`NAMES`] or the
+    /// system's XKB data cannot compile it.
+    pub fn get(&self, name: &str) -> Option<Arc<Layout>> {
+        if let Some(l) = self.cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(name) {
+            return Some(l.clone());
+        }
+        let l = Arc::new(Layout::compile(name)?);
+        self.cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(name.to_owned(), l.clone());
+        Some(l)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(l: &Layout, c: char) -> Option<(&'static str, bool, bool)> {
+        l.stroke(c).map(|s| (s.key.name, s.shift, s.altgr))
+    }
+
+    #[test]
+    fn us_and_german_and_russian() {
+        let us = Layout::compile("en-us").unwrap_or_else(|| panic!("us"));
+        assert_eq!(s(&us, 'H'), Some(("KeyH", true, false)));
+        assert_eq!(s(&us, 'e'), Some(("KeyE", false, false)));
+        assert_eq!(s(&us, ','), Some(("Comma", false, false)));
+        assert_eq!(s(&us, '!'), Some(("Digit1", true, false)));
+        assert_eq!(s(&us, '\n'), Some(("Enter", false, false)));
+        assert_eq!(s(&us, '’'), Some(("Quote", false, false)));
+        assert_eq!(s(&us, '—'), None);
+        assert_eq!(s(&us, 'é'), None);
+        let de = Layout::compile("de").unwrap_or_else(|| panic!("de"));
+        assert_eq!(s(&de, 'z'), Some(("KeyY", false, false)), "QWERTZ");
+        assert_eq!(s(&de, '@'), Some(("KeyQ", false, true)), "AltGr level");
+        assert_eq!(s(&de, 'ß'), Some(("Minus", false, false)));
+        let ru = Layout::compile("ru").unwrap_or_else(|| panic!("ru"));
+        assert_eq!(s(&ru, 'ф'), Some(("KeyA", false, false)));
+        assert!(Layout::compile("nosuch").is_none());
+    }
+
+    #[test]
+    fn every_kvmd_keymap_compiles() {
+        for (name, _, _) in NAMES {
+            let l = Layout::compile(name).unwrap_or_else(|| panic!("{name} does not compile"));
+            assert!(l.strokes.len() > 40, "{name} types only {} keysyms", l.strokes.len());
+        }
+        assert_eq!(NAMES.len(), 36);
+    }
+}
