@@ -66,3 +66,8 @@ deny:
 bench-info:
     cargo build --release --workspace --bins --locked
     scripts/bench-info.sh target/release
+
+# HID benchmark through nginx (release build, wrk on send_key).
+bench-hid:
+    cargo build --release --workspace --bins --locked
+    scripts/bench-hid.sh target/release

@@ -27,6 +27,7 @@ wrk_run() {
     local name=$1 path=$2; shift 2
     local args=()
     for h in "$@"; do args+=(-H "$h"); done
+    [ -n "${WRK_SCRIPT:-}" ] && args+=(-s "$WRK_SCRIPT")
     wrk -t2 -c32 -d"$duration" --latency "${args[@]}" "$base$path" > "$log.$name"
     local rps p50 p99 non2xx
     rps=$(awk '/Requests\/sec/ {print $2}' "$log.$name")

@@ -43,6 +43,10 @@ pub struct LogArgs {
     pub log_file: Option<PathBuf>,
 }
 
+/// Lines the writer thread may have queued; its channel is allocated up front, so the
+/// library default (128 000) would cost megabytes of memory per service.
+const BUFFERED_LINES: usize = 4096;
+
 /// Guards of the writer threads: dropping one flushes and stops its thread, so they live
 /// as long as the process.
 static GUARDS: OnceLock<std::sync::Mutex<Vec<tracing_appender::non_blocking::WorkerGuard>>> = OnceLock::new();
@@ -80,7 +84,7 @@ pub fn init(args: &LogArgs) -> anyhow::Result<()> {
     };
     let stderr = if journal.is_none() {
         let (writer, guard) =
-            tracing_appender::non_blocking::NonBlockingBuilder::default().lossy(false).finish(std::io::stderr());
+            tracing_appender::non_blocking::NonBlockingBuilder::default().lossy(false).buffered_lines_limit(BUFFERED_LINES).finish(std::io::stderr());
         keep(guard);
         Some(tracing_subscriber::fmt::layer().with_writer(writer).with_ansi(false).with_target(true).boxed())
     } else {
@@ -89,7 +93,7 @@ pub fn init(args: &LogArgs) -> anyhow::Result<()> {
     let file = match &args.log_file {
         Some(path) => {
             let f = OpenOptions::new().create(true).append(true).open(path)?;
-            let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default().lossy(false).finish(f);
+            let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default().lossy(false).buffered_lines_limit(BUFFERED_LINES).finish(f);
             keep(guard);
             Some(tracing_subscriber::fmt::layer().with_writer(writer).with_ansi(false).with_target(true).boxed())
         }

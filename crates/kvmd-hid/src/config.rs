@@ -64,7 +64,7 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             socket: SocketConfig::at("/run/kvmd/hid.sock"),
-            workers: 1,
+            workers: 2,
             auth_socket: "/run/kvmd/auth.sock".into(),
             usc: UscConfig::default(),
             info_socket: "/run/kvmd/info.sock".into(),

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# kvmd-hid through the real nginx front, one run: (a) nginx static /robots.txt (the
+# ceiling), (b) POST /api/hid/events/send_key?key=KeyA&state=true with the session cookie;
+# wrk -t2 -c32, ratio to (a); kvmd-hid's idle RSS.
+source "$(dirname "$0")/bench-lib.sh"
+hid_pid=$(pid_of kvmd-hid)
+idle=$(rss_kib "$hid_pid")
+post=$(mktemp --suffix=.lua)
+echo 'wrk.method = "POST"' > "$post"
+results=()
+results+=("$(wrk_run static /robots.txt)")
+results+=("$(WRK_SCRIPT="$post" wrk_run send_key "/api/hid/events/send_key?key=KeyA&state=true" "Cookie: auth_token=$token")")
+rm -f "$post"
+echo
+table "${results[@]}"
+echo
+echo "kvmd-hid RSS: idle $(mib "$idle") MiB, after the runs $(mib "$(rss_kib "$hid_pid")") MiB"
+echo "($(nproc) cores, wrk -t2 -c32 -d$duration, $(nginx -v 2>&1 | sed 's/.*: //'))"
