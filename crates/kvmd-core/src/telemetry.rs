@@ -83,8 +83,10 @@ pub fn init(args: &LogArgs) -> anyhow::Result<()> {
         _ => None,
     };
     let stderr = if journal.is_none() {
-        let (writer, guard) =
-            tracing_appender::non_blocking::NonBlockingBuilder::default().lossy(false).buffered_lines_limit(BUFFERED_LINES).finish(std::io::stderr());
+        let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+            .lossy(false)
+            .buffered_lines_limit(BUFFERED_LINES)
+            .finish(std::io::stderr());
         keep(guard);
         Some(tracing_subscriber::fmt::layer().with_writer(writer).with_ansi(false).with_target(true).boxed())
     } else {
@@ -93,7 +95,10 @@ pub fn init(args: &LogArgs) -> anyhow::Result<()> {
     let file = match &args.log_file {
         Some(path) => {
             let f = OpenOptions::new().create(true).append(true).open(path)?;
-            let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default().lossy(false).buffered_lines_limit(BUFFERED_LINES).finish(f);
+            let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+                .lossy(false)
+                .buffered_lines_limit(BUFFERED_LINES)
+                .finish(f);
             keep(guard);
             Some(tracing_subscriber::fmt::layer().with_writer(writer).with_ansi(false).with_target(true).boxed())
         }

@@ -18,6 +18,13 @@ pub enum Backend {
         /// Relative mouse (hidg2).
         mouse_alt: PathBuf,
     },
+    /// A CH9329 serial HID chip.
+    Ch9329 {
+        /// The serial port, e.g. `/dev/ttyAMA0`.
+        device: PathBuf,
+        /// Its speed in baud (PiKVM: 9600).
+        speed: u32,
+    },
     /// The virtual target (demo, tests).
     Vtarget,
 }

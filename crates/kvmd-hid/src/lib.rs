@@ -79,6 +79,7 @@ pub async fn run(config: Config, listener: UnixListener, shutdown: CancellationT
         config::Backend::Otg { keyboard, mouse, mouse_alt } => {
             Arc::new(backend::otg::Otg::new(keyboard.clone(), mouse.clone(), mouse_alt.clone()))
         }
+        config::Backend::Ch9329 { device, speed } => Arc::new(backend::ch9329::Ch9329::new(device.clone(), *speed)),
         config::Backend::Vtarget => Arc::new(backend::vtarget::Vtarget::default()),
     };
     let hid = web::Data::new(hid::Hid::start(output, config.jiggler.clone(), shutdown.clone()));

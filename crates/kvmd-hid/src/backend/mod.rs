@@ -1,8 +1,9 @@
 //! Where HID reports go. The HID task ([`crate::hid`]) owns the keyboard and mouse state and
 //! hands finished reports to one [`HidOutput`]; the implementations are real code paths:
-//! [`otg::Otg`] writes the USB gadget's character devices, [`vtarget::Vtarget`] keeps the
-//! reports for the virtual target and tests.
+//! [`otg::Otg`] writes the USB gadget's character devices, [`ch9329::Ch9329`] drives the
+//! CH9329 serial HID chip, [`vtarget::Vtarget`] keeps the reports for the virtual target.
 
+pub mod ch9329;
 pub mod otg;
 pub mod vtarget;
 
