@@ -18,6 +18,7 @@ need systemd-analyze systemd
 need python3 python3
 need setpriv util-linux
 need pgrep procps
+need modprobe kmod
 need chromium chromium
 need chromedriver chromium-driver
 [ -x /lib/systemd/systemd-journal-remote ] || pkgs+=(systemd-journal-remote)

@@ -6,6 +6,7 @@
 //!
 //! # Layout
 //! - [`config`]: the service's configuration.
+//! - [`gadget`]: the USB gadget through configfs (`kvmd-otg`).
 //! - [`keys`]: the web key names and their USB usages.
 //! - [`layout`]: keyboard layouts (XKB) for text paste.
 //! - [`report`]: keyboard and mouse state and their reports.
@@ -17,6 +18,7 @@
 pub mod api;
 pub mod backend;
 pub mod config;
+pub mod gadget;
 pub mod hid;
 pub mod keys;
 pub mod layout;
