@@ -28,3 +28,17 @@ pub(crate) fn text(r: &Response) -> String {
 pub(crate) fn stack() -> Stack {
     Stack::start(kvmd_testkit::StackOptions::default()).unwrap_or_else(|e| panic!("cannot start the stack: {e:#}"))
 }
+
+/// A session cookie header for admin.
+pub(crate) fn cookie(stack: &Stack) -> String {
+    format!("Cookie: auth_token={}", login(stack, "admin", "admin"))
+}
+
+/// Each `(path, message)` answers 400 with `message` in its body.
+pub(crate) fn expect_400(stack: &Stack, cookie: &str, method: &str, cases: &[(&str, &str)]) {
+    for (path, msg) in cases {
+        let r = get(stack, path, &["-X", method, "-H", cookie]);
+        assert_eq!(r.status(), 400, "{path}: {}", text(&r));
+        assert!(text(&r).contains(msg), "{path}: {}", text(&r));
+    }
+}

@@ -51,22 +51,26 @@ fn a_device_without_a_reader_goes_offline_and_catches_up() {
 #[test]
 fn validation_is_kvmds() {
     let stack = common::stack();
-    let cookie = format!("Cookie: auth_token={}", login(&stack, "admin", "admin"));
-    for (path, msg) in [
-        ("/api/hid/events/send_mouse_move?to_x=abc&to_y=0", "The argument 'abc' is not a valid Mouse move"),
-        ("/api/hid/events/send_mouse_move?to_x=123456789&to_y=0", "RAW limit exceed"),
-        ("/api/hid/events/send_mouse_relative?delta_x=1", "None argument is not a valid Mouse delta"),
-        ("/api/hid/events/send_mouse_button?button=side", "The argument 'side' is not a valid Mouse button"),
-        ("/api/hid/set_params?mouse_output=serial", "The argument 'serial' is not a valid Mouse output"),
-        ("/api/hid/set_params?jiggler=sometimes", "The argument 'sometimes' is not a valid bool"),
-        ("/api/hid/set_connected", "None argument is not a valid bool"),
-        ("/api/hid/events/send_shortcut", "None argument is not a valid string list"),
-        ("/api/hid/events/send_shortcut?keys=KeyA,Nope", "Failed sub-validator on one of the item of ['KeyA', 'Nope']"),
-    ] {
-        let r = get(&stack, path, &["-X", "POST", "-H", &cookie]);
-        assert_eq!(r.status(), 400, "{path}: {}", text(&r));
-        assert!(text(&r).contains(msg), "{path}: {}", text(&r));
-    }
+    let cookie = common::cookie(&stack);
+    common::expect_400(
+        &stack,
+        &cookie,
+        "POST",
+        &[
+            ("/api/hid/events/send_mouse_move?to_x=abc&to_y=0", "The argument 'abc' is not a valid Mouse move"),
+            ("/api/hid/events/send_mouse_move?to_x=123456789&to_y=0", "RAW limit exceed"),
+            ("/api/hid/events/send_mouse_relative?delta_x=1", "None argument is not a valid Mouse delta"),
+            ("/api/hid/events/send_mouse_button?button=side", "The argument 'side' is not a valid Mouse button"),
+            ("/api/hid/set_params?mouse_output=serial", "The argument 'serial' is not a valid Mouse output"),
+            ("/api/hid/set_params?jiggler=sometimes", "The argument 'sometimes' is not a valid bool"),
+            ("/api/hid/set_connected", "None argument is not a valid bool"),
+            ("/api/hid/events/send_shortcut", "None argument is not a valid string list"),
+            (
+                "/api/hid/events/send_shortcut?keys=KeyA,Nope",
+                "Failed sub-validator on one of the item of ['KeyA', 'Nope']",
+            ),
+        ],
+    );
     // Out-of-range numbers are clamped, not refused.
     let before = stack.hid_written("mouse").len();
     let r = get(&stack, "/api/hid/events/send_mouse_move?to_x=99999&to_y=-99999", &["-X", "POST", "-H", &cookie]);

@@ -47,19 +47,20 @@ fn hostname() -> String {
 #[test]
 fn field_errors_are_kvmds() {
     let stack = common::stack();
-    let cookie = format!("Cookie: auth_token={}", login(&stack, "admin", "admin"));
-    for (q, msg) in [
-        ("?fields=hw&legacy=0", "Failed sub-validator on one of the item of ['hw']"),
-        ("?fields=meta,nosuch", "Failed sub-validator on one of the item of ['meta', 'nosuch']"),
-        (
-            "?legacy=perhaps",
-            "The argument 'perhaps' is not a valid bool (['1', 'true', 'yes'] or ['0', 'false', 'no'])",
-        ),
-    ] {
-        let r = get(&stack, &format!("/api/info{q}"), &["-H", &cookie]);
-        assert_eq!(r.status(), 400, "{q}");
-        assert!(text(&r).contains(msg), "{q}: {}", text(&r));
-    }
+    let cookie = common::cookie(&stack);
+    common::expect_400(
+        &stack,
+        &cookie,
+        "GET",
+        &[
+            ("/api/info?fields=hw&legacy=0", "Failed sub-validator on one of the item of ['hw']"),
+            ("/api/info?fields=meta,nosuch", "Failed sub-validator on one of the item of ['meta', 'nosuch']"),
+            (
+                "/api/info?legacy=perhaps",
+                "The argument 'perhaps' is not a valid bool (['1', 'true', 'yes'] or ['0', 'false', 'no'])",
+            ),
+        ],
+    );
     // `fields=` empty in legacy mode: everything allowed, hw included, no top-level health.
     let v = info(&stack, &cookie, "?fields=");
     let keys: Vec<&str> = v["result"].as_object().map(|o| o.keys().map(String::as_str).collect()).unwrap_or_default();

@@ -114,17 +114,21 @@ fn file_source_lists_and_follows_the_services_lines() {
 #[test]
 fn bad_arguments_get_kvmds_errors() {
     let stack = common::stack();
-    let cookie = format!("Cookie: auth_token={}", login(&stack, "admin", "admin"));
-    for (q, msg) in [
-        ("seek=abc", "The argument 'abc' is not a valid log seek"),
-        ("seek=-5", "The argument '-5' must be log seek and greater or equial than 0"),
-        ("seek=12345678901234567", "RAW limit exceed"),
-        ("follow=maybe", "The argument 'maybe' is not a valid bool (['1', 'true', 'yes'] or ['0', 'false', 'no'])"),
-    ] {
-        let r = get(&stack, &format!("/api/log?{q}"), &["-H", &cookie]);
-        assert_eq!(r.status(), 400, "{q}");
-        assert!(text(&r).contains(msg), "{q}: {}", text(&r));
-    }
+    let cookie = common::cookie(&stack);
+    common::expect_400(
+        &stack,
+        &cookie,
+        "GET",
+        &[
+            ("/api/log?seek=abc", "The argument 'abc' is not a valid log seek"),
+            ("/api/log?seek=-5", "The argument '-5' must be log seek and greater or equial than 0"),
+            ("/api/log?seek=12345678901234567", "RAW limit exceed"),
+            (
+                "/api/log?follow=maybe",
+                "The argument 'maybe' is not a valid bool (['1', 'true', 'yes'] or ['0', 'false', 'no'])",
+            ),
+        ],
+    );
     // kvmd's log_reader.enabled = false.
     let mut stack = stack;
     stack.stop_service("kvmd-info");

@@ -38,6 +38,22 @@ pub trait ServiceConfig: Serialize + DeserializeOwned + Default {
     fn workers(&self) -> usize;
 }
 
+/// Implements [`ServiceConfig`] for a config struct with `socket` and `workers` fields.
+#[macro_export]
+macro_rules! service_config {
+    ($t:ty) => {
+        impl $crate::config::ServiceConfig for $t {
+            fn socket(&self) -> &$crate::net::SocketConfig {
+                &self.socket
+            }
+
+            fn workers(&self) -> usize {
+                self.workers
+            }
+        }
+    };
+}
+
 /// A configuration error, naming the layer and the key.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {

@@ -85,12 +85,4 @@ impl Default for Config {
     }
 }
 
-impl kvmd_core::config::ServiceConfig for Config {
-    fn socket(&self) -> &SocketConfig {
-        &self.socket
-    }
-
-    fn workers(&self) -> usize {
-        self.workers
-    }
-}
+kvmd_core::service_config!(Config);

@@ -137,12 +137,4 @@ impl Config {
     }
 }
 
-impl kvmd_core::config::ServiceConfig for Config {
-    fn socket(&self) -> &SocketConfig {
-        &self.socket
-    }
-
-    fn workers(&self) -> usize {
-        self.workers
-    }
-}
+kvmd_core::service_config!(Config);
