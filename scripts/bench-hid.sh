@@ -16,3 +16,7 @@ table "${results[@]}"
 echo
 echo "kvmd-hid RSS: idle $(mib "$idle") MiB, after the runs $(mib "$(rss_kib "$hid_pid")") MiB"
 echo "($(nproc) cores, wrk -t2 -c32 -d$duration, $(nginx -v 2>&1 | sed 's/.*: //'))"
+echo
+echo "| one WebSocket client on kvmd-hid's socket | value |"
+echo "|---|---|"
+"$bin/kvmd-wsbench" "$(sed -n 's/.*Runtime   \([^ ]*\).*/\1/p' "$log")/run/hid.sock" 20000

@@ -47,7 +47,12 @@ pub struct Shared {
     leds: AtomicU8,
     last_activity: Mutex<Instant>,
     jiggler: JigglerConfig,
+    /// Recent arrival-to-write latencies (µs) of WebSocket input, bounded.
+    latencies: Mutex<std::collections::VecDeque<u64>>,
 }
+
+/// How many latency samples are kept.
+const LATENCY_SAMPLES: usize = 100_000;
 
 fn idx(d: Device) -> usize {
     match d {
@@ -60,7 +65,7 @@ fn idx(d: Device) -> usize {
 /// The handle handlers use.
 #[derive(Clone)]
 pub struct Hid {
-    tx: mpsc::Sender<Event>,
+    tx: mpsc::Sender<(Event, Option<Instant>)>,
     shared: Arc<Shared>,
 }
 
@@ -121,6 +126,7 @@ impl Hid {
             leds: AtomicU8::new(0),
             last_activity: Mutex::new(Instant::now()),
             jiggler,
+            latencies: Mutex::new(std::collections::VecDeque::new()),
         });
         tokio::spawn(Task::new(output, shared.clone()).run(rx, shutdown));
         Self { tx, shared }
@@ -128,10 +134,30 @@ impl Hid {
 
     /// Queues an event and counts it as activity.
     pub async fn send(&self, e: Event) {
+        self.send_at(e, None).await;
+    }
+
+    /// Queues an event that arrived at `arrival` (WebSocket input): the task records how
+    /// long it took from there to the report's write ([`Hid::input_latency`]).
+    pub async fn send_at(&self, e: Event, arrival: Option<Instant>) {
         self.touch();
-        if self.tx.send(e).await.is_err() {
+        if self.tx.send((e, arrival)).await.is_err() {
             tracing::error!("the HID task has stopped");
         }
+    }
+
+    /// Arrival-to-write latencies of recent WebSocket input, in microseconds:
+    /// (samples, p50, p99, max); `reset` clears them.
+    pub fn input_latency(&self, reset: bool) -> (usize, u64, u64, u64) {
+        let mut l = self.shared.latencies.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut v: Vec<u64> = l.iter().copied().collect();
+        if reset {
+            l.clear();
+        }
+        drop(l);
+        v.sort_unstable();
+        let pick = |q: f64| v.get(((v.len() as f64 * q).ceil() as usize).saturating_sub(1)).copied().unwrap_or(0);
+        (v.len(), pick(0.5), pick(0.99), v.last().copied().unwrap_or(0))
     }
 
     /// Marks HID activity now (inactivity, jiggler).
@@ -327,13 +353,23 @@ impl Task {
         }
     }
 
-    async fn run(mut self, mut rx: mpsc::Receiver<Event>, shutdown: CancellationToken) {
+    async fn run(mut self, mut rx: mpsc::Receiver<(Event, Option<Instant>)>, shutdown: CancellationToken) {
         let mut tick = tokio::time::interval(Duration::from_millis(100));
         let mut last_jiggle_check = Instant::now();
         loop {
             tokio::select! {
                 e = rx.recv() => match e {
-                    Some(e) => self.handle(e),
+                    Some((e, arrival)) => {
+                        self.handle(e);
+                        if let Some(t) = arrival {
+                            let us = u64::try_from(t.elapsed().as_micros()).unwrap_or(u64::MAX);
+                            let mut l = self.shared.latencies.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                            if l.len() >= LATENCY_SAMPLES {
+                                l.pop_front();
+                            }
+                            l.push_back(us);
+                        }
+                    }
                     None => break,
                 },
                 _ = tick.tick() => {

@@ -37,6 +37,7 @@ pub const ROUTES: &[Route] = &[
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(resource("/hid").route(web::get().to(state)))
         .service(resource("/hid/keymaps").route(web::get().to(keymaps)))
+        .service(web::resource(INPUT_LATENCY_PATH).route(web::get().to(input_latency)))
         .service(resource("/hid/print").route(web::post().to(print)))
         .service(resource("/hid/inactivity").route(web::get().to(inactivity)))
         .service(resource("/hid/set_params").route(web::post().to(set_params)))
@@ -82,6 +83,16 @@ fn empty() -> ApiResponse<Value> {
 
 async fn state(hid: web::Data<Hid>, _user: Authed) -> ApiResult<HidState> {
     Ok(ApiResponse::new(hid.state()))
+}
+
+/// Internal (not routed by nginx): arrival-to-write latencies of WebSocket key input, for
+/// `just bench-hid`.
+pub const INPUT_LATENCY_PATH: &str = "/hid/input_latency";
+
+async fn input_latency(hid: web::Data<Hid>, req: HttpRequest) -> ApiResult<Value> {
+    let reset = valid::boolean(Some(Query::of(&req).get("reset").unwrap_or("0")))?;
+    let (samples, p50, p99, max) = hid.input_latency(reset);
+    Ok(ApiResponse::new(json!({"samples": samples, "p50_us": p50, "p99_us": p99, "max_us": max})))
 }
 
 /// `/hid/keymaps` (and the WebSocket `hid_keymaps` event, in this field order).

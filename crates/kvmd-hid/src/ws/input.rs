@@ -3,6 +3,8 @@
 //! kvmd does; nothing here can end the session except a zero-length binary frame (the
 //! caller's business) and, as in kvmd, a numeric key code it does not know.
 
+use std::time::Instant;
+
 use serde_json::Value;
 
 use crate::hid::{Event, Hid};
@@ -44,8 +46,8 @@ fn as_int(v: Option<&Value>, min: i64, max: i64) -> Option<i64> {
     Some(n.clamp(min, max))
 }
 
-async fn key(hid: &Hid, key: Key, pressed: bool, finish: bool) {
-    hid.send(Event::Key(key, pressed)).await;
+async fn key(hid: &Hid, key: Key, pressed: bool, finish: bool, arrival: Instant) {
+    hid.send_at(Event::Key(key, pressed), Some(arrival)).await;
     if pressed && finish && !key.sticks() {
         hid.send(Event::Key(key, false)).await;
     }
@@ -89,6 +91,7 @@ fn delta_list(v: Option<&Value>) -> Option<Vec<(i64, i64)>> {
 
 /// Handles one JSON message; returns the text to answer, if any.
 pub async fn json(hid: &Hid, text: &str) -> Option<String> {
+    let arrival = Instant::now();
     let v: Value = serde_json::from_str(text).ok()?;
     let t = v.get("event_type")?.as_str()?;
     let e = v.get("event").filter(|e| e.is_object())?;
@@ -98,7 +101,7 @@ pub async fn json(hid: &Hid, text: &str) -> Option<String> {
             let k = keys::by_name(e.get("key")?.as_str()?)?;
             let state = as_bool(e.get("state"))?;
             let finish = e.get("finish").map_or(Some(false), |f| as_bool(Some(f)))?;
-            key(hid, k, state, finish).await;
+            key(hid, k, state, finish, arrival).await;
         }
         "mouse_button" => {
             let bit = button_bit(&e.get("button")?.as_str()?.trim().to_lowercase())?;
@@ -121,6 +124,7 @@ pub async fn json(hid: &Hid, text: &str) -> Option<String> {
 
 /// Handles one non-empty binary message.
 pub async fn binary(hid: &Hid, b: &[u8]) -> Reply {
+    let arrival = Instant::now();
     let (op, data) = (b[0], &b[1..]);
     match op {
         0x00 => return Reply::Pong,
@@ -142,7 +146,7 @@ pub async fn binary(hid: &Hid, b: &[u8]) -> Reply {
                         None => return Reply::None,
                     }
                 };
-                key(hid, k, pressed, flags & 0x02 != 0).await;
+                key(hid, k, pressed, flags & 0x02 != 0, arrival).await;
             } else {
                 let bit = if flags & 0x80 != 0 {
                     let [hi, lo] = rest else { return Reply::None };
