@@ -180,6 +180,13 @@ mod tests {
         assert_eq!(v.get("server").and_then(|s| s.get("host")), Some(&Value::Str("@auto".into())));
     }
 
+    proptest::proptest! {
+        #[test]
+        fn parsing_never_panics(text in "(?s).{0,300}") {
+            let _ = parse(&text);
+        }
+    }
+
     #[test]
     fn broken_documents_are_errors_not_panics() {
         for bad in ["a: [1, 2", "{{{", "a: b: c", "\t- x\n  y: ["] {
