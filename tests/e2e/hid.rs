@@ -93,7 +93,7 @@ fn print_types_with_other_layouts_and_never_leaves_a_modifier() {
     let start = stack.hid_written("keyboard").len();
     let r = get(&stack, "/api/hid/print?keymap=de", &["-X", "POST", "-H", &cookie, "--data-binary", "zZ@é"]);
     assert_eq!(r.status(), 200, "{}", text(&r));
-    // QWERTZ z, Shift+z, AltGr+q for @; é has no key of its own on de (dead key): skipped.
+    // QWERTZ z, Shift+z, AltGr+q for @, and é composed: dead acute (the key right of ß), e.
     let want = [
         "00001c0000000000",
         "0000000000000000", // z
@@ -104,7 +104,11 @@ fn print_types_with_other_layouts_and_never_leaves_a_modifier() {
         "4000000000000000",
         "4000140000000000",
         "4000000000000000", // AltGr, @
-        "0000000000000000", // AltGr released at the end
+        "0000000000000000", // AltGr released for é
+        "00002e0000000000",
+        "0000000000000000", // dead acute
+        "0000080000000000",
+        "0000000000000000", // e
     ];
     wait_for("the typed reports", || keyboard_reports(&stack, start).len() >= want.len());
     assert_eq!(keyboard_reports(&stack, start), want);

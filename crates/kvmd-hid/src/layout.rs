@@ -5,8 +5,9 @@
 //! keymap names is compiled from its XKB layout and variant, every key and shift level is
 //! walked, and each keysym remembers the first (lowest) way to type it. Levels that need
 //! Control (or anything but Shift and AltGr) are skipped, as kvmd skips them. A character
-//! goes to a keysym with `xkb_utf32_to_keysym`. Dead-key compositions are not typed (a
-//! character only reachable through a dead key is skipped and counted).
+//! goes to a keysym with `xkb_utf32_to_keysym`. A character the layout has no key for but
+//! can compose (é on a German keyboard: dead acute, then e) is typed as the dead key and its
+//! base letter, found by Unicode canonical decomposition — kvmd cannot type those at all.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -53,6 +54,23 @@ pub const NAMES: &[(&str, &str, &str)] = &[
     ("sv", "se", ""),
     ("th", "th", ""),
     ("tr", "tr", ""),
+];
+
+/// Dead keysyms (keysymdef.h) for the combining marks they add.
+const DEAD: &[(char, u32)] = &[
+    ('\u{300}', 0xfe50), // grave
+    ('\u{301}', 0xfe51), // acute
+    ('\u{302}', 0xfe52), // circumflex
+    ('\u{303}', 0xfe53), // tilde
+    ('\u{304}', 0xfe54), // macron
+    ('\u{306}', 0xfe55), // breve
+    ('\u{307}', 0xfe56), // abovedot
+    ('\u{308}', 0xfe57), // diaeresis
+    ('\u{30A}', 0xfe58), // abovering
+    ('\u{30B}', 0xfe59), // doubleacute
+    ('\u{30C}', 0xfe5a), // caron
+    ('\u{327}', 0xfe5b), // cedilla
+    ('\u{328}', 0xfe5c), // ogonek
 ];
 
 /// How to type one character.
@@ -128,7 +146,20 @@ impl Layout {
         Some(Layout { strokes })
     }
 
-    /// The stroke for `c`, if this layout can type it.
+    /// The strokes that type `c`: one key, or a dead key and the base letter.
+    pub fn strokes(&self, c: char) -> Option<Vec<Stroke>> {
+        if let Some(s) = self.stroke(c) {
+            return Some(vec![s]);
+        }
+        let c = normalise(c)?;
+        let mut parts = Vec::new();
+        unicode_normalization::char::decompose_canonical(c, |p| parts.push(p));
+        let [base, mark] = parts[..] else { return None };
+        let dead = DEAD.iter().find(|(m, _)| *m == mark).map(|(_, sym)| *sym)?;
+        Some(vec![*self.strokes.get(&dead)?, self.stroke(base)?])
+    }
+
+    /// The stroke for `c`, if this layout has a key for it.
     pub fn stroke(&self, c: char) -> Option<Stroke> {
         let plain = |name| keys::by_name(name).map(|key| Stroke { key, shift: false, altgr: false });
         match normalise(c)? {
@@ -179,10 +210,17 @@ mod tests {
         assert_eq!(s(&us, '’'), Some(("Quote", false, false)));
         assert_eq!(s(&us, '—'), None);
         assert_eq!(s(&us, 'é'), None);
+        assert_eq!(us.strokes('é'), None, "plain US has no dead keys");
         let de = Layout::compile("de").unwrap_or_else(|| panic!("de"));
         assert_eq!(s(&de, 'z'), Some(("KeyY", false, false)), "QWERTZ");
         assert_eq!(s(&de, '@'), Some(("KeyQ", false, true)), "AltGr level");
         assert_eq!(s(&de, 'ß'), Some(("Minus", false, false)));
+        // é: no key of its own on de, composed with the dead acute (the key right of ß).
+        let e = de.strokes('é').unwrap_or_default();
+        let names: Vec<(&str, bool)> = e.iter().map(|s| (s.key.name, s.shift)).collect();
+        assert_eq!(names, [("Equal", false), ("KeyE", false)]);
+        assert_eq!(de.strokes('ê').map(|v| v.len()), Some(2), "dead circumflex");
+        assert_eq!(de.strokes('ü').map(|v| v.len()), Some(1), "a key of its own wins");
         let ru = Layout::compile("ru").unwrap_or_else(|| panic!("ru"));
         assert_eq!(s(&ru, 'ф'), Some(("KeyA", false, false)));
         assert!(Layout::compile("nosuch").is_none());

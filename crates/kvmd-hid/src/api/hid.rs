@@ -186,11 +186,17 @@ async fn print(
     let mut guard = PasteGuard { hid: hid.get_ref().clone(), shift: false, altgr: false, done: false };
     let pause = Duration::from_secs_f64(delay);
     let mut skipped = 0usize;
-    for c in chars {
-        let Some(stroke) = layout.stroke(c) else {
-            skipped += 1;
-            continue;
-        };
+    for stroke in chars
+        .into_iter()
+        .filter_map(|c| {
+            let s = layout.strokes(c);
+            if s.is_none() {
+                skipped += 1;
+            }
+            s
+        })
+        .flatten()
+    {
         let mut events = Vec::new();
         if stroke.shift != guard.shift {
             events.push(Event::Key(shift_key, stroke.shift));
