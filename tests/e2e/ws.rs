@@ -122,3 +122,17 @@ fn bad_stream_argument_and_plain_get() {
     assert_eq!(r.status(), 400);
     assert!(common::text(&r).contains("The argument 'maybe' is not a valid bool"));
 }
+
+#[test]
+fn the_info_part_comes_back_with_kvmd_info() {
+    let mut stack = common::stack();
+    let token = login(&stack, "admin", "admin");
+    stack.stop_service("kvmd-info");
+    let mut ws = connect(&stack, &token);
+    // Without kvmd-info the session still opens and carries everything else.
+    until(&mut ws, r#"{"event_type": "hid""#);
+    stack.start_info(&[]).unwrap_or_else(|e| panic!("{e:#}"));
+    // The feed is picked up again (kvmd-hid retries every 2 s) and starts with auth.
+    let auth = until(&mut ws, r#"{"event_type": "info", "event": {"auth""#);
+    assert_eq!(auth, r#"{"event_type": "info", "event": {"auth": {"enabled": true}}}"#);
+}
