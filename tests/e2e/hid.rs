@@ -152,3 +152,25 @@ fn a_long_paste_does_not_hold_up_other_requests() {
         }
     });
 }
+
+#[test]
+fn the_jiggler_moves_around_the_last_position() {
+    let stack = common::stack();
+    let cookie = common::cookie(&stack);
+    get(&stack, "/api/hid/events/send_mouse_move?to_x=100&to_y=-100", &["-X", "POST", "-H", &cookie]);
+    wait_for("the move", || stack.hid_written("mouse").len() >= 7);
+    let start = stack.hid_written("mouse").len();
+    get(&stack, "/api/hid/set_params?jiggler=1", &["-X", "POST", "-H", &cookie]);
+    // The first interval is 0: it moves at its next check, 11 moves 100 ms apart.
+    wait_for("11 jiggler moves", || stack.hid_written("mouse").len() >= start + 11 * 7);
+    get(&stack, "/api/hid/set_params?jiggler=0", &["-X", "POST", "-H", &cookie]);
+    let all = stack.hid_written("mouse");
+    let moves: Vec<(u16, u16)> = all[start..start + 11 * 7]
+        .chunks(7)
+        .map(|r| (u16::from_le_bytes([r[1], r[2]]), u16::from_le_bytes([r[3], r[4]])))
+        .collect();
+    let (x, y) = (kvmd_hid::report::to_device(100), kvmd_hid::report::to_device(-100));
+    assert_eq!(moves[0], (kvmd_hid::report::to_device(200), kvmd_hid::report::to_device(0)));
+    assert_eq!(moves[1], (kvmd_hid::report::to_device(0), kvmd_hid::report::to_device(-200)));
+    assert_eq!(moves[10], (x, y), "it ends where the mouse was");
+}

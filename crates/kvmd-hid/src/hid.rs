@@ -329,33 +329,46 @@ impl Task {
         self.write(Device::MouseAlt, &r);
     }
 
-    /// kvmd's jiggler: after `interval` s without activity, a few small moves.
-    fn jiggle(&mut self) {
+    /// kvmd's jiggler moves: absolute, 11 moves around the last position ending on it;
+    /// relative, 10 moves of (±10, ±10). Played one per 100 ms tick.
+    fn jiggle_steps(&self) -> std::collections::VecDeque<Event> {
         if self.relative() {
-            for i in 0..10 {
-                let d: i8 = if i % 2 == 0 { 10 } else { -10 };
-                let r = self.rel.report(d, d, 0, 0);
-                self.write(Device::MouseAlt, &r);
-            }
+            (0..10).map(|i| if i % 2 == 0 { Event::Relative(10, 10) } else { Event::Relative(-10, -10) }).collect()
         } else {
             let (x, y) = self.pos;
-            for i in 0..11 {
-                let d = if i == 10 {
-                    0
-                } else if i % 2 == 0 {
-                    100
-                } else {
-                    -100
-                };
-                let r = self.abs.move_to(x + d, y + d);
-                self.write(Device::Mouse, &r);
-            }
+            (0..11)
+                .map(|i| {
+                    let d = if i == 10 {
+                        0
+                    } else if i % 2 == 0 {
+                        100
+                    } else {
+                        -100
+                    };
+                    Event::MoveTo(x + d, y + d)
+                })
+                .collect()
         }
+    }
+
+    /// The next jiggler interval: a random whole number of seconds within ±25 % of the
+    /// configured one, at least 1 (kvmd's `systask`).
+    fn next_interval(&self) -> Duration {
+        use std::hash::{BuildHasher, Hasher};
+        let base = self.shared.jiggler.interval.max(1);
+        let spread = base / 4;
+        let r = std::collections::hash_map::RandomState::new().build_hasher().finish();
+        let secs = if spread == 0 { base } else { base - spread + r % (2 * spread + 1) };
+        Duration::from_secs(secs.max(1))
     }
 
     async fn run(mut self, mut rx: mpsc::Receiver<(Event, Option<Instant>)>, shutdown: CancellationToken) {
         let mut tick = tokio::time::interval(Duration::from_millis(100));
         let mut last_jiggle_check = Instant::now();
+        // The first interval is 0: a jiggler switched on moves at its next check.
+        let mut jiggle_interval = Duration::ZERO;
+        let mut last_jiggle = Instant::now();
+        let mut steps = std::collections::VecDeque::new();
         loop {
             tokio::select! {
                 e = rx.recv() => match e {
@@ -377,12 +390,23 @@ impl Task {
                     if let Some(leds) = self.out.read_leds() {
                         self.shared.leds.store(leds, Ordering::SeqCst);
                     }
+                    if let Some(step) = steps.pop_front() {
+                        self.handle(step);
+                        if steps.is_empty() {
+                            last_jiggle = Instant::now();
+                        }
+                    }
                     if last_jiggle_check.elapsed() >= Duration::from_secs(1) {
                         last_jiggle_check = Instant::now();
-                        let idle = self.shared.last_activity.lock().unwrap_or_else(std::sync::PoisonError::into_inner).elapsed();
-                        if self.shared.jiggler_active.load(Ordering::SeqCst) && idle >= Duration::from_secs(self.shared.jiggler.interval.max(1)) {
-                            self.jiggle();
-                            *self.shared.last_activity.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Instant::now();
+                        if !self.shared.jiggler_active.load(Ordering::SeqCst) {
+                            jiggle_interval = Duration::ZERO;
+                            steps.clear();
+                        } else if steps.is_empty() {
+                            let idle = self.shared.last_activity.lock().unwrap_or_else(std::sync::PoisonError::into_inner).elapsed();
+                            if idle >= jiggle_interval && last_jiggle.elapsed() >= jiggle_interval {
+                                steps = self.jiggle_steps();
+                                jiggle_interval = self.next_interval();
+                            }
                         }
                     }
                 }
