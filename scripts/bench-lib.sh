@@ -26,7 +26,8 @@ cpu_ticks() { awk '{print $14 + $15 + $16 + $17}' "/proc/$1/stat"; }
 wrk_run() {
     local name=$1 path=$2; shift 2
     local args=()
-    for h in "$@"; do args+=(-H "$h"); done
+    local hdr
+    for hdr in "$@"; do args+=(-H "$hdr"); done
     [ -n "${WRK_SCRIPT:-}" ] && args+=(-s "$WRK_SCRIPT")
     wrk -t2 -c32 -d"$duration" --latency "${args[@]}" "$base$path" > "$log.$name"
     local rps p50 p99 non2xx
