@@ -369,10 +369,15 @@ impl Task {
         let mut jiggle_interval = Duration::ZERO;
         let mut last_jiggle = Instant::now();
         let mut steps = std::collections::VecDeque::new();
+        let mut batch = Vec::with_capacity(64);
         loop {
             tokio::select! {
-                e = rx.recv() => match e {
-                    Some((e, arrival)) => {
+                // Everything queued at once: one wake-up for a burst of events.
+                n = rx.recv_many(&mut batch, 64) => {
+                    if n == 0 {
+                        break;
+                    }
+                    for (e, arrival) in batch.drain(..) {
                         self.handle(e);
                         if let Some(t) = arrival {
                             let us = u64::try_from(t.elapsed().as_micros()).unwrap_or(u64::MAX);
@@ -383,8 +388,7 @@ impl Task {
                             l.push_back(us);
                         }
                     }
-                    None => break,
-                },
+                }
                 _ = tick.tick() => {
                     self.retry();
                     if let Some(leds) = self.out.read_leds() {
