@@ -13,9 +13,14 @@ use crate::common::{self, login};
 type Ws = tungstenite::WebSocket<UnixStream>;
 
 fn connect(stack: &kvmd_testkit::Stack, token: &str) -> Ws {
+    connect_with(stack, token, "0")
+}
+
+fn connect_with(stack: &kvmd_testkit::Stack, token: &str, stream_arg: &str) -> Ws {
     let stream = UnixStream::connect(stack.root.join("run/hid.sock")).unwrap_or_else(|e| panic!("{e}"));
     stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap_or_else(|e| panic!("{e}"));
-    let mut req = "ws://localhost/ws?stream=0".into_client_request().unwrap_or_else(|e| panic!("{e}"));
+    let url = format!("ws://localhost/ws?stream={stream_arg}");
+    let mut req = url.into_client_request().unwrap_or_else(|e| panic!("{e}"));
     let cookie = format!("auth_token={token}").parse().unwrap_or_else(|e| panic!("{e}"));
     req.headers_mut().insert("Cookie", cookie);
     let (ws, resp) = tungstenite::client(req, stream).unwrap_or_else(|e| panic!("handshake: {e}"));
@@ -135,4 +140,24 @@ fn the_info_part_comes_back_with_kvmd_info() {
     // The feed is picked up again (kvmd-hid retries every 2 s) and starts with auth.
     let auth = until(&mut ws, r#"{"event_type": "info", "event": {"auth""#);
     assert_eq!(auth, r#"{"event_type": "info", "event": {"auth": {"enabled": true}}}"#);
+}
+
+#[test]
+fn a_new_session_is_announced_to_the_others() {
+    let stack = common::stack();
+    let token = login(&stack, "admin", "admin");
+    let mut a = connect(&stack, &token);
+    until(&mut a, r#"{"event_type": "hid""#);
+    // A's own burst ends with kvmd's second `clients`.
+    assert_eq!(until(&mut a, r#"{"event_type": "clients""#), r#"{"event_type": "clients", "event": {"count": 0}}"#);
+    // B is a stream client: A hears the new count, then every full state again (kvmd).
+    let mut b = connect_with(&stack, &token, "1");
+    assert_eq!(next_text(&mut b), r#"{"event_type": "loop", "event": {"version": {"major": 4, "minor": 197}}}"#);
+    assert_eq!(next_text(&mut b), r#"{"event_type": "clients", "event": {"count": 1}}"#);
+    assert_eq!(until(&mut a, r#"{"event_type": "clients""#), r#"{"event_type": "clients", "event": {"count": 1}}"#);
+    until(&mut a, r#"{"event_type": "gpio""#);
+    until(&mut a, r#"{"event_type": "hid""#);
+    // B leaves: A hears the count drop.
+    drop(b);
+    assert_eq!(until(&mut a, r#"{"event_type": "clients""#), r#"{"event_type": "clients", "event": {"count": 0}}"#);
 }

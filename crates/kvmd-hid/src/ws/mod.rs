@@ -5,7 +5,9 @@
 //! sends `loop`, then every subsystem's full state, in kvmd's compact JSON with insertion
 //! order; it then forwards changes: the HID state when a flag changes, and the `info` feed
 //! of kvmd-info (its `/info/feed` over kvmd-info's socket, resumed when kvmd-info comes
-//! back). Subsystems the suite does not have send kvmd's disabled states. Input arrives as
+//! back). Subsystems the suite does not have send kvmd's disabled states. As in kvmd, a new
+//! session makes every other session receive the full states again, and every session
+//! hears the stream-client count when it changes. Input arrives as
 //! JSON events or the web UI's binary protocol and goes straight to the HID task; connect
 //! and disconnect release every key and button, as kvmd does.
 
@@ -42,15 +44,35 @@ const LOOP: &str = r#"{"event_type": "loop", "event": {"version": {"major": 4, "
 pub struct WsShared {
     /// Open sessions with `stream=1`.
     stream_clients: AtomicUsize,
+    /// Session numbers, to tell a session its own announcements.
+    next_id: std::sync::atomic::AtomicU64,
+    /// What every session must hear: kvmd re-broadcasts the full states to all sessions
+    /// when one connects, and the stream-client count whenever it changes.
+    announce: tokio::sync::broadcast::Sender<Announce>,
     /// kvmd-info's socket, for the `info` feed.
     info_socket: PathBuf,
     shutdown: CancellationToken,
 }
 
+/// A message from one session to all the others.
+#[derive(Debug, Clone, Copy)]
+enum Announce {
+    /// Session `0` connected: send the full states again.
+    Resync(u64),
+    /// The number of stream clients is now `1` (announced by session `0`).
+    Clients(u64, usize),
+}
+
 impl WsShared {
     /// Sessions state for a process whose kvmd-info listens on `info_socket`.
     pub fn new(info_socket: PathBuf, shutdown: CancellationToken) -> Self {
-        Self { stream_clients: AtomicUsize::new(0), info_socket, shutdown }
+        Self {
+            stream_clients: AtomicUsize::new(0),
+            next_id: std::sync::atomic::AtomicU64::new(0),
+            announce: tokio::sync::broadcast::channel(64).0,
+            info_socket,
+            shutdown,
+        }
     }
 }
 
@@ -137,9 +159,13 @@ async fn run_session(
     shared: Arc<WsShared>,
     stream: bool,
 ) {
+    let id = shared.next_id.fetch_add(1, Ordering::SeqCst);
+    let mut announcements = shared.announce.subscribe();
     if stream {
-        shared.stream_clients.fetch_add(1, Ordering::SeqCst);
+        let n = shared.stream_clients.fetch_add(1, Ordering::SeqCst) + 1;
+        let _ = shared.announce.send(Announce::Clients(id, n));
     }
+    let _ = shared.announce.send(Announce::Resync(id));
     // kvmd releases everything when a session comes or goes.
     hid.send(Event::Reset).await;
     let clients = format!("{{\"count\": {}}}", shared.stream_clients.load(Ordering::SeqCst));
@@ -185,6 +211,19 @@ async fn run_session(
                     _ => {}
                 }
             }
+            a = announcements.recv() => {
+                match a {
+                    Ok(Announce::Resync(from)) if from != id => {
+                        for m in burst(&hid) {
+                            ok = ok && session.text(m).await.is_ok();
+                        }
+                    }
+                    Ok(Announce::Clients(from, n)) if from != id => {
+                        ok = session.text(event("clients", &format!("{{\"count\": {n}}}"))).await.is_ok();
+                    }
+                    _ => {}
+                }
+            }
             line = info_rx.recv() => {
                 if let Some(line) = line {
                     ok = session.text(line).await.is_ok();
@@ -209,7 +248,8 @@ async fn run_session(
     feed.abort();
     let _ = session.close(None).await;
     if stream {
-        shared.stream_clients.fetch_sub(1, Ordering::SeqCst);
+        let n = shared.stream_clients.fetch_sub(1, Ordering::SeqCst).saturating_sub(1);
+        let _ = shared.announce.send(Announce::Clients(id, n));
     }
     hid.send(Event::Reset).await;
 }
