@@ -41,17 +41,7 @@ pub const SERVICE: kvmd_core::routes::ServiceRoutes =
     kvmd_core::routes::ServiceRoutes { service: "kvmd-auth", upstream: "auth", routes: ROUTES };
 
 /// The actix app around `manager` (tests drive it without a socket).
-pub fn create_app(
-    manager: web::Data<Manager>,
-) -> actix_web::App<
-    impl actix_web::dev::ServiceFactory<
-        actix_web::dev::ServiceRequest,
-        Config = (),
-        Response = actix_web::dev::ServiceResponse<actix_web::body::BoxBody>,
-        Error = actix_web::Error,
-        InitError = (),
-    >,
-> {
+pub fn create_app(manager: web::Data<Manager>) -> actix_web::App<impl kvmd_core::service::ServiceApp> {
     kvmd_core::service::app(&SERVICE).app_data(manager).configure(api::auth::configure)
 }
 

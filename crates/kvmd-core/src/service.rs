@@ -117,6 +117,29 @@ where
     Ok(())
 }
 
+/// What a service's actix app is: the factory `serve` runs (an alias for the long bound).
+pub trait ServiceApp:
+    ServiceFactory<
+        ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<actix_web::body::BoxBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >
+{
+}
+
+impl<T> ServiceApp for T where
+    T: ServiceFactory<
+            ServiceRequest,
+            Config = (),
+            Response = ServiceResponse<actix_web::body::BoxBody>,
+            Error = actix_web::Error,
+            InitError = (),
+        >
+{
+}
+
 /// The user a handler authenticated, for the access log (`admin (token)`, kvmd's `%P`).
 #[derive(Debug, Clone)]
 pub struct AccessUser(pub String);
@@ -132,17 +155,7 @@ pub const SERVER_HEADER: &str = concat!("kvmd-rs/", env!("CARGO_PKG_VERSION"));
 /// A new app for a service with `routes`: kvmd's 404/405/308, the route table in the app
 /// data, header names written in canonical case as aiohttp does, `Server`, and one
 /// access-log line per request in kvmd's format.
-pub fn app(
-    service: &'static crate::routes::ServiceRoutes,
-) -> App<
-    impl ServiceFactory<
-        ServiceRequest,
-        Config = (),
-        Response = ServiceResponse<actix_web::body::BoxBody>,
-        Error = actix_web::Error,
-        InitError = (),
-    >,
-> {
+pub fn app(service: &'static crate::routes::ServiceRoutes) -> App<impl ServiceApp> {
     App::new()
         .app_data(crate::routes::RouteTable(service.routes))
         .app_data(ServiceName(service.service))

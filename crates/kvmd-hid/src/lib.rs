@@ -56,15 +56,7 @@ pub fn create_app(
     layouts: web::Data<layout::Layouts>,
     auth_socket: std::path::PathBuf,
     usc: kvmd_core::net::UscConfig,
-) -> actix_web::App<
-    impl actix_web::dev::ServiceFactory<
-        actix_web::dev::ServiceRequest,
-        Config = (),
-        Response = actix_web::dev::ServiceResponse<actix_web::body::BoxBody>,
-        Error = actix_web::Error,
-        InitError = (),
-    >,
-> {
+) -> actix_web::App<impl kvmd_core::service::ServiceApp> {
     kvmd_core::service::app(&SERVICE)
         .app_data(hid)
         .app_data(ws)

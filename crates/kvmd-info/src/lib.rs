@@ -38,15 +38,7 @@ pub fn create_app(
     info: web::Data<Info>,
     shutdown: web::Data<CancellationToken>,
     tail: web::Data<logs::FileTail>,
-) -> actix_web::App<
-    impl actix_web::dev::ServiceFactory<
-        actix_web::dev::ServiceRequest,
-        Config = (),
-        Response = actix_web::dev::ServiceResponse<actix_web::body::BoxBody>,
-        Error = actix_web::Error,
-        InitError = (),
-    >,
-> {
+) -> actix_web::App<impl kvmd_core::service::ServiceApp> {
     let auth = kvmd_core::authn::AuthClient::new(&info.config().auth_socket);
     let usc = info.config().usc.clone();
     kvmd_core::service::app(&SERVICE)

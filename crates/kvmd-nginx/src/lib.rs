@@ -123,22 +123,21 @@ fn render_service(out: &mut String, s: &ServiceRoutes) {
     }
     // Trailing slashes: the service answers kvmd's 308 to the normalised path.
     let alternation: Vec<String> = paths.iter().map(|p| p.trim_start_matches('/').replace('.', "\\.")).collect();
-    let _ = writeln!(out, "        location ~ ^/api/({})/+$ {{", alternation.join("|"));
-    let _ = writeln!(out, "            auth_request off;");
-    let _ = writeln!(out, "            rewrite ^/api(/.*)$ $1 break;");
-    let _ = writeln!(out, "            proxy_pass http://{up};");
-    proxy_common(out, "            ", true);
-    let _ = writeln!(out, "            proxy_set_header X-KVMD-Auth-User \"\";");
-    let _ = writeln!(out, "        }}");
+    unauthenticated_pass(out, &format!("~ ^/api/({})/+$", alternation.join("|")), &up);
     // Wrong methods: the service answers kvmd's 405 with Allow:, before any auth.
-    let _ = writeln!(out, "        location {raw} {{");
+    unauthenticated_pass(out, &raw, &up);
+    out.push('\n');
+}
+
+/// A location that hands the request, `/api` stripped and without auth, to upstream `up`.
+fn unauthenticated_pass(out: &mut String, location: &str, up: &str) {
+    let _ = writeln!(out, "        location {location} {{");
     let _ = writeln!(out, "            auth_request off;");
     let _ = writeln!(out, "            rewrite ^/api(/.*)$ $1 break;");
     let _ = writeln!(out, "            proxy_pass http://{up};");
     proxy_common(out, "            ", true);
     let _ = writeln!(out, "            proxy_set_header X-KVMD-Auth-User \"\";");
     let _ = writeln!(out, "        }}");
-    out.push('\n');
 }
 
 /// The rendered nginx.conf.
