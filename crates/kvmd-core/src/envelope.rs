@@ -129,6 +129,23 @@ pub fn found(location: &str) -> HttpResponseBuilder {
     b
 }
 
+/// aiohttp's default `client_max_size`, which kvmd keeps for the bodies it reads.
+pub const BODY_LIMIT: usize = 1024 * 1024;
+
+/// Reads a request body of at most `limit` bytes; over it, aiohttp's 413.
+pub async fn read_body(mut payload: actix_web::web::Payload, limit: usize) -> Result<Vec<u8>, HttpResponse> {
+    use futures_util::StreamExt;
+    let mut body = Vec::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|_| error_response(&ApiError::validator("Cannot read the request body")))?;
+        if body.len() + chunk.len() > limit {
+            return Err(payload_too_large(limit));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
 /// aiohttp's 413 for a body over its limit (`client_max_size`).
 pub fn payload_too_large(limit: usize) -> HttpResponse {
     text(StatusCode::PAYLOAD_TOO_LARGE).body(format!("Maximum request body size {limit} exceeded."))

@@ -16,28 +16,39 @@ pub const TEMPLATE: &str = include_str!("../../../nginx/nginx.conf.in");
 /// Every service of the suite, in upstream order.
 pub const SERVICES: &[ServiceRoutes] = &[kvmd_auth::SERVICE, kvmd_hid::SERVICE, kvmd_info::SERVICE];
 
-/// What differs between the demo, the tests and an installed system.
-#[derive(Debug, Clone)]
+/// What differs between the demo, the tests and an installed system (also the options
+/// of `kvmd-nginx render`, whose defaults are an installed system's).
+#[derive(Debug, Clone, clap::Args)]
 pub struct Params {
-    /// `user ...;` line for a root master (`user nobody nogroup;`), empty otherwise.
+    /// `user ...;` line for a root master (`user www-data;`), empty for an unprivileged run.
+    #[arg(long, default_value = "user www-data;")]
     pub user: String,
     /// Directory for the pid file and temp paths.
+    #[arg(long, default_value = "/run/kvmd/nginx")]
     pub prefix: String,
     /// Directory holding the service sockets (`<upstream>.sock`).
+    #[arg(long, default_value = "/run/kvmd")]
     pub run_dir: String,
     /// The static web root.
+    #[arg(long, default_value = "/usr/share/kvmd/web")]
     pub web_root: String,
     /// `listen` of the HTTPS server, e.g. `127.0.0.1:8443` or `443`.
+    #[arg(long, default_value = "443")]
     pub https_listen: String,
     /// `listen` of the HTTP redirect server.
+    #[arg(long, default_value = "80")]
     pub http_listen: String,
     /// The HTTPS port as clients see it (for the HTTP → HTTPS redirect).
+    #[arg(long, default_value_t = 443)]
     pub https_port: u16,
     /// TLS certificate.
+    #[arg(long, default_value = "/etc/kvmd/nginx/ssl/server.crt")]
     pub cert: String,
     /// TLS key.
+    #[arg(long, default_value = "/etc/kvmd/nginx/ssl/server.key")]
     pub key: String,
     /// nginx's `mime.types`.
+    #[arg(long, default_value = "/etc/nginx/mime.types")]
     pub mime_types: String,
 }
 

@@ -11,7 +11,6 @@
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
-use futures_util::StreamExt;
 use kvmd_core::authn::{
     self, AUTH_ERROR_HEADER, AUTH_USER_HEADER, AUTH_VIA_HEADER, Credentials, decode_denial, encode_denial,
 };
@@ -34,9 +33,6 @@ pub const ROUTES: &[Route] = &[
 pub const REQUEST_PATH: &str = authn::AUTH_REQUEST_PATH;
 /// nginx's `error_page` target for denials.
 pub const DENIED_PATH: &str = authn::AUTH_DENIED_PATH;
-
-/// aiohttp's default `client_max_size`, which kvmd keeps.
-const BODY_LIMIT: usize = 1024 * 1024;
 
 /// Mounts the group.
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -127,23 +123,11 @@ fn timedelta(n: u64) -> String {
     }
 }
 
-async fn read_body(mut payload: web::Payload) -> Result<Vec<u8>, HttpResponse> {
-    let mut body = Vec::new();
-    while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|_| envelope::error_response(&ApiError::validator("Bad request body")))?;
-        if body.len() + chunk.len() > BODY_LIMIT {
-            return Err(envelope::payload_too_large(BODY_LIMIT));
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
-}
-
 async fn login(m: web::Data<Manager>, req: HttpRequest, payload: web::Payload) -> Result<HttpResponse, ApiError> {
     if !m.config().enabled {
         return Ok(envelope::json_response(StatusCode::OK, &serde_json::json!({})));
     }
-    let body = match read_body(payload).await {
+    let body = match envelope::read_body(payload, envelope::BODY_LIMIT).await {
         Ok(b) => b,
         Err(resp) => return Ok(resp),
     };

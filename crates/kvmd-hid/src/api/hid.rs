@@ -120,9 +120,6 @@ async fn keymaps(_user: Authed) -> ApiResult<KeymapsState> {
     Ok(ApiResponse::new(keymaps_value()))
 }
 
-/// aiohttp's default body limit, which kvmd keeps for `/hid/print`.
-const PRINT_LIMIT: usize = 1024 * 1024;
-
 /// Releases the modifiers a paste holds if the paste is cut short (the client went away).
 struct PasteGuard {
     hid: Hid,
@@ -151,10 +148,9 @@ async fn print(
     hid: web::Data<Hid>,
     layouts: web::Data<crate::layout::Layouts>,
     req: HttpRequest,
-    mut body: web::Payload,
+    body: web::Payload,
     _user: Authed,
 ) -> Result<HttpResponse, ApiError> {
-    use futures_util::StreamExt;
     let q = Query::of(&req);
     let limit = valid::int(Some(q.get("limit").unwrap_or("1024")), "text limit", Some(0), None)?;
     let keymap = q.get("keymap").unwrap_or(DEFAULT_KEYMAP).trim().to_owned();
@@ -165,14 +161,10 @@ async fn print(
         None if slow => 0.02,
         None => 0.0,
     };
-    let mut bytes = Vec::new();
-    while let Some(chunk) = body.next().await {
-        let chunk = chunk.map_err(|_| ApiError::validator("Cannot read the text"))?;
-        if bytes.len() + chunk.len() > PRINT_LIMIT {
-            return Ok(kvmd_core::envelope::payload_too_large(PRINT_LIMIT));
-        }
-        bytes.extend_from_slice(&chunk);
-    }
+    let bytes = match kvmd_core::envelope::read_body(body, kvmd_core::envelope::BODY_LIMIT).await {
+        Ok(b) => b,
+        Err(resp) => return Ok(resp),
+    };
     // kvmd answers undecodable text with aiohttp's 500; a clear 400 says the same thing.
     let text = String::from_utf8(bytes).map_err(|_| ApiError::validator("The text is not valid UTF-8"))?;
     let chars: Vec<char> = if limit > 0 {
