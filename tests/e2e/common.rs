@@ -42,3 +42,30 @@ pub(crate) fn expect_400(stack: &Stack, cookie: &str, method: &str, cases: &[(&s
         assert!(text(&r).contains(msg), "{path}: {}", text(&r));
     }
 }
+
+/// A stream client of kvmd-streamer, as a `/ws?stream=1` session of kvmd-hid is: the
+/// state feed with `stream=1`, held open; returns once capture runs.
+pub(crate) fn stream_viewer(stack: &Stack) -> std::os::unix::net::UnixStream {
+    use std::io::Write;
+    let sock = stack.root.join("run/streamer.sock");
+    let mut s = std::os::unix::net::UnixStream::connect(&sock).unwrap_or_else(|e| panic!("{e}"));
+    s.write_all(b"GET /streamer/feed?stream=1 HTTP/1.1\r\nHost: localhost\r\n\r\n").unwrap_or_else(|e| panic!("{e}"));
+    wait_streamer(stack, true);
+    s
+}
+
+/// Waits (bounded) until kvmd-streamer's capture is running (or stopped).
+pub(crate) fn wait_streamer(stack: &Stack, running: bool) {
+    let sock = stack.root.join("run/streamer.sock").display().to_string();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let raw = curl(&["-s".into(), "--unix-socket".into(), sock.clone(), "http://localhost/streamer".into()])
+            .unwrap_or_default();
+        let text = String::from_utf8_lossy(&raw);
+        if text.contains("\"streamer\": {") == running {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "streamer running={running} never came: {text}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}

@@ -26,6 +26,7 @@ fn replayed(row: &Row) -> bool {
         "log_bad_seek",
         "hid",
         "ws_",
+        "streamer",
     ];
     FEATURES.iter().any(|p| row.name.starts_with(p))
 }
@@ -86,6 +87,8 @@ fn compare(kind: &str, row: &Row, expected: &Response, got: &Response) -> Result
         let mut g = got.clone();
         g.headers.retain(|(k, v)| !(k.eq_ignore_ascii_case("connection") && v == "close"));
         golden::compare(&name, expected, &g)
+    } else if row.name.starts_with("streamer_snapshot") && expected.status() == 200 {
+        golden::compare_image(&name, expected, got)
     } else if row.name == "hid_inactivity" {
         golden::compare_json(&name, expected, got, &[&["result", "inactivity"]])
     } else {
@@ -99,6 +102,9 @@ struct Replay<'a> {
     logged_out: Option<String>,
     failures: Vec<String>,
     count: usize,
+    /// A stream client (what a `/ws?stream=1` session is to kvmd-streamer), held from
+    /// `streamer_running` on, as the golden run had one.
+    viewer: Option<std::os::unix::net::UnixStream>,
 }
 
 impl Replay<'_> {
@@ -184,6 +190,9 @@ impl Replay<'_> {
     }
 
     fn run(&mut self, row: &Row) {
+        if row.name == "streamer_running" {
+            self.viewer = Some(common::stream_viewer(self.stack));
+        }
         let totp_on = row.name.starts_with("totp_");
         std::fs::write(self.stack.totp_secret(), if totp_on { GOLDEN_SECRET } else { "" })
             .unwrap_or_else(|e| panic!("{e}"));
@@ -272,16 +281,16 @@ fn compare_ws(name: &str, expected: &Response, got: &Response) -> Result<(), Str
 }
 
 #[test]
-fn auth_info_hid_and_routing_goldens_replay_identically() {
+fn auth_info_hid_streamer_and_routing_goldens_replay_identically() {
     let stack = common::stack();
     let token = common::login(&stack, "admin", "admin");
-    let mut replay = Replay { stack: &stack, token, logged_out: None, failures: Vec::new(), count: 0 };
+    let mut replay = Replay { stack: &stack, token, logged_out: None, failures: Vec::new(), count: 0, viewer: None };
     let rows: Vec<Row> = golden::index().unwrap_or_else(|e| panic!("{e}")).into_iter().filter(replayed).collect();
-    assert!(rows.len() >= 73, "expected every auth, TOTP, info, HID and routing row, got {}", rows.len());
+    assert!(rows.len() >= 83, "expected every auth, TOTP, info, HID, streamer and routing row, got {}", rows.len());
     for row in &rows {
         replay.run(row);
     }
-    assert!(replay.count >= 144, "replayed only {} captures", replay.count);
+    assert!(replay.count >= 164, "replayed only {} captures", replay.count);
     assert!(
         replay.failures.is_empty(),
         "{} of {} captures differ:\n{}",

@@ -38,7 +38,7 @@ pub const ROUTES: &[kvmd_core::routes::Route] = api::auth::ROUTES;
 
 /// What nginx needs to know about this service.
 pub const SERVICE: kvmd_core::routes::ServiceRoutes =
-    kvmd_core::routes::ServiceRoutes { service: "kvmd-auth", upstream: "auth", routes: ROUTES };
+    kvmd_core::routes::ServiceRoutes { service: "kvmd-auth", upstream: "auth", routes: ROUTES, mounts: &[] };
 
 /// The actix app around `manager` (tests drive it without a socket).
 pub fn create_app(manager: web::Data<Manager>) -> actix_web::App<impl kvmd_core::service::ServiceApp> {

@@ -106,6 +106,18 @@ pub struct ServiceRoutes {
     pub upstream: &'static str,
     /// Its routes.
     pub routes: &'static [Route],
+    /// Prefixes outside `/api` that nginx hands to it whole (authenticated, streamed,
+    /// unbuffered), such as uStreamer's `/streamer/`.
+    pub mounts: &'static [Mount],
+}
+
+/// A client-path prefix mapped onto the service (`/streamer/state` → `/state`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Mount {
+    /// The client prefix, with its trailing slash.
+    pub prefix: &'static str,
+    /// What replaces it upstream.
+    pub upstream_prefix: &'static str,
 }
 
 /// The route table of the running service, stored in the actix app data.

@@ -61,6 +61,8 @@ pub struct Config {
     pub usc: UscConfig,
     /// kvmd-info's socket: the `info` part of `/ws` comes from its feed.
     pub info_socket: PathBuf,
+    /// kvmd-streamer's socket: the `streamer` part of `/ws` comes from its feed.
+    pub streamer_socket: PathBuf,
     /// The output.
     pub backend: Backend,
     /// The mouse jiggler.
@@ -75,6 +77,7 @@ impl Default for Config {
             auth_socket: "/run/kvmd/auth.sock".into(),
             usc: UscConfig::default(),
             info_socket: "/run/kvmd/info.sock".into(),
+            streamer_socket: "/run/kvmd/streamer.sock".into(),
             backend: Backend::Otg {
                 keyboard: "/dev/kvmd-hid-keyboard".into(),
                 mouse: "/dev/kvmd-hid-mouse".into(),

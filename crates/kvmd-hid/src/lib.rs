@@ -47,7 +47,7 @@ pub const ROUTES: &[kvmd_core::routes::Route] = &{
 
 /// What nginx needs to know about this service.
 pub const SERVICE: kvmd_core::routes::ServiceRoutes =
-    kvmd_core::routes::ServiceRoutes { service: "kvmd-hid", upstream: "hid", routes: ROUTES };
+    kvmd_core::routes::ServiceRoutes { service: "kvmd-hid", upstream: "hid", routes: ROUTES, mounts: &[] };
 
 /// The actix app (tests drive it without a socket).
 pub fn create_app(
@@ -78,7 +78,8 @@ pub async fn run(config: Config, listener: UnixListener, shutdown: CancellationT
     };
     let hid = web::Data::new(hid::Hid::start(output, config.jiggler.clone(), shutdown.clone()));
     let workers = config.workers;
-    let ws = web::Data::new(ws::WsShared::new(config.info_socket.clone(), shutdown.clone()));
+    let ws =
+        web::Data::new(ws::WsShared::new(config.info_socket.clone(), config.streamer_socket.clone(), shutdown.clone()));
     let (auth_socket, usc) = (config.auth_socket.clone(), config.usc.clone());
     let layouts = web::Data::new(layout::Layouts::default());
     let factory = move || create_app(hid.clone(), ws.clone(), layouts.clone(), auth_socket.clone(), usc.clone());

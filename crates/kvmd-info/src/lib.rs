@@ -31,7 +31,7 @@ pub const ROUTES: &[Route] = &[api::info::ROUTES[0], api::log::ROUTES[0], api::e
 
 /// What nginx needs to know about this service.
 pub const SERVICE: kvmd_core::routes::ServiceRoutes =
-    kvmd_core::routes::ServiceRoutes { service: "kvmd-info", upstream: "info", routes: ROUTES };
+    kvmd_core::routes::ServiceRoutes { service: "kvmd-info", upstream: "info", routes: ROUTES, mounts: &[] };
 
 /// The actix app (tests drive it without a socket).
 pub fn create_app(

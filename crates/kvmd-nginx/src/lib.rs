@@ -14,7 +14,8 @@ use kvmd_core::routes::{Access, Flow, Route, ServiceRoutes};
 pub const TEMPLATE: &str = include_str!("../../../nginx/nginx.conf.in");
 
 /// Every service of the suite, in upstream order.
-pub const SERVICES: &[ServiceRoutes] = &[kvmd_auth::SERVICE, kvmd_hid::SERVICE, kvmd_info::SERVICE];
+pub const SERVICES: &[ServiceRoutes] =
+    &[kvmd_auth::SERVICE, kvmd_hid::SERVICE, kvmd_info::SERVICE, kvmd_streamer::SERVICE];
 
 /// What differs between the demo, the tests and an installed system (also the options
 /// of `kvmd-nginx render`, whose defaults are an installed system's).
@@ -137,7 +138,27 @@ fn render_service(out: &mut String, s: &ServiceRoutes) {
     unauthenticated_pass(out, &format!("~ ^/api/({})/+$", alternation.join("|")), &up);
     // Wrong methods: the service answers kvmd's 405 with Allow:, before any auth.
     unauthenticated_pass(out, &raw, &up);
+    for m in s.mounts {
+        render_mount(out, m, &up);
+    }
     out.push('\n');
+}
+
+/// A prefix handed whole to the service, as kvmd's nginx does for uStreamer: guarded by
+/// `auth_request`, HTTP/1.0 upstream (one connection per request), no buffering.
+fn render_mount(out: &mut String, m: &kvmd_core::routes::Mount, up: &str) {
+    let prefix = m.prefix.trim_end_matches('/');
+    let _ = writeln!(out, "        location {} {{", m.prefix);
+    let _ = writeln!(out, "            error_page 401 403 = @auth_denied;");
+    let _ = writeln!(out, "            rewrite ^{prefix}/(.*)$ {}$1 break;", m.upstream_prefix);
+    flow_lines(out, "            ", Flow::Stream);
+    let _ = writeln!(out, "            proxy_ignore_headers X-Accel-Buffering;");
+    let _ = writeln!(out, "            proxy_pass http://{up};");
+    proxy_common(out, "            ", false);
+    let _ = writeln!(out, "            proxy_set_header X-KVMD-Auth-User $auth_user;");
+    let _ = writeln!(out, "            proxy_set_header X-KVMD-Auth-Via $auth_via;");
+    let _ = writeln!(out, "            proxy_set_header X-KVMD-Passwd \"\";");
+    let _ = writeln!(out, "        }}");
 }
 
 /// A location that hands the request, `/api` stripped and without auth, to upstream `up`.
@@ -218,7 +239,7 @@ mod tests {
             Route::get("/streamer/snapshot", Access::User),
             Route::get("/ws", Access::User).flow(Flow::WebSocket),
         ];
-        let s = ServiceRoutes { service: "t", upstream: "t", routes: R };
+        let s = ServiceRoutes { service: "t", upstream: "t", routes: R, mounts: &[] };
         let conf = render(&params(), &[s]);
         let info =
             conf.split("location = /api/info {").nth(1).and_then(|s| s.split("        }").next()).unwrap_or_default();

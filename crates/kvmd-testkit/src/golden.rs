@@ -191,6 +191,62 @@ fn content_length_ok(r: &Response) -> Result<(), String> {
     }
 }
 
+/// The size in a JPEG's SOF marker: (width, height).
+pub fn jpeg_size(data: &[u8]) -> Option<(u16, u16)> {
+    if !data.starts_with(&[0xFF, 0xD8]) {
+        return None;
+    }
+    let mut i = 2;
+    while i + 9 < data.len() {
+        if data[i] != 0xFF {
+            return None;
+        }
+        let marker = data[i + 1];
+        let len = usize::from(u16::from_be_bytes([data[i + 2], data[i + 3]]));
+        if matches!(marker, 0xC0..=0xC3) {
+            let h = u16::from_be_bytes([data[i + 5], data[i + 6]]);
+            let w = u16::from_be_bytes([data[i + 7], data[i + 8]]);
+            return Some((w, h));
+        }
+        i += 2 + len;
+    }
+    None
+}
+
+/// Compares an image response (uStreamer's snapshot headers) with a capture: status and
+/// headers exactly except the volatile ones of the spec (`Date`, `X-Timestamp`, the
+/// encode and send timestamps, and the length of the JPEG bytes), and the body must be
+/// a JPEG of the captured picture's size. The grab timestamps are compared: blanks have
+/// `0.000000`.
+pub fn compare_image(name: &str, expected: &Response, got: &Response) -> Result<(), String> {
+    const VOLATILE: &[&str] = &[
+        "content-length",
+        "x-timestamp",
+        "x-ustreamer-encode-begin-timestamp",
+        "x-ustreamer-encode-end-timestamp",
+        "x-ustreamer-send-timestamp",
+    ];
+    let strip = |r: &Response| -> Vec<(String, String)> {
+        r.masked_headers()
+            .into_iter()
+            .map(|(k, v)| if VOLATILE.contains(&k.as_str()) { (k, "<masked>".to_owned()) } else { (k, v) })
+            .collect()
+    };
+    let (eh, gh) = (strip(expected), strip(got));
+    let (es, gs) = (jpeg_size(&expected.body), jpeg_size(&got.body));
+    if expected.status_line == got.status_line && eh == gh && es.is_some() && es == gs {
+        return content_length_ok(got).map_err(|e| format!("{name}: {e}"));
+    }
+    let show = |h: &[(String, String)]| h.iter().map(|(k, v)| format!("{k}: {v}")).collect::<Vec<_>>().join("\n");
+    Err(format!(
+        "{name}: image response differs from the golden\n--- expected\n{}\n{}\nJPEG {es:?}\n--- got\n{}\n{}\nJPEG {gs:?}\n---",
+        expected.status_line,
+        show(&eh),
+        got.status_line,
+        show(&gh),
+    ))
+}
+
 /// Compares a JSON response with a capture, masking the values at `masks` (paths below the
 /// body's root, e.g. `["result", "node", "host"]`) in both. The body must still be exactly
 /// kvmd's serialisation of itself, and `Content-Length` must match it.

@@ -58,6 +58,9 @@ pub struct StackOptions {
     pub auth_set: Vec<String>,
     /// Extra `--set` overrides for kvmd-info.
     pub info_set: Vec<String>,
+    /// Extra `--set` overrides for kvmd-streamer (by default it has no capture device,
+    /// like the golden captures' machine).
+    pub streamer_set: Vec<String>,
     /// kvmd-info reads a fake `/proc`, `/sys`, `/etc` tree with the fixed values of the
     /// golden captures ([`fake_tree`]) instead of this machine's.
     pub fake_info: bool,
@@ -71,6 +74,7 @@ impl Default for StackOptions {
             htpasswd: vec![format!("admin:{}", kvmd_auth::hash::make_ssha512("admin"))],
             auth_set: Vec::new(),
             info_set: Vec::new(),
+            streamer_set: Vec::new(),
             fake_info: true,
         }
     }
@@ -186,12 +190,13 @@ impl Stack {
             )
         };
         let info_toml = format!(
-            "root = {:?}\nauth_socket = {:?}\nservices = {{ kvmd-auth = {:?}, kvmd-hid = {:?}, kvmd-info = {:?} }}\nmeta = {meta:?}\nextras = {extras:?}\nthrottling_cmd = [{throttling:?}, \"get_throttled\"]\n\n[socket]\npath = {:?}\nmode = {}\ngroup = {:?}\n\n[log]\nsource = \"files\"\ndir = {:?}\n",
+            "root = {:?}\nauth_socket = {:?}\nservices = {{ kvmd-auth = {:?}, kvmd-hid = {:?}, kvmd-info = {:?}, kvmd-streamer = {:?} }}\nmeta = {meta:?}\nextras = {extras:?}\nthrottling_cmd = [{throttling:?}, \"get_throttled\"]\n\n[socket]\npath = {:?}\nmode = {}\ngroup = {:?}\n\n[log]\nsource = \"files\"\ndir = {:?}\n",
             info_root,
             stack.auth_socket(),
             stack.auth_socket(),
             root.join("run/hid.sock"),
             root.join("run/info.sock"),
+            root.join("run/streamer.sock"),
             root.join("run/info.sock"),
             0o660,
             socket_group,
@@ -206,9 +211,10 @@ impl Stack {
             fs::write(root.join(format!("dev/kvmd-hid-{d}")), b"")?;
         }
         let hid_toml = format!(
-            "auth_socket = {:?}\ninfo_socket = {:?}\n\n[socket]\npath = {:?}\nmode = {}\ngroup = {:?}\n\n[backend]\ntype = \"otg\"\nkeyboard = {:?}\nmouse = {:?}\nmouse_alt = {:?}\n",
+            "auth_socket = {:?}\ninfo_socket = {:?}\nstreamer_socket = {:?}\n\n[socket]\npath = {:?}\nmode = {}\ngroup = {:?}\n\n[backend]\ntype = \"otg\"\nkeyboard = {:?}\nmouse = {:?}\nmouse_alt = {:?}\n",
             stack.auth_socket(),
             root.join("run/info.sock"),
+            root.join("run/streamer.sock"),
             root.join("run/hid.sock"),
             0o660,
             socket_group,
@@ -217,6 +223,18 @@ impl Stack {
             root.join("dev/kvmd-hid-mouse-alt"),
         );
         fs::write(root.join("etc/hid.toml"), hid_toml)?;
+
+        // kvmd-streamer as on the golden machine: kvmd's v2 USB-dongle parameters (no
+        // quality setting), and a capture device that does not exist.
+        let streamer_toml = format!(
+            "auth_socket = {:?}\n\n[socket]\npath = {:?}\nmode = {}\ngroup = {:?}\n\n[params]\nquality = 0\n\n[source]\ntype = \"v4l2\"\ndevice = {:?}\n",
+            stack.auth_socket(),
+            root.join("run/streamer.sock"),
+            0o660,
+            socket_group,
+            root.join("dev/kvmd-video"),
+        );
+        fs::write(root.join("etc/streamer.toml"), streamer_toml)?;
 
         let key = root.join("etc/server.key");
         let crt = root.join("etc/server.crt");
@@ -260,6 +278,7 @@ impl Stack {
         stack.start_auth(&opts.auth_set)?;
         stack.start_info(&opts.info_set)?;
         stack.start_service("hid", &[])?;
+        stack.start_service("streamer", &opts.streamer_set)?;
         let mut nginx = Command::new("nginx");
         nginx.arg("-p").arg(root.join("nginx")).arg("-c").arg(root.join("etc/nginx.conf")).args(["-e", "stderr"]);
         let child = spawn(nginx, &root.join("log/nginx.log"))?;

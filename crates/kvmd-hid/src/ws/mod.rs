@@ -3,9 +3,10 @@
 //! Authentication happens before the upgrade (nginx's `auth_request`, or [`Authed`] for a
 //! direct caller), so a refusal is kvmd's JSON 401/403/400. After the upgrade the session
 //! sends `loop`, then every subsystem's full state, in kvmd's compact JSON with insertion
-//! order; it then forwards changes: the HID state when a flag changes, and the `info` feed
-//! of kvmd-info (its `/info/feed` over kvmd-info's socket, resumed when kvmd-info comes
-//! back). Subsystems the suite does not have send kvmd's disabled states. As in kvmd, a new
+//! order; it then forwards changes: the HID state when a flag changes, the `info` feed
+//! of kvmd-info (its `/info/feed` over kvmd-info's socket) and the `streamer` feed of
+//! kvmd-streamer (`/streamer/feed`; a `stream=1` session keeps capture running while it
+//! is open), each resumed when its service comes back. Subsystems the suite does not have send kvmd's disabled states. As in kvmd, a new
 //! session makes every other session receive the full states again, and every session
 //! hears the stream-client count when it changes. Input arrives as
 //! JSON events or the web UI's binary protocol and goes straight to the HID task; connect
@@ -51,6 +52,8 @@ pub struct WsShared {
     announce: tokio::sync::broadcast::Sender<Announce>,
     /// kvmd-info's socket, for the `info` feed.
     info_socket: PathBuf,
+    /// kvmd-streamer's socket, for the `streamer` feed.
+    streamer_socket: PathBuf,
     shutdown: CancellationToken,
 }
 
@@ -64,13 +67,15 @@ enum Announce {
 }
 
 impl WsShared {
-    /// Sessions state for a process whose kvmd-info listens on `info_socket`.
-    pub fn new(info_socket: PathBuf, shutdown: CancellationToken) -> Self {
+    /// Sessions state for a process whose kvmd-info and kvmd-streamer listen on these
+    /// sockets.
+    pub fn new(info_socket: PathBuf, streamer_socket: PathBuf, shutdown: CancellationToken) -> Self {
         Self {
             stream_clients: AtomicUsize::new(0),
             next_id: std::sync::atomic::AtomicU64::new(0),
             announce: tokio::sync::broadcast::channel(64).0,
             info_socket,
+            streamer_socket,
             shutdown,
         }
     }
@@ -114,7 +119,10 @@ async fn ws(
 fn burst(hid: &Hid) -> Vec<String> {
     let mut out = Vec::new();
     for line in DISABLED.lines() {
-        if let Some((t, e)) = line.split_once(' ') {
+        // The streamer's part comes from kvmd-streamer's feed (or its fallback).
+        if let Some((t, e)) = line.split_once(' ')
+            && t != "streamer"
+        {
             out.push(event(t, e));
         }
     }
@@ -122,6 +130,54 @@ fn burst(hid: &Hid) -> Vec<String> {
     out.push(event("hid_keymaps", &kvmd_core::json::to_compact_string(&keymaps)));
     out.push(event("hid", &kvmd_core::json::to_compact_string(&hid.state())));
     out
+}
+
+/// kvmd's `streamer` state while kvmd-streamer is unreachable: not running, nothing saved.
+fn streamer_offline() -> String {
+    let line = DISABLED.lines().find_map(|l| l.strip_prefix("streamer ")).unwrap_or("{}");
+    line.replace(
+        "\"snapshot\": {\"saved\": {\"online\": false, \"width\": 1920, \"height\": 1080}}",
+        "\"snapshot\": {\"saved\": null}",
+    )
+}
+
+/// `(event, full state)` pairs of kvmd-streamer's feed, reconnecting while it is away;
+/// the offline state once each time it cannot be reached. `stream` makes this session
+/// a stream client (capture runs while it is connected).
+async fn streamer_feed(socket: PathBuf, stream: bool, tx: tokio::sync::mpsc::Sender<(String, String)>) {
+    let mut offline_sent = false;
+    loop {
+        let path = format!("http://localhost/streamer/feed?stream={}", u8::from(stream));
+        if let Ok(client) = reqwest::Client::builder().unix_socket(socket.as_path()).build()
+            && let Ok(mut resp) = client.get(path).send().await
+            && resp.status().is_success()
+        {
+            offline_sent = false;
+            let mut buf = Vec::new();
+            while let Ok(Some(chunk)) = resp.chunk().await {
+                buf.extend_from_slice(&chunk);
+                while let Some(i) = buf.iter().position(|&b| b == b'\n') {
+                    let line: Vec<u8> = buf.drain(..=i).collect();
+                    let text = String::from_utf8_lossy(&line);
+                    let (ev, full) = text.trim_end().split_once('\t').unwrap_or((text.trim_end(), ""));
+                    if tx.send((ev.to_owned(), full.to_owned())).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+        if tx.is_closed() {
+            return;
+        }
+        if !offline_sent {
+            offline_sent = true;
+            let off = streamer_offline();
+            if tx.send((off.clone(), off)).await.is_err() {
+                return;
+            }
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
 }
 
 /// Lines of kvmd-info's feed, reconnecting while kvmd-info is away.
@@ -179,6 +235,9 @@ async fn run_session(
     }
     let (info_tx, mut info_rx) = tokio::sync::mpsc::channel(64);
     let feed = actix_web::rt::spawn(info_feed(shared.info_socket.clone(), info_tx));
+    let (streamer_tx, mut streamer_rx) = tokio::sync::mpsc::channel(16);
+    let streamer = actix_web::rt::spawn(streamer_feed(shared.streamer_socket.clone(), stream, streamer_tx));
+    let mut streamer_full: Option<String> = None;
     let mut last_hid = kvmd_core::json::to_compact_string(&hid.state());
     let mut hid_tick = tokio::time::interval(Duration::from_millis(100));
     let mut heartbeat = tokio::time::interval(HEARTBEAT);
@@ -217,6 +276,9 @@ async fn run_session(
                         for m in burst(&hid) {
                             ok = ok && session.text(m).await.is_ok();
                         }
+                        if let Some(full) = &streamer_full {
+                            ok = ok && session.text(event("streamer", full)).await.is_ok();
+                        }
                     }
                     Ok(Announce::Clients(from, n)) if from != id => {
                         ok = session.text(event("clients", &format!("{{\"count\": {n}}}"))).await.is_ok();
@@ -227,6 +289,12 @@ async fn run_session(
             line = info_rx.recv() => {
                 if let Some(line) = line {
                     ok = session.text(line).await.is_ok();
+                }
+            }
+            part = streamer_rx.recv() => {
+                if let Some((ev, full)) = part {
+                    ok = session.text(event("streamer", &ev)).await.is_ok();
+                    streamer_full = Some(full);
                 }
             }
             _ = hid_tick.tick() => {
@@ -246,6 +314,7 @@ async fn run_session(
         }
     }
     feed.abort();
+    streamer.abort();
     let _ = session.close(None).await;
     if stream {
         let n = shared.stream_clients.fetch_sub(1, Ordering::SeqCst).saturating_sub(1);

@@ -1,0 +1,245 @@
+//! uStreamer's own face: `/state`, `/snapshot`, `/stream` (MJPEG), `/`, `/favicon.ico`
+//! (spec `streamer-ustreamer.md`). nginx maps `/streamer/<x>` to `/<x>`.
+//!
+//! Unlike uStreamer under kvmd, this face is always up: a `/stream` client or a
+//! `/snapshot` starts capture by itself (and `/state` answers while it is stopped).
+
+use std::sync::Arc;
+
+use actix_web::http::Method;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpRequest, HttpResponse, web};
+use bytes::{Bytes, BytesMut};
+use futures_util::StreamExt;
+use kvmd_core::authn::Authed;
+use kvmd_core::query::Query;
+use kvmd_core::service::CancellationToken;
+
+use crate::frame::{Jpeg, Kind, monotonic, realtime, stamp};
+use crate::streamer::{ClientFlags, DemandGuard, Streamer};
+
+const BOUNDARY: &str = "boundarydonotcross";
+
+/// The paths of this face.
+pub const PATHS: &[&str] = &["/", "/state", "/snapshot", "/stream", "/favicon.ico"];
+
+/// A 1x1 icon.
+const FAVICON: &[u8] = &[
+    0, 0, 1, 0, 1, 0, 1, 1, 0, 0, 1, 0, 32, 0, 48, 0, 0, 0, 22, 0, 0, 0, 40, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0, 1, 0, 32,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x40, 0x80, 0x20, 0xFF, 0, 0, 0, 0,
+];
+
+const INDEX: &str = "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>kvmd-streamer</title></head>\
+<body><h3>kvmd-streamer</h3><ul><li><a href=\"state\">/state</a></li><li><a href=\"snapshot\">/snapshot</a></li>\
+<li><a href=\"stream\">/stream</a></li></ul></body></html>\n";
+
+/// Mounts the face: GET (authenticated), HEAD (200, empty), OPTIONS (200), others 501.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    for path in PATHS {
+        cfg.service(
+            web::resource(*path)
+                .route(web::get().to(get))
+                .route(web::head().to(head))
+                .route(web::method(Method::OPTIONS).to(options))
+                .default_service(web::to(not_implemented)),
+        );
+    }
+}
+
+async fn not_implemented() -> HttpResponse {
+    HttpResponse::NotImplemented().content_type("text/plain").body("501: Not Implemented")
+}
+
+async fn head(_user: Authed) -> HttpResponse {
+    HttpResponse::Ok().finish()
+}
+
+async fn options() -> HttpResponse {
+    HttpResponse::Ok().finish()
+}
+
+async fn get(
+    req: HttpRequest,
+    s: web::Data<Streamer>,
+    shutdown: web::Data<CancellationToken>,
+    _user: Authed,
+) -> HttpResponse {
+    let q = Query::of(&req);
+    let path = match (req.path(), q.get("action")) {
+        ("/", Some("snapshot")) => "/snapshot",
+        ("/", Some("stream")) => "/stream",
+        (p, _) => p,
+    };
+    match path {
+        "/state" => state(&s),
+        "/snapshot" => {
+            let frame = s.snapshot().await;
+            super::image_response(&frame, frame.data.clone(), "image/jpeg")
+        }
+        "/stream" => stream(&q, &s, shutdown.get_ref().clone()),
+        "/favicon.ico" => HttpResponse::Ok().content_type("image/x-icon").body(FAVICON),
+        _ => HttpResponse::Ok().content_type("text/html").body(INDEX),
+    }
+}
+
+/// The `/state` body, in uStreamer's formatting (one line, `{ ` opening `result`).
+pub fn state_body(s: &Streamer) -> String {
+    let result = kvmd_core::json::to_compact_string(&s.ustate());
+    format!("{{\"ok\": true, \"result\": {{ {}}}", &result[1..])
+}
+
+fn state(s: &Streamer) -> HttpResponse {
+    // No Content-Length: uStreamer answers nginx's HTTP/1.0 requests close-delimited.
+    let body = Bytes::from(state_body(s));
+    HttpResponse::Ok()
+        .insert_header((header::CONTENT_TYPE, HeaderValue::from_static("application/json")))
+        .streaming(futures_util::stream::once(async move { Ok::<_, actix_web::Error>(body) }))
+}
+
+fn on(q: &Query, name: &str) -> bool {
+    q.get(name).is_some_and(|v| matches!(v.trim().to_ascii_lowercase().as_str(), "1" | "true" | "yes"))
+}
+
+/// A client key is echoed into a cookie and JSON: only `[A-Za-z0-9_-]`, at most 64.
+fn valid_key(k: &str) -> bool {
+    !k.is_empty() && k.len() <= 64 && k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+struct Client {
+    rx: tokio::sync::watch::Receiver<Option<Arc<Jpeg>>>,
+    streamer: Streamer,
+    id: String,
+    flags: ClientFlags,
+    shutdown: CancellationToken,
+    started: bool,
+    _guard: DemandGuard,
+}
+
+fn part_headers(out: &mut BytesMut, j: &Jpeg, c: &Client) {
+    use std::fmt::Write;
+    let f = c.flags;
+    let len = if f.zero_data { 0 } else { j.data.len() };
+    let _ = write!(out, "Content-Type: image/jpeg\r\nContent-Length: {len}\r\nX-Timestamp: {}\r\n", stamp(realtime()));
+    if f.extra_headers {
+        let send = monotonic();
+        let _ = write!(
+            out,
+            "X-UStreamer-Online: {}\r\nX-UStreamer-Dropped: {}\r\nX-UStreamer-Width: {}\r\nX-UStreamer-Height: {}\r\n\
+             X-UStreamer-Client-FPS: {}\r\nX-UStreamer-Grab-Begin-Time: {}\r\nX-UStreamer-Grab-End-Time: {}\r\n\
+             X-UStreamer-Encode-Begin-Time: {}\r\nX-UStreamer-Encode-End-Time: {}\r\n\
+             X-UStreamer-Expose-Begin-Time: {}\r\nX-UStreamer-Expose-Cmp-Time: {}\r\n\
+             X-UStreamer-Expose-End-Time: {}\r\nX-UStreamer-Send-Time: {}\r\nX-UStreamer-Latency: {}\r\n",
+            j.online,
+            j.dropped,
+            j.width,
+            j.height,
+            c.streamer.client_fps(&c.id),
+            stamp(j.grab_begin),
+            stamp(j.grab_end),
+            stamp(j.encode_begin),
+            stamp(j.encode_end),
+            stamp(j.expose_begin),
+            stamp(j.expose_cmp),
+            stamp(j.expose_end),
+            stamp(send),
+            stamp(send - j.grab_begin),
+        );
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+fn advance_headers() -> Bytes {
+    Bytes::from(format!("Content-Type: image/jpeg\r\nX-Timestamp: {}\r\n\r\n", stamp(realtime())))
+}
+
+/// The next chunks of a client's stream: waits for a frame it has not had.
+async fn next_part(mut c: Client) -> Option<(Vec<Bytes>, Client)> {
+    if !c.started {
+        c.started = true;
+        let mut first = vec![Bytes::from(format!("--{BOUNDARY}\r\n"))];
+        if c.flags.advance_headers {
+            first.push(advance_headers());
+        }
+        return Some((first, c));
+    }
+    let frame = loop {
+        tokio::select! {
+            r = c.rx.changed() => r.ok()?,
+            () = c.shutdown.cancelled() => return None,
+        }
+        let cur = c.rx.borrow_and_update().clone();
+        if let Some(j) = cur
+            && (j.kind != Kind::DualFinal || c.flags.dual_final_frames)
+        {
+            break j;
+        }
+    };
+    let mut chunks = Vec::with_capacity(4);
+    let trailer = Bytes::from_static(b"\r\n--boundarydonotcross\r\n");
+    if c.flags.advance_headers {
+        chunks.push(frame.data.clone());
+        chunks.push(trailer);
+        chunks.push(advance_headers());
+    } else {
+        let mut head = BytesMut::with_capacity(if c.flags.extra_headers { 768 } else { 96 });
+        part_headers(&mut head, &frame, &c);
+        chunks.push(head.freeze());
+        if !c.flags.zero_data {
+            chunks.push(frame.data.clone());
+        }
+        chunks.push(trailer);
+    }
+    c.streamer.client_sent(&c.id);
+    Some((chunks, c))
+}
+
+fn stream(q: &Query, s: &Streamer, shutdown: CancellationToken) -> HttpResponse {
+    let key = q.get("key").unwrap_or("0");
+    if !valid_key(key) {
+        return HttpResponse::BadRequest().content_type("text/plain").body("Invalid key: only [A-Za-z0-9_-]{1,64}");
+    }
+    let flags = ClientFlags {
+        extra_headers: on(q, "extra_headers"),
+        advance_headers: on(q, "advance_headers"),
+        dual_final_frames: on(q, "dual_final_frames"),
+        zero_data: on(q, "zero_data"),
+    };
+    let (id, guard) = s.add_client(flags, key);
+    let mut rx = s.frames();
+    rx.mark_changed(); // the current frame goes out at once
+    let cookie_name = match s.config().instance_id.as_str() {
+        "" => "stream_client".to_owned(),
+        i => format!("stream_client_{i}"),
+    };
+    let cookie = format!("{cookie_name}={key}/{id}; path=/; max-age=30");
+    let client = Client { rx, streamer: s.clone(), id, flags, shutdown, started: false, _guard: guard };
+    let body = futures_util::stream::unfold(client, next_part)
+        .flat_map(|chunks| futures_util::stream::iter(chunks.into_iter().map(Ok::<_, actix_web::Error>)));
+    let mut r = HttpResponse::Ok();
+    r.insert_header((header::CACHE_CONTROL, HeaderValue::from_static(super::CACHE_CONTROL)))
+        .insert_header((header::PRAGMA, HeaderValue::from_static("no-cache")))
+        .insert_header((header::EXPIRES, HeaderValue::from_static(super::EXPIRES)));
+    if let Ok(v) = HeaderValue::from_str(&cookie) {
+        r.insert_header((header::SET_COOKIE, v));
+    }
+    r.insert_header((
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("multipart/x-mixed-replace;boundary=boundarydonotcross"),
+    ));
+    r.streaming(body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_checked() {
+        assert!(valid_key("a8Kd02LmQz7sWx1B"));
+        assert!(valid_key("0"));
+        assert!(!valid_key("a;b"));
+        assert!(!valid_key("a\"b"));
+        assert!(!valid_key(""));
+        assert!(!valid_key(&"a".repeat(65)));
+    }
+}

@@ -1,0 +1,217 @@
+//! JPEG encoding with mozjpeg at its fastest settings (libjpeg-turbo's code path, SIMD).
+//!
+//! Packed 4:2:2 captures (YUYV, UYVY) are deinterleaved into padded I420 planes and fed
+//! to the planar (`raw_data_in`) API: that skips libjpeg's colour conversion and
+//! up-front 4:4:4 expansion, the fastest input path measured (STACK.md §11.1). RGB24 and
+//! BGR24 go through libjpeg's own SIMD colour conversion. mozjpeg reports libjpeg errors
+//! as panics, so every encode runs under `catch_unwind`: a bad frame is an error, never a
+//! dead process.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+use mozjpeg::{ColorSpace, Compress};
+
+use crate::frame::{Geometry, PixelFormat};
+
+/// Why a frame could not be encoded.
+#[derive(Debug, thiserror::Error)]
+pub enum EncodeError {
+    /// The frame is smaller than its geometry says.
+    #[error("frame too short: {got} bytes for {width}x{height}")]
+    Short {
+        /// Bytes given.
+        got: usize,
+        /// Pixels.
+        width: u32,
+        /// Pixels.
+        height: u32,
+    },
+    /// libjpeg refused (a panic inside mozjpeg, caught).
+    #[error("libjpeg: {0}")]
+    Libjpeg(String),
+    /// The format is not a raw format.
+    #[error("{0:?} frames are not encoded")]
+    NotRaw(PixelFormat),
+}
+
+/// One encoder worker's reusable state: the I420 planes.
+#[derive(Debug, Default)]
+pub struct Encoder {
+    y: Vec<u8>,
+    u: Vec<u8>,
+    v: Vec<u8>,
+    last_size: usize,
+}
+
+/// Padded I420 plane sizes for libjpeg's raw input at 2x2 subsampling:
+/// (luma stride, luma rows, chroma stride, chroma rows).
+fn plane_dims(width: u32, height: u32) -> (usize, usize, usize, usize) {
+    let (w, h) = (width as usize, height as usize);
+    // libjpeg's component strides are whole 8-sample blocks (luma ceil(w/8), chroma
+    // ceil(w/16) blocks); rows must cover whole 16-row iMCUs or it reads past the end.
+    (w.div_ceil(8) * 8, h.div_ceil(16) * 16, w.div_ceil(16) * 8, h.div_ceil(16) * 8)
+}
+
+impl Encoder {
+    /// Encodes a raw frame at `quality` (1..=100).
+    pub fn encode(&mut self, data: &[u8], g: Geometry, quality: u8) -> Result<Vec<u8>, EncodeError> {
+        match g.format {
+            PixelFormat::Yuyv | PixelFormat::Uyvy => {
+                self.fill_i420(data, g)?;
+                let (ys, yr, cs, cr) = plane_dims(g.width, g.height);
+                let planes = (&self.y[..ys * yr], &self.u[..cs * cr], &self.v[..cs * cr]);
+                let hint = self.last_size;
+                let out = guarded(|| encode_i420(planes, g.width, g.height, quality, hint))?;
+                self.last_size = out.len();
+                Ok(out)
+            }
+            PixelFormat::Rgb24 | PixelFormat::Bgr24 => {
+                let row = g.width as usize * 3;
+                let stride = g.stride as usize;
+                if stride < row || data.len() < stride * (g.height as usize - 1) + row {
+                    return Err(EncodeError::Short { got: data.len(), width: g.width, height: g.height });
+                }
+                let hint = self.last_size;
+                let out = guarded(|| encode_rgb(data, g, quality, hint))?;
+                self.last_size = out.len();
+                Ok(out)
+            }
+            PixelFormat::Mjpeg => Err(EncodeError::NotRaw(g.format)),
+        }
+    }
+
+    /// Encodes a grey picture given as one luma byte per pixel (the blank frames).
+    pub fn encode_luma(&mut self, luma: &[u8], width: u32, height: u32, quality: u8) -> Result<Vec<u8>, EncodeError> {
+        let (ys, yr, cs, cr) = plane_dims(width, height);
+        let (w, h) = (width as usize, height as usize);
+        if luma.len() < w * h {
+            return Err(EncodeError::Short { got: luma.len(), width, height });
+        }
+        self.y.clear();
+        self.y.resize(ys * yr, 0);
+        for (dst, src) in self.y.chunks_exact_mut(ys).zip(luma.chunks_exact(w)) {
+            dst[..w].copy_from_slice(src);
+        }
+        self.u.clear();
+        self.u.resize(cs * cr, 128);
+        self.v.clear();
+        self.v.resize(cs * cr, 128);
+        let planes = (&self.y[..], &self.u[..], &self.v[..]);
+        guarded(|| encode_i420(planes, width, height, quality, 0))
+    }
+
+    /// Deinterleaves packed 4:2:2 into padded I420 (chroma averaged over two lines).
+    fn fill_i420(&mut self, data: &[u8], g: Geometry) -> Result<(), EncodeError> {
+        let (w, h) = (g.width as usize, g.height as usize);
+        let stride = (g.stride as usize).max(w * 2);
+        if w < 2 || h < 2 || data.len() < stride * (h - 1) + w * 2 {
+            return Err(EncodeError::Short { got: data.len(), width: g.width, height: g.height });
+        }
+        let (ys, yr, cs, cr) = plane_dims(g.width, g.height);
+        self.y.resize(ys * yr, 0);
+        self.u.resize(cs * cr, 128);
+        self.v.resize(cs * cr, 128);
+        // Byte offsets of Y0, U, Y1, V in a 4-byte macropixel.
+        let (oy0, ou, oy1, ov) = if g.format == PixelFormat::Uyvy { (1, 0, 3, 2) } else { (0, 1, 2, 3) };
+        let pairs = w / 2;
+        for row in 0..h.div_ceil(2) {
+            let r0 = row * 2;
+            let r1 = (r0 + 1).min(h - 1);
+            let s0 = &data[r0 * stride..r0 * stride + pairs * 4];
+            let s1 = &data[r1 * stride..r1 * stride + pairs * 4];
+            let (y_top, y_rest) = self.y[r0 * ys..].split_at_mut(ys);
+            let y_bot = &mut y_rest[..ys];
+            let u = &mut self.u[row * cs..row * cs + pairs];
+            let v = &mut self.v[row * cs..row * cs + pairs];
+            for i in 0..pairs {
+                let a = &s0[i * 4..i * 4 + 4];
+                let b = &s1[i * 4..i * 4 + 4];
+                y_top[i * 2] = a[oy0];
+                y_top[i * 2 + 1] = a[oy1];
+                y_bot[i * 2] = b[oy0];
+                y_bot[i * 2 + 1] = b[oy1];
+                u[i] = ((u16::from(a[ou]) + u16::from(b[ou]) + 1) >> 1) as u8;
+                v[i] = ((u16::from(a[ov]) + u16::from(b[ov]) + 1) >> 1) as u8;
+            }
+            if w % 2 == 1 {
+                // An odd width: the last column repeats its left neighbour.
+                y_top[w - 1] = y_top[w - 2];
+                y_bot[w - 1] = y_bot[w - 2];
+            }
+        }
+        // Padding rows repeat the last line, so the edge blocks stay clean.
+        for r in h..yr {
+            self.y.copy_within((h - 1) * ys..h * ys, r * ys);
+        }
+        let ch = h.div_ceil(2);
+        for r in ch..cr {
+            self.u.copy_within((ch - 1) * cs..ch * cs, r * cs);
+            self.v.copy_within((ch - 1) * cs..ch * cs, r * cs);
+        }
+        Ok(())
+    }
+}
+
+fn guarded<T>(f: impl FnOnce() -> std::io::Result<T>) -> Result<T, EncodeError> {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(EncodeError::Libjpeg(e.to_string())),
+        Err(panic) => {
+            let msg = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+                .unwrap_or_else(|| "panic".into());
+            Err(EncodeError::Libjpeg(msg))
+        }
+    }
+}
+
+fn encode_i420(
+    planes: (&[u8], &[u8], &[u8]),
+    width: u32,
+    height: u32,
+    quality: u8,
+    hint: usize,
+) -> std::io::Result<Vec<u8>> {
+    let mut c = Compress::new(ColorSpace::JCS_YCbCr);
+    c.set_size(width as usize, height as usize);
+    c.set_fastest_defaults();
+    c.set_quality(f32::from(quality.clamp(1, 100)));
+    c.set_raw_data_in(true);
+    c.set_chroma_sampling_pixel_sizes((2, 2), (2, 2));
+    let mut started = c.start_compress(Vec::with_capacity(hint.max(64 * 1024) + hint / 8))?;
+    if !started.write_raw_data(&[planes.0, planes.1, planes.2]) {
+        return Err(std::io::Error::other("short raw write"));
+    }
+    started.finish()
+}
+
+fn encode_rgb(data: &[u8], g: Geometry, quality: u8, hint: usize) -> std::io::Result<Vec<u8>> {
+    let space = if g.format == PixelFormat::Bgr24 { ColorSpace::JCS_EXT_BGR } else { ColorSpace::JCS_RGB };
+    let mut c = Compress::new(space);
+    c.set_size(g.width as usize, g.height as usize);
+    c.set_fastest_defaults();
+    c.set_quality(f32::from(quality.clamp(1, 100)));
+    c.set_chroma_sampling_pixel_sizes((2, 2), (2, 2));
+    let mut started = c.start_compress(Vec::with_capacity(hint.max(64 * 1024) + hint / 8))?;
+    let row = g.width as usize * 3;
+    let stride = g.stride as usize;
+    if stride == row {
+        started.write_scanlines(&data[..row * g.height as usize])?;
+    } else {
+        for line in data.chunks(stride).take(g.height as usize) {
+            started.write_scanlines(&line[..row])?;
+        }
+    }
+    started.finish()
+}
+
+/// Whether libjpeg's SIMD paths are compiled in and usable on this CPU.
+///
+/// mozjpeg-sys builds without SIMD when nasm is missing and only says so in a hidden
+/// build warning; the result is ~3.5x slower. The service logs this at start-up and a
+/// test fails on a build without it.
+pub fn simd_available() -> bool {
+    crate::sys::jsimd_can_fdct_islow()
+}

@@ -1,0 +1,79 @@
+//! kvmd-streamer: video capture and MJPEG streaming, with kvmd's `/streamer*` control
+//! API and uStreamer's `/state`, `/snapshot`, `/stream` API on one socket.
+//!
+//! # Layout
+//! - [`config`]: the service's configuration.
+//! - [`frame`]: raw and encoded frames, clocks.
+//! - [`source`]: the video sources (V4L2, test pattern).
+//! - [`encode`]: mozjpeg, the fast way (planar I420 input).
+//! - [`blank`]: uStreamer's no-signal frames.
+//! - [`streamer`]: demand, lifecycle, capture, same-frame check, encoders, latest frame.
+//! - [`preview`]: snapshot previews.
+//! - [`api`]: the HTTP routes.
+
+pub mod api;
+pub mod blank;
+pub mod config;
+pub mod encode;
+pub mod frame;
+pub mod preview;
+pub mod source;
+pub mod streamer;
+mod sys;
+
+use std::os::unix::net::UnixListener;
+
+use actix_web::web;
+use kvmd_core::routes::Route;
+use kvmd_core::service::CancellationToken;
+
+pub use config::Config;
+pub use streamer::Streamer;
+
+/// Every public route of the service, for the nginx renderer.
+pub const ROUTES: &[Route] = api::kvmd::ROUTES;
+
+/// What nginx needs to know about this service: the kvmd routes under `/api`, and
+/// uStreamer's face under `/streamer/` (a streamed, unbuffered, authenticated prefix).
+pub const SERVICE: kvmd_core::routes::ServiceRoutes = kvmd_core::routes::ServiceRoutes {
+    service: "kvmd-streamer",
+    upstream: "streamer",
+    routes: ROUTES,
+    mounts: &[kvmd_core::routes::Mount { prefix: "/streamer/", upstream_prefix: "/" }],
+};
+
+/// The actix app (tests drive it without a socket).
+pub fn create_app(
+    streamer: web::Data<Streamer>,
+    shutdown: web::Data<CancellationToken>,
+) -> actix_web::App<impl kvmd_core::service::ServiceApp> {
+    let auth = kvmd_core::authn::AuthClient::new(&streamer.config().auth_socket);
+    let usc = streamer.config().usc.clone();
+    kvmd_core::service::app(&SERVICE)
+        .app_data(streamer)
+        .app_data(shutdown)
+        .app_data(auth)
+        .app_data(usc)
+        .configure(api::kvmd::configure)
+        .configure(api::ustreamer::configure)
+        .configure(api::feed::configure)
+}
+
+/// Serves kvmd-streamer on `listener` until `shutdown` is cancelled.
+pub async fn run(config: Config, listener: UnixListener, shutdown: CancellationToken) -> anyhow::Result<()> {
+    if encode::simd_available() {
+        tracing::info!("libjpeg SIMD: on");
+    } else {
+        tracing::warn!("libjpeg SIMD: OFF (built without nasm?); encoding is ~3.5x slower");
+    }
+    let workers = config.workers;
+    let streamer = Streamer::new(config);
+    tracing::info!(encoders = streamer.workers(), "encoder workers");
+    let controller = tokio::spawn(streamer.clone().run(shutdown.clone()));
+    let data = web::Data::new(streamer);
+    let token = web::Data::new(shutdown.clone());
+    let result =
+        kvmd_core::service::serve(listener, workers, shutdown, move || create_app(data.clone(), token.clone())).await;
+    let _ = controller.await;
+    result
+}

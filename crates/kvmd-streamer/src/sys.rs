@@ -1,0 +1,61 @@
+//! The crate's only unsafe code: libjpeg's SIMD probe and the V4L2 ioctls the v4l crate
+//! does not wrap (DV timings, events). Each call passes a pointer to a properly sized,
+//! zero-initialised `repr(C)` struct from the kernel's own headers (bindgen'd by
+//! v4l2-sys-mit); request numbers are computed from the struct sizes by nix, so they are
+//! right on 32-bit ARM too.
+#![allow(unsafe_code)]
+
+use std::os::fd::RawFd;
+
+use v4l::v4l_sys::{v4l2_dv_timings, v4l2_event, v4l2_event_subscription};
+
+unsafe extern "C" {
+    /// libjpeg-turbo's SIMD dispatch: non-zero when the SIMD forward DCT is usable.
+    #[link_name = "jsimd_can_fdct_islow"]
+    fn c_jsimd_can_fdct_islow() -> std::os::raw::c_int;
+}
+
+/// Whether libjpeg's SIMD forward DCT is compiled in and usable on this CPU.
+pub(crate) fn jsimd_can_fdct_islow() -> bool {
+    // SAFETY: a pure query of libjpeg's static CPU-feature table, no arguments.
+    unsafe { c_jsimd_can_fdct_islow() != 0 }
+}
+
+nix::ioctl_read!(vidioc_query_dv_timings, b'V', 99, v4l2_dv_timings);
+nix::ioctl_readwrite!(vidioc_s_dv_timings, b'V', 87, v4l2_dv_timings);
+nix::ioctl_write_ptr!(vidioc_subscribe_event, b'V', 90, v4l2_event_subscription);
+nix::ioctl_read!(vidioc_dqevent, b'V', 89, v4l2_event);
+
+/// `V4L2_EVENT_SOURCE_CHANGE`.
+pub(crate) const EVENT_SOURCE_CHANGE: u32 = 5;
+
+/// The detected DV timings, already applied with `S_DV_TIMINGS`: (width, height).
+pub(crate) fn query_and_set_dv_timings(fd: RawFd) -> nix::Result<(u32, u32)> {
+    // SAFETY: v4l2_dv_timings is plain old data; all-zero is a valid value.
+    let mut t: v4l2_dv_timings = unsafe { std::mem::zeroed() };
+    // SAFETY: fd is an open V4L2 device; the pointer is to a live, correctly sized struct.
+    unsafe { vidioc_query_dv_timings(fd, &mut t) }?;
+    // SAFETY: as above; S_DV_TIMINGS reads and writes the same struct.
+    unsafe { vidioc_s_dv_timings(fd, &mut t) }?;
+    // SAFETY: QUERY_DV_TIMINGS fills the bt member (type V4L2_DV_BT_656_1120).
+    let bt = unsafe { t.__bindgen_anon_1.bt };
+    Ok((bt.width, bt.height))
+}
+
+/// Subscribes to source-change events (they arrive as POLLPRI).
+pub(crate) fn subscribe_source_change(fd: RawFd) -> nix::Result<()> {
+    // SAFETY: plain old data, zero is valid.
+    let mut sub: v4l2_event_subscription = unsafe { std::mem::zeroed() };
+    sub.type_ = EVENT_SOURCE_CHANGE;
+    // SAFETY: fd is an open V4L2 device; the struct outlives the call.
+    unsafe { vidioc_subscribe_event(fd, &sub) }.map(|_| ())
+}
+
+/// Takes one pending event; returns its type.
+pub(crate) fn dequeue_event(fd: RawFd) -> nix::Result<u32> {
+    // SAFETY: plain old data, zero is valid.
+    let mut ev: v4l2_event = unsafe { std::mem::zeroed() };
+    // SAFETY: fd is an open V4L2 device; the struct outlives the call.
+    unsafe { vidioc_dqevent(fd, &mut ev) }?;
+    Ok(ev.type_)
+}
