@@ -34,9 +34,10 @@ pub struct SourceConfig {
     pub dv_timings: bool,
     /// V4L2: seconds without a frame before the device is reopened.
     pub timeout: f64,
-    /// Pattern: pixels.
+    /// The size to capture when kvmd's resolution parameter is off (and the pattern's
+    /// size): pixels.
     pub width: u32,
-    /// Pattern: pixels.
+    /// See `width`.
     pub height: u32,
     /// Pattern: frames per second (0 = as fast as possible).
     pub fps: u32,

@@ -55,6 +55,9 @@ fn plane_dims(width: u32, height: u32) -> (usize, usize, usize, usize) {
 impl Encoder {
     /// Encodes a raw frame at `quality` (1..=100).
     pub fn encode(&mut self, data: &[u8], g: Geometry, quality: u8) -> Result<Vec<u8>, EncodeError> {
+        if g.width < 2 || g.height < 2 || g.width > 16384 || g.height > 16384 {
+            return Err(EncodeError::Short { got: data.len(), width: g.width, height: g.height });
+        }
         match g.format {
             PixelFormat::Yuyv | PixelFormat::Uyvy => {
                 self.fill_i420(data, g)?;
@@ -84,7 +87,7 @@ impl Encoder {
     pub fn encode_luma(&mut self, luma: &[u8], width: u32, height: u32, quality: u8) -> Result<Vec<u8>, EncodeError> {
         let (ys, yr, cs, cr) = plane_dims(width, height);
         let (w, h) = (width as usize, height as usize);
-        if luma.len() < w * h {
+        if w < 2 || h < 2 || luma.len() < w * h {
             return Err(EncodeError::Short { got: luma.len(), width, height });
         }
         self.y.clear();

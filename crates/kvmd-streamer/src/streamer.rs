@@ -153,8 +153,9 @@ struct Inner {
     params: Mutex<Params>,
     /// The parameters of the running capture.
     active: Mutex<Params>,
-    /// When `set_params` last changed something (kvmd applies after 1 s of quiet).
-    pending_since: Mutex<Option<Instant>>,
+    /// Parameters queued by `set_params`, and when they last changed (kvmd applies them
+    /// after 1 s without further changes).
+    pending: Mutex<Option<(Instant, Params)>>,
     restart: AtomicBool,
     latest: watch::Sender<Option<Arc<Jpeg>>>,
     seq: AtomicU64,
@@ -220,7 +221,7 @@ impl Streamer {
             desired_fps: cfg.params.desired_fps.clamp(cfg.params.desired_fps_min, cfg.params.desired_fps_max),
             resolution: parse_resolution(&cfg.params.resolution),
         };
-        let (width, height) = params.resolution.unwrap_or((640, 480));
+        let (width, height) = params.resolution.unwrap_or((cfg.source.width, cfg.source.height));
         let workers = if cfg.encoder.workers == 0 {
             std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
         } else {
@@ -229,7 +230,7 @@ impl Streamer {
         let inner = Inner {
             params: Mutex::new(params.clone()),
             active: Mutex::new(params),
-            pending_since: Mutex::new(None),
+            pending: Mutex::new(None),
             restart: AtomicBool::new(false),
             latest: watch::Sender::new(None),
             seq: AtomicU64::new(0),
@@ -347,18 +348,23 @@ impl Streamer {
         i.stream_clients.load(Ordering::SeqCst) > 0 || i.snapshot_waiters.load(Ordering::SeqCst) > 0
     }
 
-    /// The parameters asked for.
+    /// The parameters in effect (what `params` reports).
     pub fn params(&self) -> Params {
         lock(&self.inner.params).clone()
     }
 
-    /// Queues new parameters (applied, with a restart, after 1 s without further changes).
+    /// The parameters `set_params` would change: the queued ones, else the current.
+    pub fn queued_params(&self) -> Params {
+        lock(&self.inner.pending).as_ref().map_or_else(|| self.params(), |(_, p)| p.clone())
+    }
+
+    /// Queues new parameters: applied, with a restart, after 1 s without further changes.
     pub fn set_params(&self, p: Params) {
-        let mut cur = lock(&self.inner.params);
-        if *cur != p {
-            *cur = p;
-            drop(cur);
-            *lock(&self.inner.pending_since) = Some(Instant::now());
+        let mut pending = lock(&self.inner.pending);
+        let base = pending.as_ref().map_or_else(|| self.params(), |(_, q)| q.clone());
+        if base != p {
+            *pending = Some((Instant::now(), p));
+            drop(pending);
             self.notify();
         }
     }
@@ -443,18 +449,19 @@ impl Streamer {
         let mut idle_since: Option<Instant> = None;
         loop {
             let debounced = {
-                let mut p = lock(&self.inner.pending_since);
-                match *p {
-                    Some(t) if t.elapsed() >= Duration::from_secs(1) => {
-                        *p = None;
-                        true
+                let mut p = lock(&self.inner.pending);
+                match p.take() {
+                    Some((t, params)) if t.elapsed() >= Duration::from_secs(1) => Some(params),
+                    other => {
+                        *p = other;
+                        None
                     }
-                    _ => false,
                 }
             };
-            if debounced {
-                *lock(&self.inner.active) = self.params();
+            if let Some(params) = debounced {
+                *lock(&self.inner.params) = params;
                 self.inner.restart.store(true, Ordering::SeqCst);
+                self.notify();
             }
             if self.inner.restart.swap(false, Ordering::SeqCst)
                 && let Some(c) = capture.take()
@@ -563,7 +570,8 @@ impl Streamer {
     fn capture_loop(&self, stop: &AtomicBool, source: &mut dyn Source, tx: &crossbeam_channel::Sender<Job>) {
         let i = &self.inner;
         let wanted = {
-            let (width, height) = lock(&i.active).resolution.unwrap_or((640, 480));
+            let c = &i.cfg.source;
+            let (width, height) = lock(&i.active).resolution.unwrap_or((c.width, c.height));
             Wanted { width, height }
         };
         let desired_fps = lock(&i.active).desired_fps;

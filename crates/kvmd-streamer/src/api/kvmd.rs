@@ -230,7 +230,7 @@ async fn set_params(
 ) -> Result<ApiResponse<serde_json::Value>, ApiError> {
     let q = Query::of(&req);
     let cfg = &s.config().params;
-    let mut p = s.params();
+    let mut p = s.queued_params();
     let given = |name: &str| q.get(name).filter(|v| !v.trim().is_empty());
     if let Some(v) = given("quality") {
         if p.quality.is_none() {

@@ -163,7 +163,14 @@ fn text(b: &mut [u8], stride: usize, x: usize, y: usize, s: &str, scale: usize, 
 }
 
 impl Source for Pattern {
-    fn open(&mut self, _wanted: Wanted) -> Result<Geometry, GrabError> {
+    fn open(&mut self, wanted: Wanted) -> Result<Geometry, GrabError> {
+        if wanted.width >= 16 && wanted.height >= 16 && (wanted.width, wanted.height) != (self.width, self.height) {
+            // Like a capture card told another mode: the picture follows the resolution asked for.
+            (self.width, self.height) = (wanted.width & !1, wanted.height);
+            self.base.clear();
+            self.box_x = None;
+            self.clock = u64::MAX;
+        }
         if self.base.is_empty() {
             self.render_base();
         }
