@@ -9,4 +9,5 @@ mod golden_replay;
 mod hid;
 mod info;
 mod log;
+mod streamer;
 mod ws;

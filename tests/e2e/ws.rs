@@ -10,13 +10,13 @@ use tungstenite::{Message, client::IntoClientRequest};
 
 use crate::common::{self, login};
 
-type Ws = tungstenite::WebSocket<UnixStream>;
+pub(crate) type Ws = tungstenite::WebSocket<UnixStream>;
 
 fn connect(stack: &kvmd_testkit::Stack, token: &str) -> Ws {
     connect_with(stack, token, "0")
 }
 
-fn connect_with(stack: &kvmd_testkit::Stack, token: &str, stream_arg: &str) -> Ws {
+pub(crate) fn connect_with(stack: &kvmd_testkit::Stack, token: &str, stream_arg: &str) -> Ws {
     let stream = UnixStream::connect(stack.root.join("run/hid.sock")).unwrap_or_else(|e| panic!("{e}"));
     stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap_or_else(|e| panic!("{e}"));
     let url = format!("ws://localhost/ws?stream={stream_arg}");
@@ -39,7 +39,7 @@ fn next_text(ws: &mut Ws) -> String {
 }
 
 /// Reads until a frame starting with `prefix` arrives (bounded by the read timeout).
-fn until(ws: &mut Ws, prefix: &str) -> String {
+pub(crate) fn until(ws: &mut Ws, prefix: &str) -> String {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         assert!(Instant::now() < deadline, "no frame starting with {prefix}");

@@ -145,7 +145,9 @@ fn render_service(out: &mut String, s: &ServiceRoutes) {
 }
 
 /// A prefix handed whole to the service, as kvmd's nginx does for uStreamer: guarded by
-/// `auth_request`, HTTP/1.0 upstream (one connection per request), no buffering.
+/// `auth_request`, no buffering. Upstream HTTP/1.1 with keep-alive like every other
+/// location (kvmd's nginx speaks HTTP/1.0 here; actix refuses an HTTP/1.0 POST without
+/// `Content-Length`, and the client-side framing is the same either way).
 fn render_mount(out: &mut String, m: &kvmd_core::routes::Mount, up: &str) {
     let prefix = m.prefix.trim_end_matches('/');
     let _ = writeln!(out, "        location {} {{", m.prefix);
@@ -154,7 +156,7 @@ fn render_mount(out: &mut String, m: &kvmd_core::routes::Mount, up: &str) {
     flow_lines(out, "            ", Flow::Stream);
     let _ = writeln!(out, "            proxy_ignore_headers X-Accel-Buffering;");
     let _ = writeln!(out, "            proxy_pass http://{up};");
-    proxy_common(out, "            ", false);
+    proxy_common(out, "            ", true);
     let _ = writeln!(out, "            proxy_set_header X-KVMD-Auth-User $auth_user;");
     let _ = writeln!(out, "            proxy_set_header X-KVMD-Auth-Via $auth_via;");
     let _ = writeln!(out, "            proxy_set_header X-KVMD-Passwd \"\";");
