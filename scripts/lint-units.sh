@@ -2,6 +2,7 @@
 # Checks the systemd units of deploy/ with systemd's own tools:
 #   systemd-analyze verify          (syntax, references, executables)
 #   systemd-analyze security        (exposure score of each service; fails above the limit)
+#   deploy/etc/*.toml               (each reference config loads in its service)
 # verify needs the ExecStart binaries to exist, so it checks copies of the units whose
 # paths point at the freshly built binaries.
 set -euo pipefail
@@ -18,9 +19,15 @@ getent group www-data >/dev/null || { echo "lint-units: group www-data missing (
 echo "systemd-analyze verify:"
 SYSTEMD_LOG_LEVEL=warning systemd-analyze verify "$work"/*.service "$work"/*.socket
 echo "  ok"
+echo "reference configs (deploy/etc) load:"
+for conf in deploy/etc/*.toml; do
+    svc="kvmd-$(basename "$conf" .toml)"
+    "$bin_dir/$svc" --config "$conf" --dump-config >/dev/null
+    echo "  $svc: ok"
+done
 status=0
 echo "systemd-analyze security (limit $max_exposure):"
-for svc in "$work"/kvmd-auth.service "$work"/kvmd-hid.service "$work"/kvmd-info.service; do
+for svc in "$work"/kvmd-auth.service "$work"/kvmd-hid.service "$work"/kvmd-info.service "$work"/kvmd-streamer.service; do
     score=$(systemd-analyze security --offline=yes "$svc" 2>/dev/null | sed -n 's/.*Overall exposure level for [^:]*: \([0-9.]*\).*/\1/p')
     name=$(basename "$svc")
     if awk -v s="$score" -v m="$max_exposure" 'BEGIN { exit !(s <= m) }'; then
