@@ -71,3 +71,9 @@ bench-info:
 bench-hid:
     cargo build --release --workspace --bins --locked
     scripts/bench-hid.sh target/release
+
+# Streamer benchmark (release build): CPU per changed/unchanged 1080p frame against the
+# bare encoder, most fps, capture-to-client latency, 10 clients vs 1, RSS.
+bench-streamer:
+    cargo build --release --workspace --bins --locked
+    target/release/kvmd-streambench target/release

@@ -44,6 +44,8 @@ pub struct SourceConfig {
     /// Pattern: a block moves every frame (every frame differs); otherwise only the
     /// clock changes, once a second.
     pub motion: bool,
+    /// Pattern: draw the clock (the once-a-second change of a static desktop).
+    pub clock: bool,
 }
 
 impl Default for SourceConfig {
@@ -59,6 +61,7 @@ impl Default for SourceConfig {
             height: 1080,
             fps: 30,
             motion: false,
+            clock: true,
         }
     }
 }

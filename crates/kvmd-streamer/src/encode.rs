@@ -34,13 +34,21 @@ pub enum EncodeError {
     NotRaw(PixelFormat),
 }
 
-/// One encoder worker's reusable state: the I420 planes.
+/// One encoder's reusable state: its I420 planes and the last output size.
 #[derive(Debug, Default)]
 pub struct Encoder {
+    planes: I420,
+    last_size: usize,
+}
+
+/// Padded I420 planes of one picture, ready for libjpeg's raw input.
+#[derive(Debug, Default, Clone)]
+pub struct I420 {
     y: Vec<u8>,
     u: Vec<u8>,
     v: Vec<u8>,
-    last_size: usize,
+    width: u32,
+    height: u32,
 }
 
 /// Padded I420 plane sizes for libjpeg's raw input at 2x2 subsampling:
@@ -60,11 +68,8 @@ impl Encoder {
         }
         match g.format {
             PixelFormat::Yuyv | PixelFormat::Uyvy => {
-                self.fill_i420(data, g)?;
-                let (ys, yr, cs, cr) = plane_dims(g.width, g.height);
-                let planes = (&self.y[..ys * yr], &self.u[..cs * cr], &self.v[..cs * cr]);
-                let hint = self.last_size;
-                let out = guarded(|| encode_i420(planes, g.width, g.height, quality, hint))?;
+                self.planes.fill(data, g)?;
+                let out = self.planes.encode(quality, self.last_size)?;
                 self.last_size = out.len();
                 Ok(out)
             }
@@ -90,27 +95,55 @@ impl Encoder {
         if w < 2 || h < 2 || luma.len() < w * h {
             return Err(EncodeError::Short { got: luma.len(), width, height });
         }
-        self.y.clear();
-        self.y.resize(ys * yr, 0);
-        for (dst, src) in self.y.chunks_exact_mut(ys).zip(luma.chunks_exact(w)) {
+        let p = &mut self.planes;
+        p.y.clear();
+        p.y.resize(ys * yr, 0);
+        for (dst, src) in p.y.chunks_exact_mut(ys).zip(luma.chunks_exact(w)) {
             dst[..w].copy_from_slice(src);
         }
-        self.u.clear();
-        self.u.resize(cs * cr, 128);
-        self.v.clear();
-        self.v.resize(cs * cr, 128);
-        let planes = (&self.y[..], &self.u[..], &self.v[..]);
-        guarded(|| encode_i420(planes, width, height, quality, 0))
+        p.u.clear();
+        p.u.resize(cs * cr, 128);
+        p.v.clear();
+        p.v.resize(cs * cr, 128);
+        (p.width, p.height) = (width, height);
+        p.encode(quality, 0)
+    }
+}
+
+impl I420 {
+    /// Encodes the planes at `quality`; `hint` sizes the output buffer.
+    pub fn encode(&self, quality: u8, hint: usize) -> Result<Vec<u8>, EncodeError> {
+        let (ys, yr, cs, cr) = plane_dims(self.width, self.height);
+        if self.width < 2
+            || self.height < 2
+            || self.y.len() < ys * yr
+            || self.u.len() < cs * cr
+            || self.v.len() < cs * cr
+        {
+            return Err(EncodeError::Short { got: self.y.len(), width: self.width, height: self.height });
+        }
+        let planes = (&self.y[..ys * yr], &self.u[..cs * cr], &self.v[..cs * cr]);
+        guarded(|| encode_i420(planes, self.width, self.height, quality, hint))
     }
 
-    /// Deinterleaves packed 4:2:2 into padded I420 (chroma averaged over two lines).
-    fn fill_i420(&mut self, data: &[u8], g: Geometry) -> Result<(), EncodeError> {
+    /// The picture's size.
+    pub fn size(&self) -> (u32, u32) {
+        (self.width, self.height)
+    }
+
+    /// Deinterleaves a packed 4:2:2 frame (YUYV, UYVY) into these padded planes
+    /// (chroma averaged over two lines).
+    pub fn fill(&mut self, data: &[u8], g: Geometry) -> Result<(), EncodeError> {
+        if !matches!(g.format, PixelFormat::Yuyv | PixelFormat::Uyvy) {
+            return Err(EncodeError::NotRaw(g.format));
+        }
         let (w, h) = (g.width as usize, g.height as usize);
         let stride = (g.stride as usize).max(w * 2);
         if w < 2 || h < 2 || data.len() < stride * (h - 1) + w * 2 {
             return Err(EncodeError::Short { got: data.len(), width: g.width, height: g.height });
         }
         let (ys, yr, cs, cr) = plane_dims(g.width, g.height);
+        (self.width, self.height) = (g.width, g.height);
         self.y.resize(ys * yr, 0);
         self.u.resize(cs * cr, 128);
         self.v.resize(cs * cr, 128);

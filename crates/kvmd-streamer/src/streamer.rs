@@ -26,7 +26,7 @@ use tokio::sync::{Notify, watch};
 
 use crate::blank::Blanks;
 use crate::config::{Config, SourceKind};
-use crate::encode::Encoder;
+use crate::encode::{Encoder, I420};
 use crate::frame::{Geometry, Jpeg, Kind, PixelFormat, RawRef, monotonic};
 use crate::source::{Offline, Source, Wanted};
 
@@ -128,12 +128,25 @@ pub struct Saved {
 /// A raw frame handed to an encoder worker.
 struct Job {
     seq: u64,
-    raw: Arc<Vec<u8>>,
+    payload: Payload,
     geometry: Geometry,
     grab_begin: f64,
     grab_end: f64,
     dropped: u32,
     expose_begin: f64,
+}
+
+/// What a worker encodes: planes the capture thread already converted (packed 4:2:2),
+/// or a copy of the frame (RGB, encoded by libjpeg's own conversion).
+enum Payload {
+    Planes(Box<I420>),
+    Raw(Vec<u8>),
+}
+
+/// Buffers coming back from the workers, for reuse (no 4 MB allocation per frame).
+struct Pools {
+    planes: crossbeam_channel::Receiver<Box<I420>>,
+    raw: crossbeam_channel::Receiver<Vec<u8>>,
 }
 
 struct Capture {
@@ -535,7 +548,10 @@ impl Streamer {
                 c.dv_timings,
                 Duration::from_secs_f64(c.timeout.clamp(0.1, 60.0)),
             )),
-            SourceKind::Pattern => Box::new(crate::source::pattern::Pattern::new(c.width, c.height, c.fps, c.motion)),
+            SourceKind::Pattern => {
+                let p = crate::source::pattern::Pattern::new(c.width, c.height, c.fps, c.motion);
+                Box::new(if c.clock { p } else { p.without_clock() })
+            }
         }
     }
 
@@ -546,18 +562,23 @@ impl Streamer {
     /// The capture thread: sessions of open → grab… → close, blanks in between.
     fn capture_main(&self, stop: &AtomicBool) {
         let mut source = self.make_source();
-        let (tx, rx) = crossbeam_channel::bounded::<Job>(0);
+        // Never more jobs than workers (handle_frame checks `in_flight` first): a frame
+        // never waits in a queue to become stale.
+        let (tx, rx) = crossbeam_channel::bounded::<Job>(self.inner.workers);
+        let (planes_back, planes) = crossbeam_channel::unbounded();
+        let (raw_back, raw) = crossbeam_channel::unbounded();
+        let pools = Pools { planes, raw };
         let quality = self.quality();
         std::thread::scope(|scope| {
             for n in 0..self.inner.workers {
-                let rx = rx.clone();
+                let (rx, pb, rb) = (rx.clone(), planes_back.clone(), raw_back.clone());
                 let _ = std::thread::Builder::new()
                     .name(format!("encoder-{n}"))
-                    .spawn_scoped(scope, move || self.worker(&rx, quality));
+                    .spawn_scoped(scope, move || self.worker(&rx, quality, &pb, &rb));
             }
             drop(rx);
             let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                self.capture_loop(stop, source.as_mut(), &tx);
+                self.capture_loop(stop, source.as_mut(), &tx, &pools);
             }));
             if run.is_err() {
                 tracing::error!("capture loop panicked; capture stops until the next start");
@@ -567,7 +588,13 @@ impl Streamer {
         source.close();
     }
 
-    fn capture_loop(&self, stop: &AtomicBool, source: &mut dyn Source, tx: &crossbeam_channel::Sender<Job>) {
+    fn capture_loop(
+        &self,
+        stop: &AtomicBool,
+        source: &mut dyn Source,
+        tx: &crossbeam_channel::Sender<Job>,
+        pools: &Pools,
+    ) {
         let i = &self.inner;
         let wanted = {
             let c = &i.cfg.source;
@@ -613,7 +640,7 @@ impl Streamer {
                 if !self.encode_wanted() {
                     // Nobody waits for pictures: drop the last one, so the next viewer
                     // gets a fresh frame rather than a stale one.
-                    if state.last_raw.take().is_some() {
+                    if state.last.take().is_some() {
                         i.latest.send_replace(None);
                     }
                     continue;
@@ -624,7 +651,7 @@ impl Streamer {
                     }
                     next_due = if next_due + period < now { now + period } else { next_due + period };
                 }
-                self.handle_frame(&raw, &mut state, drop_same, tx);
+                self.handle_frame(&raw, &mut state, drop_same, tx, pools);
             }
         }
     }
@@ -644,15 +671,33 @@ impl Streamer {
     }
 
     /// The same-frame check and the hand-off to the encoders.
-    fn handle_frame(&self, raw: &RawRef<'_>, st: &mut Dedup, drop_same: u32, tx: &crossbeam_channel::Sender<Job>) {
+    ///
+    /// Frames are compared by a 128-bit XXH3 digest of their bytes with the digest of
+    /// the last frame handed on: one pass over the frame instead of the two of a memcmp
+    /// against a kept copy (the compare is memory-bound: 4 MB per 1080p YUYV frame), and
+    /// no copy to keep. A changed frame is converted to I420 right here, straight from
+    /// the capture buffer, so it is never copied either.
+    fn handle_frame(
+        &self,
+        raw: &RawRef<'_>,
+        st: &mut Dedup,
+        drop_same: u32,
+        tx: &crossbeam_channel::Sender<Job>,
+        pools: &Pools,
+    ) {
         let i = &self.inner;
+        if i.in_flight.load(Ordering::SeqCst) >= i.workers {
+            // Every encoder is busy: this frame could not be encoded, and looking at it
+            // would only take CPU from them. The next one will be.
+            return;
+        }
         let expose_begin = monotonic();
-        let same = st.last_raw.as_ref().is_some_and(|(g, data)| *g == raw.geometry && data[..] == *raw.data);
+        let digest = twox_hash::XxHash3_128::oneshot(raw.data);
+        let same = st.last == Some((raw.geometry, digest));
         let expose_cmp = monotonic();
         if same {
             st.dropped += 1;
-            let busy = i.in_flight.load(Ordering::SeqCst) > 0;
-            if busy {
+            if i.in_flight.load(Ordering::SeqCst) > 0 {
                 return; // the changed frame still being encoded will be published anyway
             }
             if st.last_changed {
@@ -668,52 +713,62 @@ impl Streamer {
             return;
         }
         let seq = i.seq.fetch_add(1, Ordering::SeqCst) + 1;
-        if raw.geometry.format == PixelFormat::Mjpeg {
-            // The device encoded it: publish as is (uStreamer's HW encoder).
-            let now = monotonic();
-            self.publish(Jpeg {
-                seq,
-                data: Bytes::copy_from_slice(raw.data),
-                width: raw.geometry.width,
-                height: raw.geometry.height,
-                online: true,
-                grab_begin: raw.grab_begin,
-                grab_end: raw.grab_end,
-                encode_begin: now,
-                encode_end: now,
-                expose_begin,
-                expose_cmp,
-                expose_end: now,
-                dropped: st.dropped,
-                kind: Kind::New,
-            });
-            st.remember(raw, None);
-            return;
-        }
-        // Only when a worker is free: a frame never waits in a queue to become stale.
-        let mut buf = st.spare.take().unwrap_or_default();
-        buf.clear();
-        buf.extend_from_slice(raw.data);
-        let shared = Arc::new(buf);
+        let g = raw.geometry;
+        let payload = match g.format {
+            PixelFormat::Mjpeg => {
+                // The device encoded it: publish as is (uStreamer's HW encoder).
+                let now = monotonic();
+                self.publish(Jpeg {
+                    seq,
+                    data: Bytes::copy_from_slice(raw.data),
+                    width: g.width,
+                    height: g.height,
+                    online: true,
+                    grab_begin: raw.grab_begin,
+                    grab_end: raw.grab_end,
+                    encode_begin: now,
+                    encode_end: now,
+                    expose_begin,
+                    expose_cmp,
+                    expose_end: now,
+                    dropped: st.dropped,
+                    kind: Kind::New,
+                });
+                st.remember(g, digest);
+                return;
+            }
+            PixelFormat::Yuyv | PixelFormat::Uyvy => {
+                let mut planes = pools.planes.try_recv().unwrap_or_default();
+                if let Err(e) = planes.fill(raw.data, g) {
+                    st.errors += 1;
+                    if st.errors.is_power_of_two() {
+                        tracing::warn!(error = %e, errors = st.errors, "bad frame dropped");
+                    }
+                    return;
+                }
+                Payload::Planes(planes)
+            }
+            PixelFormat::Rgb24 | PixelFormat::Bgr24 => {
+                let mut buf = pools.raw.try_recv().unwrap_or_default();
+                buf.clear();
+                buf.extend_from_slice(raw.data);
+                Payload::Raw(buf)
+            }
+        };
         i.in_flight.fetch_add(1, Ordering::SeqCst);
         let job = Job {
             seq,
-            raw: shared.clone(),
-            geometry: raw.geometry,
+            payload,
+            geometry: g,
             grab_begin: raw.grab_begin,
             grab_end: raw.grab_end,
             dropped: st.dropped,
             expose_begin,
         };
-        match tx.try_send(job) {
-            Ok(()) => {
-                st.remember(raw, Some(shared));
-            }
-            Err(e) => {
-                i.in_flight.fetch_sub(1, Ordering::SeqCst);
-                drop(e);
-                st.spare = Arc::try_unwrap(shared).ok();
-            }
+        if tx.try_send(job).is_ok() {
+            st.remember(g, digest);
+        } else {
+            i.in_flight.fetch_sub(1, Ordering::SeqCst);
         }
     }
 
@@ -741,30 +796,47 @@ impl Streamer {
         }
     }
 
-    fn worker(&self, rx: &crossbeam_channel::Receiver<Job>, quality: u8) {
+    fn worker(
+        &self,
+        rx: &crossbeam_channel::Receiver<Job>,
+        quality: u8,
+        planes_back: &crossbeam_channel::Sender<Box<I420>>,
+        raw_back: &crossbeam_channel::Sender<Vec<u8>>,
+    ) {
         let mut encoder = Encoder::default();
+        let mut last_size = 0;
         let mut errors = 0u64;
         for job in rx {
             let encode_begin = monotonic();
-            let result = encoder.encode(&job.raw, job.geometry, quality);
+            let result = match &job.payload {
+                Payload::Planes(p) => p.encode(quality, last_size),
+                Payload::Raw(data) => encoder.encode(data, job.geometry, quality),
+            };
             let encode_end = monotonic();
+            match job.payload {
+                Payload::Planes(p) => drop(planes_back.send(p)),
+                Payload::Raw(v) => drop(raw_back.send(v)),
+            }
             match result {
-                Ok(data) => self.publish(Jpeg {
-                    seq: job.seq,
-                    data: Bytes::from(data),
-                    width: job.geometry.width,
-                    height: job.geometry.height,
-                    online: true,
-                    grab_begin: job.grab_begin,
-                    grab_end: job.grab_end,
-                    encode_begin,
-                    encode_end,
-                    expose_begin: job.expose_begin,
-                    expose_cmp: job.expose_begin,
-                    expose_end: monotonic(),
-                    dropped: job.dropped,
-                    kind: Kind::New,
-                }),
+                Ok(data) => {
+                    last_size = data.len();
+                    self.publish(Jpeg {
+                        seq: job.seq,
+                        data: Bytes::from(data),
+                        width: job.geometry.width,
+                        height: job.geometry.height,
+                        online: true,
+                        grab_begin: job.grab_begin,
+                        grab_end: job.grab_end,
+                        encode_begin,
+                        encode_end,
+                        expose_begin: job.expose_begin,
+                        expose_cmp: job.expose_begin,
+                        expose_end: monotonic(),
+                        dropped: job.dropped,
+                        kind: Kind::New,
+                    });
+                }
                 Err(e) => {
                     errors += 1;
                     if errors.is_power_of_two() {
@@ -772,7 +844,6 @@ impl Streamer {
                     }
                 }
             }
-            drop(job.raw);
             self.inner.in_flight.fetch_sub(1, Ordering::SeqCst);
         }
     }
@@ -877,19 +948,17 @@ impl Streamer {
 /// The same-frame state of the capture loop.
 #[derive(Default)]
 struct Dedup {
-    last_raw: Option<(Geometry, Arc<Vec<u8>>)>,
-    spare: Option<Vec<u8>>,
+    /// Geometry and XXH3-128 digest of the last frame handed on.
+    last: Option<(Geometry, u128)>,
     dropped: u32,
     last_changed: bool,
     last_expose: f64,
+    errors: u64,
 }
 
 impl Dedup {
-    fn remember(&mut self, raw: &RawRef<'_>, shared: Option<Arc<Vec<u8>>>) {
-        let shared = shared.unwrap_or_else(|| Arc::new(raw.data.to_vec()));
-        if let Some((_, old)) = self.last_raw.replace((raw.geometry, shared)) {
-            self.spare = Arc::try_unwrap(old).ok();
-        }
+    fn remember(&mut self, g: Geometry, digest: u128) {
+        self.last = Some((g, digest));
         self.dropped = 0;
         self.last_changed = true;
         self.last_expose = monotonic();

@@ -70,7 +70,7 @@ async fn get(
         ("/", Some("stream")) => "/stream",
         (p, _) => p,
     };
-    match path {
+    let mut resp = match path {
         "/state" => state(&s),
         "/snapshot" => {
             let frame = s.snapshot().await;
@@ -79,7 +79,13 @@ async fn get(
         "/stream" => stream(&q, &s, shutdown.get_ref().clone()),
         "/favicon.ico" => HttpResponse::Ok().content_type("image/x-icon").body(FAVICON),
         _ => HttpResponse::Ok().content_type("text/html").body(INDEX),
+    };
+    // HTTP/1.0 has no chunked framing: a body of unknown length ends with the
+    // connection, as uStreamer writes it.
+    if req.version() < actix_web::http::Version::HTTP_11 {
+        resp.head_mut().no_chunking(true);
     }
+    resp
 }
 
 /// The `/state` body, in uStreamer's formatting (one line, `{ ` opening `result`).
@@ -152,6 +158,19 @@ fn advance_headers() -> Bytes {
     Bytes::from(format!("Content-Type: image/jpeg\r\nX-Timestamp: {}\r\n\r\n", stamp(realtime())))
 }
 
+/// The shared JPEG as zero-copy slices of 64 KiB: actix copies each body chunk into its
+/// write buffer, and whole-frame chunks made that buffer grow to the frame's size per
+/// client (fresh pages, faulted in, for every frame); small slices keep it small and warm.
+fn push_data(chunks: &mut Vec<Bytes>, data: &Bytes) {
+    const SLICE: usize = 64 * 1024;
+    let mut at = 0;
+    while at < data.len() {
+        let end = (at + SLICE).min(data.len());
+        chunks.push(data.slice(at..end));
+        at = end;
+    }
+}
+
 /// The next chunks of a client's stream: waits for a frame it has not had.
 async fn next_part(mut c: Client) -> Option<(Vec<Bytes>, Client)> {
     if !c.started {
@@ -174,10 +193,10 @@ async fn next_part(mut c: Client) -> Option<(Vec<Bytes>, Client)> {
             break j;
         }
     };
-    let mut chunks = Vec::with_capacity(4);
+    let mut chunks = Vec::with_capacity(16);
     let trailer = Bytes::from_static(b"\r\n--boundarydonotcross\r\n");
     if c.flags.advance_headers {
-        chunks.push(frame.data.clone());
+        push_data(&mut chunks, &frame.data);
         chunks.push(trailer);
         chunks.push(advance_headers());
     } else {
@@ -185,7 +204,7 @@ async fn next_part(mut c: Client) -> Option<(Vec<Bytes>, Client)> {
         part_headers(&mut head, &frame, &c);
         chunks.push(head.freeze());
         if !c.flags.zero_data {
-            chunks.push(frame.data.clone());
+            push_data(&mut chunks, &frame.data);
         }
         chunks.push(trailer);
     }

@@ -15,6 +15,7 @@ pub struct Pattern {
     height: u32,
     fps: u32,
     motion: bool,
+    clock_on: bool,
     base: Vec<u8>,
     buf: Vec<u8>,
     next: Option<Instant>,
@@ -27,13 +28,14 @@ const TEXT: &str = "The quick brown fox jumps over the lazy dog. kvmd-rs streams
     fn main() { let frame = capture(); encode(frame); } 0123456789 ABCDEFGHIJKLMNOPQRSTUVWXYZ ";
 
 impl Pattern {
-    /// A pattern of `width`×`height` at `fps` (0 = as fast as possible).
+    /// A pattern of `width`×`height` at `fps` (0 = as fast as possible), with the clock.
     pub fn new(width: u32, height: u32, fps: u32, motion: bool) -> Self {
         Self {
             width,
             height,
             fps,
             motion,
+            clock_on: true,
             base: Vec::new(),
             buf: Vec::new(),
             next: None,
@@ -41,6 +43,12 @@ impl Pattern {
             box_x: None,
             clock: u64::MAX,
         }
+    }
+
+    /// Without the clock: a fully static picture unless `motion`.
+    pub fn without_clock(mut self) -> Self {
+        self.clock_on = false;
+        self
     }
 
     fn stride(&self) -> usize {
@@ -99,7 +107,7 @@ impl Pattern {
     fn update(&mut self) {
         let (w, h, stride) = (self.width as usize, self.height as usize, self.stride());
         let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
-        if secs != self.clock {
+        if self.clock_on && secs != self.clock {
             self.clock = secs;
             let clock = format!("{:02}:{:02}:{:02}", (secs / 3600) % 24, (secs / 60) % 60, secs % 60);
             let x = w.saturating_sub(8 * 2 * 9);
