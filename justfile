@@ -10,9 +10,9 @@ default:
 setup:
     scripts/setup.sh
 
-# Builds every binary (debug).
+# Builds every binary and library (debug; the libraries include the V4L2 test shim).
 build:
-    cargo build --workspace --bins --locked
+    cargo build --workspace --bins --lib --locked
 
 # The whole suite in the foreground: nginx on https://127.0.0.1:8443, admin / admin.
 demo: build

@@ -10,4 +10,5 @@ mod hid;
 mod info;
 mod log;
 mod streamer;
+mod v4l2;
 mod ws;

@@ -527,7 +527,12 @@ impl Streamer {
 
     async fn stop(&self, c: Capture) {
         c.stop.store(true, Ordering::SeqCst);
-        let _ = tokio::task::spawn_blocking(move || c.thread.join()).await;
+        // A driver stuck in an ioctl must not hang the service: give up on the thread
+        // after a while (it ends with the process, or when the call returns).
+        let join = tokio::task::spawn_blocking(move || c.thread.join());
+        if tokio::time::timeout(Duration::from_secs(5), join).await.is_err() {
+            tracing::error!("the capture thread does not stop (stuck in the driver?); left behind");
+        }
         self.inner.running.store(false, Ordering::SeqCst);
         self.inner.latest.send_replace(None);
         {
@@ -630,7 +635,9 @@ impl Streamer {
                         }
                         source.close();
                         state = Dedup::default();
-                        self.offline(stop, e.reason);
+                        if !e.reopen_now {
+                            self.offline(stop, e.reason);
+                        }
                         break;
                     }
                 };

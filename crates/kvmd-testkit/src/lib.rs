@@ -61,6 +61,8 @@ pub struct StackOptions {
     /// Extra `--set` overrides for kvmd-streamer (by default it has no capture device,
     /// like the golden captures' machine).
     pub streamer_set: Vec<String>,
+    /// Extra environment of kvmd-streamer (e.g. `LD_PRELOAD` of the fake V4L2 device).
+    pub streamer_env: Vec<(String, String)>,
     /// kvmd-info reads a fake `/proc`, `/sys`, `/etc` tree with the fixed values of the
     /// golden captures ([`fake_tree`]) instead of this machine's.
     pub fake_info: bool,
@@ -75,6 +77,7 @@ impl Default for StackOptions {
             auth_set: Vec::new(),
             info_set: Vec::new(),
             streamer_set: Vec::new(),
+            streamer_env: Vec::new(),
             fake_info: true,
         }
     }
@@ -91,6 +94,8 @@ pub struct Stack {
     /// The HTTP port (redirects to HTTPS).
     pub http_port: u16,
     children: Vec<(String, Child)>,
+    /// Extra environment per service short name.
+    env: Vec<(String, String, String)>,
 }
 
 fn is_root() -> bool {
@@ -155,7 +160,8 @@ impl Stack {
         copy_dir(&repo_root().join("web"), &root.join("web"))?;
         let https_port = if opts.https_port == 0 { free_port()? } else { opts.https_port };
         let http_port = if opts.http_port == 0 { free_port()? } else { opts.http_port };
-        let mut stack = Self { root: root.clone(), _tmp: tmp, https_port, http_port, children: Vec::new() };
+        let env = opts.streamer_env.iter().map(|(k, v)| ("streamer".to_owned(), k.clone(), v.clone())).collect();
+        let mut stack = Self { root: root.clone(), _tmp: tmp, https_port, http_port, children: Vec::new(), env };
 
         fs::write(stack.htpasswd(), opts.htpasswd.join("\n") + "\n")?;
         fs::set_permissions(stack.htpasswd(), fs::Permissions::from_mode(0o600))?;
@@ -310,6 +316,9 @@ impl Stack {
         cmd.args(["--log-format", "text", "--log-level", "info"]);
         for s in set {
             cmd.arg("--set").arg(s);
+        }
+        for (_, k, v) in self.env.iter().filter(|(svc, _, _)| svc == short) {
+            cmd.env(k, v);
         }
         let child = spawn(cmd, &self.root.join(format!("log/{name}.log")))?;
         self.children.push((name.clone(), child));

@@ -56,12 +56,20 @@ pub struct GrabError {
     pub reason: Offline,
     /// For the log.
     pub detail: String,
+    /// Reopen at once instead of after the error delay (the source changed: the new
+    /// signal, or its absence, is known only after a reopen).
+    pub reopen_now: bool,
 }
 
 impl GrabError {
     /// A failure with a reason and a log message.
     pub fn new(reason: Offline, detail: impl std::fmt::Display) -> Self {
-        Self { reason, detail: detail.to_string() }
+        Self { reason, detail: detail.to_string(), reopen_now: false }
+    }
+
+    /// The source changed: reopen at once.
+    pub fn source_changed() -> Self {
+        Self { reopen_now: true, ..Self::new(Offline::Generic, "source changed") }
     }
 }
 

@@ -39,6 +39,8 @@ struct Session {
     dev: Device,
     fd: RawFd,
     geometry: Geometry,
+    /// v4l queues the buffers and starts streaming on the first `next()`.
+    started: bool,
 }
 
 impl std::fmt::Debug for V4l2 {
@@ -84,7 +86,7 @@ impl V4l2 {
             .map_err(|e| GrabError::new(Offline::Generic, format!("REQBUFS: {e}")))?;
         stream.set_timeout(self.timeout);
         tracing::info!(device = %self.path.display(), ?geometry, "capture opened");
-        Ok(Session { stream, dev, fd, geometry })
+        Ok(Session { stream, dev, fd, geometry, started: false })
     }
 }
 
@@ -106,20 +108,24 @@ impl Source for V4l2 {
     fn grab(&mut self) -> Result<Option<RawRef<'_>>, GrabError> {
         let timeout_ms = i32::try_from(self.timeout.as_millis()).unwrap_or(i32::MAX);
         let Some(s) = self.session.as_mut() else { return Err(GrabError::new(Offline::NoDevice, "not open")) };
-        let events = s
-            .dev
-            .handle()
-            .poll(libc::POLLIN | libc::POLLPRI, timeout_ms)
-            .map_err(|e| GrabError::new(Offline::Generic, format!("poll: {e}")))?;
-        if events == 0 {
-            return Err(GrabError::new(Offline::Generic, "capture timeout"));
+        if s.started {
+            // Our own poll, for POLLPRI too (v4l's waits for POLLIN only).
+            let events = s
+                .dev
+                .handle()
+                .poll(libc::POLLIN | libc::POLLPRI, timeout_ms)
+                .map_err(|e| GrabError::new(Offline::Generic, format!("poll: {e}")))?;
+            if events == 0 {
+                return Err(GrabError::new(Offline::Generic, "capture timeout"));
+            }
+            // A pending event (POLLPRI) means the source changed: reopen.
+            if let Ok(kind) = crate::sys::dequeue_event(s.fd)
+                && kind == crate::sys::EVENT_SOURCE_CHANGE
+            {
+                return Err(GrabError::source_changed());
+            }
         }
-        // A pending event (POLLPRI) means the source changed: reopen.
-        if let Ok(kind) = crate::sys::dequeue_event(s.fd)
-            && kind == crate::sys::EVENT_SOURCE_CHANGE
-        {
-            return Err(GrabError::new(Offline::Generic, "source changed"));
-        }
+        s.started = true;
         let grab_begin = monotonic();
         let g = s.geometry;
         let (buf, meta) = s.stream.next().map_err(|e| GrabError::new(Offline::Generic, format!("DQBUF: {e}")))?;
