@@ -1,6 +1,7 @@
 //! The web root in a real headless Chromium (Debian's), driven through chromedriver's
 //! WebDriver protocol: the login page, the form post to `/api/auth/login`, the redirect
-//! and the session cookie, as a person would use them.
+//! and the session cookie, as a person would use them; then the viewer page with its
+//! MJPEG stream and its WebSocket.
 
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -159,6 +160,26 @@ fn a_person_logs_in_with_the_browser() {
     let url = d.wait_url(&format!("{}/", stack.https_port));
     assert!(url.ends_with(&format!(":{}/", stack.https_port)), "{url}");
     assert!(d.text().contains("You are logged in"), "{}", d.text());
+    // The viewer: its WebSocket makes it a stream client, the MJPEG stream shows (here the
+    // 1080p no-device blank), and clients_stat carries the id of its stream_client cookie.
+    let mut shown = String::new();
+    for _ in 0..100 {
+        let v = call(
+            "POST",
+            &d.url("/execute/sync"),
+            Some(
+                &json!({"script": "return [document.getElementById('screen').naturalWidth, document.getElementById('status').textContent].join(' ')", "args": []}),
+            ),
+        );
+        shown = v["value"].as_str().unwrap_or_default().to_owned();
+        if shown.starts_with("1920 ") && shown.contains("fps") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(shown.starts_with("1920 no signal · 1920x1080 · "), "the viewer shows: {shown}");
+    let stream_cookie = d.cookie("stream_client").unwrap_or_else(|| panic!("no stream_client cookie"));
+    assert!(stream_cookie["value"].as_str().is_some_and(|v| v.len() == 16 + 1 + 16), "{stream_cookie}");
     let cookie = d.cookie("auth_token").unwrap_or_else(|| panic!("no session cookie"));
     assert_eq!(cookie["value"].as_str().map(str::len), Some(64));
     // The browser's session works for the API too.

@@ -250,8 +250,6 @@ fn mask_ws_frame(text: &str) -> String {
                 }
             }
         }
-        // Not part of this build yet: kvmd-streamer.
-        "streamer" => *e = masked,
         _ => {}
     }
     kvmd_core::json::to_compact_string(&v)

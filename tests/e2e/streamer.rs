@@ -316,3 +316,26 @@ fn a_stalled_client_holds_back_nobody() {
     assert_eq!(state_json(&stack, &cookie)["result"]["stream"]["clients"], 1, "the stalled one is still connected");
     drop(stalled);
 }
+
+#[test]
+fn http_1_0_callers_get_close_delimited_bodies_as_from_ustreamer() {
+    let stack = pattern_stack();
+    let sock = stack.root.join("run/streamer.sock").display().to_string();
+    for (path, secs) in [("/state", "2"), ("/stream", "2")] {
+        let args: Vec<String> = ["-s", "-i", "--http1.0", "--max-time", secs, "--unix-socket", &sock]
+            .iter()
+            .map(|s| (*s).to_owned())
+            .chain([format!("http://localhost{path}")])
+            .collect();
+        let raw = curl(&args).unwrap_or_default();
+        let (head, body) = split_head(&raw);
+        assert!(head.starts_with("HTTP/1.0 200 OK"), "{path}: {head}");
+        let lower = head.to_ascii_lowercase();
+        assert!(!lower.contains("transfer-encoding") && !lower.contains("content-length"), "{path}: {head}");
+        if path == "/state" {
+            assert!(body.starts_with(b"{\"ok\": true, \"result\": { \"instance_id\": \"\", "), "{body:?}");
+        } else {
+            assert!(body.starts_with(b"--boundarydonotcross\r\nContent-Type: image/jpeg\r\n"));
+        }
+    }
+}
