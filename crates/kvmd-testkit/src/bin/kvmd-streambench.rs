@@ -2,7 +2,7 @@
 //!
 //! Starts the release `kvmd-streamer` on a private socket with the 1920x1080 synthetic
 //! desktop, and measures with MJPEG clients reading `/stream?extra_headers=1` over the
-//! socket: the service's CPU (utime+stime from /proc) per changed frame (every frame
+//! socket: the service's CPU (its threads' run time from /proc) per changed frame (every frame
 //! differs) and per unchanged frame (a still desktop), the most fps it serves on all
 //! cores, capture-to-first-byte latency at the client (p50/p99, from the part's
 //! `X-UStreamer-Grab-Begin-Time`, CLOCK_MONOTONIC on both ends), the CPU of 10 clients
@@ -34,15 +34,18 @@ fn monotonic() -> f64 {
     kvmd_streamer::frame::monotonic()
 }
 
-/// CPU seconds (user + system) of process `pid` so far.
+/// CPU seconds of process `pid` so far: the sum of its threads' run time from
+/// `/proc/<pid>/task/*/schedstat` (nanoseconds; /proc's utime+stime count 10 ms ticks).
+/// Threads that ended before the call are not counted: the service's threads live for
+/// the whole run.
 fn process_cpu(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let after = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let f: Vec<&str> = after.split_whitespace().collect();
-    let ticks: f64 = f.get(11).and_then(|v| v.parse().ok()).unwrap_or(0.0)
-        + f.get(12).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    let hz = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK).ok().flatten().unwrap_or(100) as f64;
-    ticks / hz
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else { return 0.0 };
+    let mut ns = 0u64;
+    for t in tasks.flatten() {
+        let s = std::fs::read_to_string(t.path().join("schedstat")).unwrap_or_default();
+        ns += s.split_whitespace().next().and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    }
+    ns as f64 / 1e9
 }
 
 fn rss_mib(pid: u32) -> f64 {
@@ -238,7 +241,7 @@ fn pct(v: &mut [f64], p: f64) -> f64 {
 
 fn main() -> anyhow::Result<()> {
     let bin = PathBuf::from(std::env::args().nth(1).unwrap_or_else(|| "target/release".into()));
-    let secs: f64 = std::env::var("DURATION").ok().and_then(|d| d.trim_end_matches('s').parse().ok()).unwrap_or(5.0);
+    let secs: f64 = std::env::var("DURATION").ok().and_then(|d| d.trim_end_matches('s').parse().ok()).unwrap_or(8.0);
     anyhow::ensure!(kvmd_streamer::encode::simd_available(), "libjpeg built without SIMD");
     let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
     let (bare, bare_size) = bare_encode_ms();
