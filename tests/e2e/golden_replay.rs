@@ -231,26 +231,23 @@ fn mask_ws_frame(text: &str) -> String {
     let masked = serde_json::Value::String("<masked>".into());
     let ev = v.get("event_type").and_then(|t| t.as_str()).unwrap_or_default().to_owned();
     let e = &mut v["event"];
-    match ev.as_str() {
-        "info" => {
-            for path in [
-                &["health"][..],
-                &["node", "host"],
-                &["meta", "server", "host"],
-                &["system", "kernel"],
-                &["system", "kvmd"],
-                &["system", "streamer"],
-            ] {
-                let mut cur = Some(&mut *e);
-                for k in path {
-                    cur = cur.and_then(|c| c.get_mut(*k));
-                }
-                if let Some(c) = cur {
-                    *c = masked.clone();
-                }
+    if ev == "info" {
+        for path in [
+            &["health"][..],
+            &["node", "host"],
+            &["meta", "server", "host"],
+            &["system", "kernel"],
+            &["system", "kvmd"],
+            &["system", "streamer"],
+        ] {
+            let mut cur = Some(&mut *e);
+            for k in path {
+                cur = cur.and_then(|c| c.get_mut(*k));
+            }
+            if let Some(c) = cur {
+                *c = masked.clone();
             }
         }
-        _ => {}
     }
     kvmd_core::json::to_compact_string(&v)
 }
