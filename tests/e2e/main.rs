@@ -11,4 +11,5 @@ mod info;
 mod log;
 mod streamer;
 mod v4l2;
+mod vtarget;
 mod ws;

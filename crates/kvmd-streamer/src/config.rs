@@ -15,6 +15,8 @@ pub enum SourceKind {
     V4l2,
     /// The synthetic desktop-like test pattern.
     Pattern,
+    /// The virtual target's screen (`device` is its socket; demo and tests).
+    Vtarget,
 }
 
 /// Where the pictures come from (one table: the fields of the other kind are ignored).

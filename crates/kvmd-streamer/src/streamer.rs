@@ -553,6 +553,10 @@ impl Streamer {
                 c.dv_timings,
                 Duration::from_secs_f64(c.timeout.clamp(0.1, 60.0)),
             )),
+            SourceKind::Vtarget => Box::new(crate::source::vtarget::Vtarget::new(
+                c.device.clone(),
+                Duration::from_secs_f64(c.timeout.clamp(0.1, 60.0)),
+            )),
             SourceKind::Pattern => {
                 let p = crate::source::pattern::Pattern::new(c.width, c.height, c.fps, c.motion);
                 Box::new(if c.clock { p } else { p.without_clock() })

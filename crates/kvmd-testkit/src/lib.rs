@@ -63,6 +63,10 @@ pub struct StackOptions {
     pub streamer_set: Vec<String>,
     /// Extra environment of kvmd-streamer (e.g. `LD_PRELOAD` of the fake V4L2 device).
     pub streamer_env: Vec<(String, String)>,
+    /// Run the virtual target (`kvmd-vtarget`): kvmd-hid's device nodes become its
+    /// pseudo-terminals and kvmd-streamer shows its screen. [`Stack::hid_written`] is then
+    /// empty: the reports go to the target.
+    pub vtarget: bool,
     /// kvmd-info reads a fake `/proc`, `/sys`, `/etc` tree with the fixed values of the
     /// golden captures ([`fake_tree`]) instead of this machine's.
     pub fake_info: bool,
@@ -78,6 +82,7 @@ impl Default for StackOptions {
             info_set: Vec::new(),
             streamer_set: Vec::new(),
             streamer_env: Vec::new(),
+            vtarget: false,
             fake_info: true,
         }
     }
@@ -283,8 +288,26 @@ impl Stack {
 
         stack.start_auth(&opts.auth_set)?;
         stack.start_info(&opts.info_set)?;
+        let mut streamer_set = opts.streamer_set.clone();
+        if opts.vtarget {
+            let screen = root.join("run/vtarget.sock");
+            let mut cmd = Command::new(bin_dir().join("kvmd-vtarget"));
+            cmd.arg("--keyboard").arg(root.join("dev/kvmd-hid-keyboard"));
+            cmd.arg("--mouse").arg(root.join("dev/kvmd-hid-mouse"));
+            cmd.arg("--mouse-alt").arg(root.join("dev/kvmd-hid-mouse-alt"));
+            cmd.arg("--screen").arg(&screen);
+            let child = spawn(cmd, &root.join("log/kvmd-vtarget.log"))?;
+            stack.children.push(("kvmd-vtarget".into(), child));
+            if let Err(e) = wait_until("kvmd-vtarget", Duration::from_secs(20), || {
+                std::os::unix::net::UnixStream::connect(&screen).is_ok()
+            }) {
+                bail!("{e}\n{}", stack.log("kvmd-vtarget"));
+            }
+            streamer_set
+                .splice(0..0, ["source.type=vtarget".to_owned(), format!("source.device={}", screen.display())]);
+        }
         stack.start_service("hid", &[])?;
-        stack.start_service("streamer", &opts.streamer_set)?;
+        stack.start_service("streamer", &streamer_set)?;
         let mut nginx = Command::new("nginx");
         nginx.arg("-p").arg(root.join("nginx")).arg("-c").arg(root.join("etc/nginx.conf")).args(["-e", "stderr"]);
         let child = spawn(nginx, &root.join("log/nginx.log"))?;

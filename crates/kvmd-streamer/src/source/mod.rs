@@ -1,4 +1,5 @@
-//! Video sources behind one trait: a V4L2 capture device, and a synthetic test pattern.
+//! Video sources behind one trait: a V4L2 capture device, a synthetic test pattern, and
+//! the virtual target's screen.
 //!
 //! A source is opened, grabs frames (blocking, with a timeout) and is closed. Any grab
 //! error ends the session; the capture loop then shows the blank frame for the reason
@@ -6,6 +7,7 @@
 
 pub mod pattern;
 pub mod v4l2;
+pub mod vtarget;
 
 use crate::frame::{Geometry, RawRef};
 

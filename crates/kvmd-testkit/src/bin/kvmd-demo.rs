@@ -8,8 +8,10 @@ fn main() -> anyhow::Result<()> {
     let https_port = std::env::var("KVMD_DEMO_HTTPS_PORT").ok().and_then(|p| p.parse().ok()).unwrap_or(8443);
     let http_port = std::env::var("KVMD_DEMO_HTTP_PORT").ok().and_then(|p| p.parse().ok()).unwrap_or(8080);
     let mut opts = kvmd_testkit::StackOptions { https_port, http_port, fake_info: false, ..Default::default() };
-    // The screen: the synthetic desktop, 1080p at 30 fps, with quality settable.
-    opts.streamer_set = ["source.type=pattern", "params.quality=80"].map(String::from).to_vec();
+    // The host: the virtual target (its HID nodes take kvmd-hid's reports, its 720p screen
+    // shows what was typed and the pointer); quality settable.
+    opts.vtarget = true;
+    opts.streamer_set = vec!["params.quality=80".into()];
     // `--bench-users`: also a bcrypt user `bc` (password admin) for `just bench-auth`.
     if std::env::args().any(|a| a == "--bench-users") {
         opts.htpasswd.push(format!("bc:{}", kvmd_auth::hash::make_bcrypt("admin", 12)?));
@@ -26,7 +28,7 @@ fn main() -> anyhow::Result<()> {
     println!("  Open      https://127.0.0.1:{https_port}/   (self-signed certificate: accept it)");
     println!("  Login     admin / admin");
     println!("  Try       curl -k -u admin:admin https://127.0.0.1:{https_port}/api/auth/check");
-    println!("  Video     https://127.0.0.1:{https_port}/streamer/stream   (MJPEG; /streamer/snapshot for one frame)");
+    println!("  Screen    the virtual target's: type and click in the page; MJPEG at /streamer/stream");
     println!("  Runtime   {}  (sockets in run/, logs in log/)", stack.root.display());
     for (name, pid) in stack.pids() {
         println!("  Process   {name} (pid {pid})");

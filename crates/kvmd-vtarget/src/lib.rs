@@ -1,0 +1,177 @@
+//! kvmd-vtarget: a small emulated computer for the demo and the tests (never installed).
+//!
+//! It plays the host at the other end of the USB cable and of the HDMI cable:
+//! - **HID**: three pseudo-terminals in raw mode stand for the gadget's `/dev/hidg*`
+//!   nodes (symlinked where kvmd-hid's OTG backend expects `/dev/kvmd-hid-*`): kvmd-hid
+//!   writes its real reports into them, and the keyboard's node gives back the LED byte
+//!   when Caps Lock toggles, as a host does. Nothing in kvmd-hid knows it is not a gadget.
+//! - **Screen**: a text console (what the keyboard types, US layout) with a mouse
+//!   pointer, rendered as YUYV and pushed at a steady rate to every client of a unix
+//!   socket, like a capture card: [`frame_header`] then the pixels. kvmd-streamer's
+//!   `vtarget` source reads it.
+
+pub mod screen;
+
+use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+pub use screen::Screen;
+
+/// Magic of a frame header.
+pub const MAGIC: [u8; 4] = *b"KVTF";
+/// Bytes of a frame header.
+pub const HEADER: usize = 24;
+
+/// The header of one frame on the screen socket: magic, sequence (u64 LE), width and
+/// height (u32 LE), FourCC (`YUYV`); the `width * height * 2` pixel bytes follow.
+pub fn frame_header(seq: u64, width: u32, height: u32) -> [u8; HEADER] {
+    let mut h = [0u8; HEADER];
+    h[..4].copy_from_slice(&MAGIC);
+    h[4..12].copy_from_slice(&seq.to_le_bytes());
+    h[12..16].copy_from_slice(&width.to_le_bytes());
+    h[16..20].copy_from_slice(&height.to_le_bytes());
+    h[20..24].copy_from_slice(b"YUYV");
+    h
+}
+
+/// Parses a frame header: (sequence, width, height).
+pub fn parse_header(h: &[u8; HEADER]) -> Option<(u64, u32, u32)> {
+    if h[..4] != MAGIC || &h[20..24] != b"YUYV" {
+        return None;
+    }
+    let seq = u64::from_le_bytes(h[4..12].try_into().ok()?);
+    let w = u32::from_le_bytes(h[12..16].try_into().ok()?);
+    let h2 = u32::from_le_bytes(h[16..20].try_into().ok()?);
+    Some((seq, w, h2))
+}
+
+/// A raw-mode pseudo-terminal whose slave is linked at `link`: returns the master.
+fn hid_node(link: &Path) -> anyhow::Result<OwnedFd> {
+    use nix::sys::termios;
+    let pty = nix::pty::openpty(None, None)?;
+    let mut t = termios::tcgetattr(&pty.slave)?;
+    termios::cfmakeraw(&mut t);
+    termios::tcsetattr(&pty.slave, termios::SetArg::TCSANOW, &t)?;
+    let name = std::fs::read_link(format!("/proc/self/fd/{}", pty.slave.as_raw_fd()))?;
+    let _ = std::fs::remove_file(link);
+    std::os::unix::fs::symlink(&name, link)?;
+    // Keep the slave open too, so the master never sees a hang-up between kvmd-hid's opens.
+    std::mem::forget(pty.slave);
+    Ok(pty.master)
+}
+
+/// Reads fixed-size reports from a node's master and applies them.
+fn read_reports(master: OwnedFd, size: usize, screen: Arc<Mutex<Screen>>, kind: screen::Input) {
+    let mut f = std::fs::File::from(master);
+    let mut buf = vec![0u8; 4096];
+    let mut pending = Vec::new();
+    loop {
+        let n = match f.read(&mut buf) {
+            Ok(0) => {
+                std::thread::sleep(Duration::from_millis(20));
+                continue;
+            }
+            Ok(n) => n,
+            Err(e) if e.raw_os_error() == Some(nix::libc::EIO) => {
+                // No writer right now (kvmd-hid restarting).
+                std::thread::sleep(Duration::from_millis(50));
+                continue;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "HID node read failed");
+                return;
+            }
+        };
+        pending.extend_from_slice(&buf[..n]);
+        let whole = pending.len() / size * size;
+        let mut leds = None;
+        {
+            let mut s = screen.lock().unwrap_or_else(PoisonError::into_inner);
+            for r in pending[..whole].chunks_exact(size) {
+                leds = s.input(kind, r).or(leds);
+            }
+        }
+        pending.drain(..whole);
+        if let Some(l) = leds {
+            // The host's answer to a Caps Lock press: the LED output report.
+            let _ = f.write_all(&[l]);
+        }
+    }
+}
+
+/// Pushes the screen to one capture client at `fps` until it goes away.
+fn serve_client(mut c: UnixStream, screen: Arc<Mutex<Screen>>, fps: u32) {
+    let period = Duration::from_secs_f64(1.0 / f64::from(fps.max(1)));
+    let mut next = Instant::now();
+    let mut seq = 0u64;
+    loop {
+        let (w, h, pixels) = {
+            let mut s = screen.lock().unwrap_or_else(PoisonError::into_inner);
+            let (w, h) = s.size();
+            (w, h, s.frame().to_vec())
+        };
+        seq += 1;
+        if c.write_all(&frame_header(seq, w, h)).and_then(|()| c.write_all(&pixels)).is_err() {
+            return;
+        }
+        next += period;
+        let now = Instant::now();
+        if next > now {
+            std::thread::sleep(next - now);
+        } else {
+            next = now;
+        }
+    }
+}
+
+/// Where the virtual target puts its ends.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Options {
+    /// The keyboard node link (kvmd-hid's `backend.keyboard`).
+    #[arg(long)]
+    pub keyboard: PathBuf,
+    /// The absolute mouse node link.
+    #[arg(long)]
+    pub mouse: PathBuf,
+    /// The relative mouse node link.
+    #[arg(long)]
+    pub mouse_alt: PathBuf,
+    /// The screen socket (kvmd-streamer's `source.device` with `type = "vtarget"`).
+    #[arg(long)]
+    pub screen: PathBuf,
+    /// Screen width.
+    #[arg(long, default_value_t = 1280)]
+    pub width: u32,
+    /// Screen height.
+    #[arg(long, default_value_t = 720)]
+    pub height: u32,
+    /// Frames per second pushed to capture clients.
+    #[arg(long, default_value_t = 30)]
+    pub fps: u32,
+}
+
+/// Runs the virtual target until the process is stopped.
+pub fn run(o: &Options) -> anyhow::Result<()> {
+    let screen = Arc::new(Mutex::new(Screen::new(o.width, o.height)));
+    for (link, size, kind) in [
+        (&o.keyboard, 8, screen::Input::Keyboard),
+        (&o.mouse, 7, screen::Input::Mouse),
+        (&o.mouse_alt, 5, screen::Input::MouseRelative),
+    ] {
+        let master = hid_node(link)?;
+        let s = screen.clone();
+        std::thread::spawn(move || read_reports(master, size, s, kind));
+    }
+    let _ = std::fs::remove_file(&o.screen);
+    let listener = UnixListener::bind(&o.screen)?;
+    tracing::info!(screen = %o.screen.display(), "virtual target ready");
+    for c in listener.incoming().flatten() {
+        let (s, fps) = (screen.clone(), o.fps);
+        std::thread::spawn(move || serve_client(c, s, fps));
+    }
+    Ok(())
+}
