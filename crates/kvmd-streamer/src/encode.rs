@@ -134,6 +134,17 @@ impl I420 {
     /// Deinterleaves a packed 4:2:2 frame (YUYV, UYVY) into these padded planes
     /// (chroma averaged over two lines).
     pub fn fill(&mut self, data: &[u8], g: Geometry) -> Result<(), EncodeError> {
+        self.fill_digest(data, g, None)
+    }
+
+    /// [`I420::fill`], feeding every source line to `digest` on the way (while it is in
+    /// the cache): the same value as [`frame_digest`] of the frame.
+    pub fn fill_digest(
+        &mut self,
+        data: &[u8],
+        g: Geometry,
+        mut digest: Option<&mut twox_hash::XxHash3_128>,
+    ) -> Result<(), EncodeError> {
         if !matches!(g.format, PixelFormat::Yuyv | PixelFormat::Uyvy) {
             return Err(EncodeError::NotRaw(g.format));
         }
@@ -147,27 +158,27 @@ impl I420 {
         self.y.resize(ys * yr, 0);
         self.u.resize(cs * cr, 128);
         self.v.resize(cs * cr, 128);
-        // Byte offsets of Y0, U, Y1, V in a 4-byte macropixel.
-        let (oy0, ou, oy1, ov) = if g.format == PixelFormat::Uyvy { (1, 0, 3, 2) } else { (0, 1, 2, 3) };
+        let uyvy = g.format == PixelFormat::Uyvy;
         let pairs = w / 2;
         for row in 0..h.div_ceil(2) {
             let r0 = row * 2;
             let r1 = (r0 + 1).min(h - 1);
             let s0 = &data[r0 * stride..r0 * stride + pairs * 4];
             let s1 = &data[r1 * stride..r1 * stride + pairs * 4];
+            if let Some(d) = digest.as_deref_mut() {
+                d.write(&data[r0 * stride..r0 * stride + w * 2]);
+                if r1 != r0 {
+                    d.write(&data[r1 * stride..r1 * stride + w * 2]);
+                }
+            }
             let (y_top, y_rest) = self.y[r0 * ys..].split_at_mut(ys);
             let y_bot = &mut y_rest[..ys];
             let u = &mut self.u[row * cs..row * cs + pairs];
             let v = &mut self.v[row * cs..row * cs + pairs];
-            for i in 0..pairs {
-                let a = &s0[i * 4..i * 4 + 4];
-                let b = &s1[i * 4..i * 4 + 4];
-                y_top[i * 2] = a[oy0];
-                y_top[i * 2 + 1] = a[oy1];
-                y_bot[i * 2] = b[oy0];
-                y_bot[i * 2 + 1] = b[oy1];
-                u[i] = ((u16::from(a[ou]) + u16::from(b[ou]) + 1) >> 1) as u8;
-                v[i] = ((u16::from(a[ov]) + u16::from(b[ov]) + 1) >> 1) as u8;
+            if uyvy {
+                row_pair::<1, 0, 3, 2>(s0, s1, &mut y_top[..pairs * 2], &mut y_bot[..pairs * 2], u, v);
+            } else {
+                row_pair::<0, 1, 2, 3>(s0, s1, &mut y_top[..pairs * 2], &mut y_bot[..pairs * 2], u, v);
             }
             if w % 2 == 1 {
                 // An odd width: the last column repeats its left neighbour.
@@ -185,6 +196,30 @@ impl I420 {
             self.v.copy_within((ch - 1) * cs..ch * cs, r * cs);
         }
         Ok(())
+    }
+}
+
+/// Two packed 4:2:2 lines into two luma lines and one line of each chroma plane. The
+/// byte offsets of Y0, U, Y1, V in a macropixel are constants, so the loop compiles to
+/// straight shuffles and averages with no bounds checks.
+#[inline(always)]
+fn row_pair<const Y0: usize, const U: usize, const Y1: usize, const V: usize>(
+    s0: &[u8],
+    s1: &[u8],
+    y_top: &mut [u8],
+    y_bot: &mut [u8],
+    u: &mut [u8],
+    v: &mut [u8],
+) {
+    let lumas = y_top.chunks_exact_mut(2).zip(y_bot.chunks_exact_mut(2));
+    let chromas = u.iter_mut().zip(v.iter_mut());
+    for (((a, b), (yt, yb)), (cu, cv)) in s0.chunks_exact(4).zip(s1.chunks_exact(4)).zip(lumas).zip(chromas) {
+        yt[0] = a[Y0];
+        yt[1] = a[Y1];
+        yb[0] = b[Y0];
+        yb[1] = b[Y1];
+        *cu = ((u16::from(a[U]) + u16::from(b[U]) + 1) >> 1) as u8;
+        *cv = ((u16::from(a[V]) + u16::from(b[V]) + 1) >> 1) as u8;
     }
 }
 
@@ -241,6 +276,43 @@ fn encode_rgb(data: &[u8], g: Geometry, quality: u8, hint: usize) -> std::io::Re
         }
     }
     started.finish()
+}
+
+/// Bytes of one line of picture (no stride padding), or the whole frame for MJPEG.
+fn line_len(g: Geometry) -> usize {
+    g.width as usize * g.format.bytes_per_pixel()
+}
+
+/// The XXH3-128 digest of a frame's picture bytes, line by line (stride padding left out):
+/// what the same-frame check compares.
+pub fn frame_digest(data: &[u8], g: Geometry) -> u128 {
+    let row = line_len(g);
+    let stride = g.stride as usize;
+    if row == 0 || stride == row {
+        let len = if row == 0 { data.len() } else { (row * g.height as usize).min(data.len()) };
+        return twox_hash::XxHash3_128::oneshot(&data[..len]);
+    }
+    let mut d = twox_hash::XxHash3_128::new();
+    for line in data.chunks(stride).take(g.height as usize) {
+        d.write(&line[..row.min(line.len())]);
+    }
+    d.finish_128()
+}
+
+/// A cheap fingerprint of every 8th line (XXH3-64): when it differs from the previous
+/// frame's, the frame changed, without reading the other seven eighths. Small changes
+/// between sampled lines are caught by the full digest, which confirms every "same".
+pub fn sample_digest(data: &[u8], g: Geometry) -> u64 {
+    let row = line_len(g);
+    let stride = g.stride as usize;
+    if row == 0 || stride == 0 {
+        return twox_hash::XxHash3_64::oneshot(data);
+    }
+    let mut d = twox_hash::XxHash3_64::new();
+    for line in data.chunks(stride).step_by(8).take(g.height as usize) {
+        std::hash::Hasher::write(&mut d, &line[..row.min(line.len())]);
+    }
+    std::hash::Hasher::finish(&d)
 }
 
 /// Whether libjpeg's SIMD paths are compiled in and usable on this CPU.

@@ -26,7 +26,7 @@ use tokio::sync::{Notify, watch};
 
 use crate::blank::Blanks;
 use crate::config::{Config, SourceKind};
-use crate::encode::{Encoder, I420};
+use crate::encode::{Encoder, I420, frame_digest, sample_digest};
 use crate::frame::{Geometry, Jpeg, Kind, PixelFormat, RawRef, monotonic};
 use crate::source::{Offline, Source, Wanted};
 
@@ -683,11 +683,12 @@ impl Streamer {
 
     /// The same-frame check and the hand-off to the encoders.
     ///
-    /// Frames are compared by a 128-bit XXH3 digest of their bytes with the digest of
-    /// the last frame handed on: one pass over the frame instead of the two of a memcmp
-    /// against a kept copy (the compare is memory-bound: 4 MB per 1080p YUYV frame), and
-    /// no copy to keep. A changed frame is converted to I420 right here, straight from
-    /// the capture buffer, so it is never copied either.
+    /// Frames are compared by a 128-bit XXH3 digest of their picture bytes with the
+    /// digest of the last frame handed on: at most one pass over the frame instead of the
+    /// two of a memcmp against a kept copy (the compare is memory-bound: 4 MB per 1080p
+    /// YUYV frame), and no copy to keep. A digest of every 8th line comes first: when it
+    /// differs, the frame changed, and its full digest is taken while it is converted to
+    /// I420 — right here, straight from the capture buffer, so it is never copied either.
     fn handle_frame(
         &self,
         raw: &RawRef<'_>,
@@ -703,8 +704,24 @@ impl Streamer {
             return;
         }
         let expose_begin = monotonic();
-        let digest = twox_hash::XxHash3_128::oneshot(raw.data);
-        let same = st.last == Some((raw.geometry, digest));
+        let g = raw.geometry;
+        let packed = matches!(g.format, PixelFormat::Yuyv | PixelFormat::Uyvy);
+        // First every 8th line: a difference there settles it without reading the rest
+        // (the digest is then taken while deinterleaving, below). Equal samples are
+        // confirmed, or refuted, by the digest of the whole frame.
+        let sample = sample_digest(raw.data, g);
+        let mut digest = None;
+        let same = match st.last {
+            Some((lg, ls, ld)) if lg == g && ls == sample => {
+                let d = frame_digest(raw.data, g);
+                digest = Some(d);
+                d == ld
+            }
+            _ => false,
+        };
+        if !same && !packed && digest.is_none() {
+            digest = Some(frame_digest(raw.data, g));
+        }
         let expose_cmp = monotonic();
         if same {
             st.dropped += 1;
@@ -724,7 +741,6 @@ impl Streamer {
             return;
         }
         let seq = i.seq.fetch_add(1, Ordering::SeqCst) + 1;
-        let g = raw.geometry;
         let payload = match g.format {
             PixelFormat::Mjpeg => {
                 // The device encoded it: publish as is (uStreamer's HW encoder).
@@ -745,17 +761,21 @@ impl Streamer {
                     dropped: st.dropped,
                     kind: Kind::New,
                 });
-                st.remember(g, digest);
+                st.remember(g, sample, digest.unwrap_or_default());
                 return;
             }
             PixelFormat::Yuyv | PixelFormat::Uyvy => {
                 let mut planes = pools.planes.try_recv().unwrap_or_default();
-                if let Err(e) = planes.fill(raw.data, g) {
+                let mut hasher = digest.is_none().then(twox_hash::XxHash3_128::new);
+                if let Err(e) = planes.fill_digest(raw.data, g, hasher.as_mut()) {
                     st.errors += 1;
                     if st.errors.is_power_of_two() {
                         tracing::warn!(error = %e, errors = st.errors, "bad frame dropped");
                     }
                     return;
+                }
+                if let Some(h) = hasher {
+                    digest = Some(h.finish_128());
                 }
                 Payload::Planes(planes)
             }
@@ -777,7 +797,7 @@ impl Streamer {
             expose_begin,
         };
         if tx.try_send(job).is_ok() {
-            st.remember(g, digest);
+            st.remember(g, sample, digest.unwrap_or_default());
         } else {
             i.in_flight.fetch_sub(1, Ordering::SeqCst);
         }
@@ -959,8 +979,8 @@ impl Streamer {
 /// The same-frame state of the capture loop.
 #[derive(Default)]
 struct Dedup {
-    /// Geometry and XXH3-128 digest of the last frame handed on.
-    last: Option<(Geometry, u128)>,
+    /// Geometry, sampled-lines digest and XXH3-128 digest of the last frame handed on.
+    last: Option<(Geometry, u64, u128)>,
     dropped: u32,
     last_changed: bool,
     last_expose: f64,
@@ -968,8 +988,8 @@ struct Dedup {
 }
 
 impl Dedup {
-    fn remember(&mut self, g: Geometry, digest: u128) {
-        self.last = Some((g, digest));
+    fn remember(&mut self, g: Geometry, sample: u64, digest: u128) {
+        self.last = Some((g, sample, digest));
         self.dropped = 0;
         self.last_changed = true;
         self.last_expose = monotonic();

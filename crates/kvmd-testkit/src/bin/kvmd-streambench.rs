@@ -79,6 +79,25 @@ fn bare_encode_ms() -> (f64, usize) {
     ((thread_cpu() - t0) * 1000.0 / n as f64, size)
 }
 
+/// CPU ms of the YUYV → I420 deinterleave of one 1080p frame, and of its XXH3-128 digest.
+fn stage_costs() -> (f64, f64) {
+    let mut p = Pattern::new(WIDTH, HEIGHT, 0, true);
+    let _ = p.open(Wanted { width: WIDTH, height: HEIGHT });
+    let Ok(Some(f)) = p.grab() else { return (0.0, 0.0) };
+    let (data, g) = (f.data.to_vec(), f.geometry);
+    let mut planes = kvmd_streamer::encode::I420::default();
+    let t0 = thread_cpu();
+    for _ in 0..200 {
+        let _ = planes.fill(std::hint::black_box(&data), g);
+    }
+    let fill = (thread_cpu() - t0) * 1000.0 / 200.0;
+    let t1 = thread_cpu();
+    for _ in 0..200 {
+        std::hint::black_box(twox_hash::XxHash3_128::oneshot(std::hint::black_box(&data)));
+    }
+    (fill, (thread_cpu() - t1) * 1000.0 / 200.0)
+}
+
 /// CPU ms of a full compare of two equal 1080p YUYV frames, and of copying one.
 fn raw_costs() -> (f64, f64) {
     let a = vec![7u8; (WIDTH * HEIGHT * 2) as usize];
@@ -277,6 +296,10 @@ fn main() -> anyhow::Result<()> {
     println!("| CPU per unchanged frame (60 fps still desktop) | **{still_ms:.3} ms** | ≤ 0.5 ms |");
     println!(
         "| most fps served (300 fps source), {cores} encoder workers on {cores} cores | **{max_fps:.0} fps** | ≥ 200 |"
+    );
+    let (fill_ms, digest_ms) = stage_costs();
+    println!(
+        "| stages of the bare encode's input, and the digest: YUYV → I420 / XXH3-128 of a frame | {fill_ms:.2} / {digest_ms:.2} ms | |"
     );
     let (cmp_ms, copy_ms) = raw_costs();
     println!("| for scale: compare / copy of two 1080p YUYV frames (4 MB) | {cmp_ms:.3} / {copy_ms:.3} ms | |");
