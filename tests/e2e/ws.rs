@@ -143,6 +143,21 @@ fn the_info_part_comes_back_with_kvmd_info() {
 }
 
 #[test]
+fn the_streamer_part_reports_offline_and_comes_back() {
+    let mut stack = common::stack();
+    let token = login(&stack, "admin", "admin");
+    stack.stop_service("kvmd-streamer");
+    let mut ws = connect(&stack, &token);
+    // kvmd-streamer away: kvmd's "not running" state, nothing saved.
+    let off = until(&mut ws, r#"{"event_type": "streamer""#);
+    assert!(off.contains(r#""streamer": null, "snapshot": {"saved": null}}}"#), "{off}");
+    stack.start_service("streamer", &[]).unwrap_or_else(|e| panic!("{e:#}"));
+    // The feed comes back (kvmd-hid retries every 2 s) with kvmd-streamer's full state.
+    let full = until(&mut ws, r#"{"event_type": "streamer", "event": {"features""#);
+    assert!(full.contains(r#""params": {"desired_fps": 30, "resolution": "1920x1080"}"#), "{full}");
+}
+
+#[test]
 fn a_new_session_is_announced_to_the_others() {
     let stack = common::stack();
     let token = login(&stack, "admin", "admin");
@@ -150,6 +165,8 @@ fn a_new_session_is_announced_to_the_others() {
     until(&mut a, r#"{"event_type": "hid""#);
     // A's own burst ends with kvmd's second `clients`.
     assert_eq!(until(&mut a, r#"{"event_type": "clients""#), r#"{"event_type": "clients", "event": {"count": 0}}"#);
+    // kvmd-info's categories reach A (`system` only once, on connect).
+    until(&mut a, r#"{"event_type": "info", "event": {"system""#);
     // B is a stream client: A hears the new count, then every full state again (kvmd).
     let mut b = connect_with(&stack, &token, "1");
     assert_eq!(next_text(&mut b), r#"{"event_type": "loop", "event": {"version": {"major": 4, "minor": 197}}}"#);
@@ -157,6 +174,9 @@ fn a_new_session_is_announced_to_the_others() {
     assert_eq!(until(&mut a, r#"{"event_type": "clients""#), r#"{"event_type": "clients", "event": {"count": 1}}"#);
     until(&mut a, r#"{"event_type": "gpio""#);
     until(&mut a, r#"{"event_type": "hid""#);
+    // ... the streamer's and kvmd-info's parts included.
+    until(&mut a, r#"{"event_type": "streamer", "event": {"features""#);
+    until(&mut a, r#"{"event_type": "info", "event": {"system""#);
     // B leaves: A hears the count drop.
     drop(b);
     assert_eq!(until(&mut a, r#"{"event_type": "clients""#), r#"{"event_type": "clients", "event": {"count": 0}}"#);

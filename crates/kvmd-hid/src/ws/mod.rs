@@ -205,6 +205,20 @@ async fn info_feed(socket: PathBuf, tx: tokio::sync::mpsc::Sender<String>) {
     }
 }
 
+/// Keeps `line` (an `info` event) as the newest of its category.
+fn remember_info(last: &mut Vec<(String, String)>, line: String) {
+    // `{"event_type": "info", "event": {"<category>": ...}}`
+    let category = line
+        .split_once("\"event\": {\"")
+        .and_then(|(_, rest)| rest.split_once('"'))
+        .map(|(c, _)| c.to_owned())
+        .unwrap_or_default();
+    match last.iter_mut().find(|(c, _)| *c == category) {
+        Some(slot) => slot.1 = line,
+        None => last.push((category, line)),
+    }
+}
+
 const HEARTBEAT: Duration = Duration::from_secs(15);
 const HEARTBEAT_GRACE: Duration = Duration::from_millis(7500);
 
@@ -238,6 +252,9 @@ async fn run_session(
     let (streamer_tx, mut streamer_rx) = tokio::sync::mpsc::channel(16);
     let streamer = actix_web::rt::spawn(streamer_feed(shared.streamer_socket.clone(), stream, streamer_tx));
     let mut streamer_full: Option<String> = None;
+    // The newest `info` message of each category, in first-seen order, to resend with
+    // the full states when another session connects.
+    let mut info_last: Vec<(String, String)> = Vec::new();
     let mut last_hid = kvmd_core::json::to_compact_string(&hid.state());
     let mut hid_tick = tokio::time::interval(Duration::from_millis(100));
     let mut heartbeat = tokio::time::interval(HEARTBEAT);
@@ -279,6 +296,9 @@ async fn run_session(
                         if let Some(full) = &streamer_full {
                             ok = ok && session.text(event("streamer", full)).await.is_ok();
                         }
+                        for (_, line) in &info_last {
+                            ok = ok && session.text(line.clone()).await.is_ok();
+                        }
                     }
                     Ok(Announce::Clients(from, n)) if from != id => {
                         ok = session.text(event("clients", &format!("{{\"count\": {n}}}"))).await.is_ok();
@@ -288,7 +308,8 @@ async fn run_session(
             }
             line = info_rx.recv() => {
                 if let Some(line) = line {
-                    ok = session.text(line).await.is_ok();
+                    ok = session.text(line.clone()).await.is_ok();
+                    remember_info(&mut info_last, line);
                 }
             }
             part = streamer_rx.recv() => {
