@@ -19,6 +19,10 @@ struct Rig {
 }
 
 fn rig(signal: &str) -> Rig {
+    rig_with(signal, &["source.dv_timings=true"], &[])
+}
+
+fn rig_with(signal: &str, set: &[&str], env: &[(&str, String)]) -> Rig {
     let ctl = std::env::temp_dir().join(format!("kvmd-fake-v4l2-{}.ctl", std::process::id()));
     std::fs::write(&ctl, signal).unwrap_or_else(|e| panic!("{e}"));
     let shim = kvmd_testkit::bin_dir().join("libkvmd_v4l2_fake.so");
@@ -26,16 +30,18 @@ fn rig(signal: &str) -> Rig {
     // The device node path the shim fakes (nothing exists there).
     let node = std::env::temp_dir().join(format!("kvmd-fake-video-{}", std::process::id()));
     let opts = StackOptions {
-        streamer_set: vec![
-            format!("source.device={}", node.display()),
-            "source.dv_timings=true".into(),
-            "params.desired_fps=0".into(),
-        ],
-        streamer_env: vec![
-            ("LD_PRELOAD".into(), shim.display().to_string()),
-            ("KVMD_FAKE_V4L2".into(), node.display().to_string()),
-            ("KVMD_FAKE_V4L2_CTL".into(), ctl.display().to_string()),
-        ],
+        streamer_set: [format!("source.device={}", node.display()), "params.desired_fps=0".into()]
+            .into_iter()
+            .chain(set.iter().map(|s| (*s).to_owned()))
+            .collect(),
+        streamer_env: [
+            ("LD_PRELOAD".to_owned(), shim.display().to_string()),
+            ("KVMD_FAKE_V4L2".to_owned(), node.display().to_string()),
+            ("KVMD_FAKE_V4L2_CTL".to_owned(), ctl.display().to_string()),
+        ]
+        .into_iter()
+        .chain(env.iter().map(|(k, v)| ((*k).to_owned(), v.clone())))
+        .collect(),
         ..StackOptions::default()
     };
     let stack = Stack::start(opts).unwrap_or_else(|e| panic!("cannot start the stack: {e:#}"));
@@ -121,4 +127,39 @@ fn the_capture_follows_the_signal_without_a_restart() {
     let now = rig.stack.pids().into_iter().find(|(n, _)| n == "kvmd-streamer").map(|(_, p)| p);
     assert_eq!(pid, now, "the same process all along");
     assert!(!log.contains("panicked"), "{log}");
+}
+
+#[test]
+fn a_dongles_mjpeg_is_passed_through_and_broken_frames_are_dropped() {
+    use kvmd_streamer::source::Source;
+    // The dongle's JPEG (made by our own encoder from the test pattern).
+    let mut p = kvmd_streamer::source::pattern::Pattern::new(1280, 720, 0, true);
+    let _ = p.open(kvmd_streamer::source::Wanted { width: 1280, height: 720 });
+    let (data, g) =
+        p.grab().ok().flatten().map(|f| (f.data.to_vec(), f.geometry)).unwrap_or_else(|| panic!("no frame"));
+    let jpeg = kvmd_streamer::encode::Encoder::default().encode(&data, g, 70).unwrap_or_else(|e| panic!("{e}"));
+    let file = std::env::temp_dir().join(format!("kvmd-fake-dongle-{}.jpg", std::process::id()));
+    std::fs::write(&file, &jpeg).unwrap_or_else(|e| panic!("{e}"));
+    let rig = rig_with("1280x720 30", &["source.format=mjpeg"], &[("KVMD_FAKE_V4L2_JPEG", file.display().to_string())]);
+    let _viewer = common::stream_viewer(&rig.stack);
+    let st = rig.wait_source(true, (1280, 720));
+    assert_eq!(st["result"]["encoder"]["type"], "HW", "MJPEG from the device is not re-encoded: {st}");
+    // Every part is the device's JPEG, byte for byte; the broken frames never show.
+    let args: Vec<String> = ["-s", "-N", "--http1.1", "--max-time", "2", "-H", &rig.cookie]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .chain([rig.stack.url("/streamer/stream")])
+        .collect();
+    let body = kvmd_testkit::curl(&args).unwrap_or_default();
+    let mut parts = 0;
+    for chunk in body.split(|&b| b == b'\n').filter(|l| l.starts_with(b"Content-Length: ")) {
+        let n: usize = String::from_utf8_lossy(&chunk[16..]).trim().parse().unwrap_or(0);
+        assert_eq!(n, jpeg.len(), "a part that is not the device's JPEG");
+        parts += 1;
+    }
+    assert!(parts >= 1, "no parts");
+    let r = common::get(&rig.stack, "/api/streamer/snapshot", &["-H", &rig.cookie]);
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.body, jpeg, "the snapshot is the device's JPEG");
+    let _ = std::fs::remove_file(&file);
 }

@@ -9,7 +9,8 @@
 //! changes. The signal is what the control file (`KVMD_FAKE_V4L2_CTL`) says, re-read
 //! every frame: `<W>x<H> <fps>`, `nosignal`, `nosync`, or `gone` (the node disappears:
 //! `open` fails with ENOENT). Frames are a gradient with a moving bar, so consecutive
-//! frames differ.
+//! frames differ; or, when the caller asks for MJPG and `KVMD_FAKE_V4L2_JPEG` names a
+//! file, that JPEG in every frame, every third one broken (a USB HDMI dongle).
 //!
 //! Everything here is FFI: the crate allows unsafe code (and is never installed).
 #![allow(unsafe_code, missing_docs, clippy::missing_safety_doc)]
@@ -116,6 +117,8 @@ struct Device {
     event: bool,
     streaming: Option<Arc<AtomicBool>>,
     sequence: u32,
+    /// MJPEG mode: the JPEG every frame carries (`KVMD_FAKE_V4L2_JPEG`), like a USB dongle.
+    mjpeg: Option<Vec<u8>>,
 }
 
 fn devices() -> &'static Mutex<Vec<Device>> {
@@ -158,7 +161,8 @@ unsafe fn open_impl(real: OpenFn, path: *const c_char, flags: c_int, mode: libc:
         Signal::Mode(w, h, _) => (w, h),
         _ => (640, 480),
     };
-    let dev = Device { fd, width, height, signal, bufs: Vec::new(), event: false, streaming: None, sequence: 0 };
+    let dev =
+        Device { fd, width, height, signal, bufs: Vec::new(), event: false, streaming: None, sequence: 0, mjpeg: None };
     devices().lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(dev);
     fd
 }
@@ -203,6 +207,18 @@ pub unsafe extern "C" fn close(fd: c_int) -> c_int {
 }
 
 fn fill_frame(d: &Device, b: &mut Buffer, n: u32) {
+    if let Some(jpeg) = &d.mjpeg {
+        let len = jpeg.len().min(b.len);
+        // SAFETY: mem is a live mapping of len ≥ len bytes, only written under the lock.
+        let px = unsafe { std::slice::from_raw_parts_mut(b.mem, len) };
+        px.copy_from_slice(&jpeg[..len]);
+        if n % 3 == 2 {
+            // Every third frame is broken (no SOI), as dongles send now and then.
+            px[..2].copy_from_slice(&[0, 0]);
+        }
+        b.used = len as u32;
+        return;
+    }
     let (w, h) = (d.width as usize, d.height as usize);
     let stride = w * 2;
     let size = stride * h;
@@ -288,6 +304,11 @@ unsafe fn fake_ioctl(fd: c_int, req: c_ulong, arg: *mut c_void) -> c_int {
     let r = req as u32 as vidioc::_IOC_TYPE;
     // Read before taking the lock: reading a file calls open/close, which lock too.
     let signal = read_signal();
+    let jpeg = if r == vidioc::VIDIOC_S_FMT as u32 as vidioc::_IOC_TYPE {
+        std::env::var("KVMD_FAKE_V4L2_JPEG").ok().and_then(|path| std::fs::read(path).ok())
+    } else {
+        None
+    };
     let result = with_dev(fd, |d| -> Result<(), c_int> {
         // SAFETY (all arms): arg points to the struct the request names, as the caller
         // passes for a real device.
@@ -311,19 +332,29 @@ unsafe fn fake_ioctl(fd: c_int, req: c_ulong, arg: *mut c_void) -> c_int {
                     return Err(libc::EBUSY);
                 }
                 let p = &mut f.fmt.pix;
-                // Like a bridge: the signal decides the size; only YUYV.
+                if r == vidioc::VIDIOC_S_FMT as u32 as vidioc::_IOC_TYPE {
+                    d.mjpeg = if p.pixelformat == u32::from_le_bytes(*b"MJPG") { jpeg } else { None };
+                }
+                // Like a bridge: the signal decides the size; YUYV, or MJPEG when asked
+                // and a JPEG is given.
                 p.width = d.width;
                 p.height = d.height;
-                p.pixelformat = u32::from_le_bytes(*b"YUYV");
                 p.field = v4l2_field_V4L2_FIELD_NONE;
-                p.bytesperline = d.width * 2;
-                p.sizeimage = d.width * d.height * 2;
+                if let Some(j) = &d.mjpeg {
+                    p.pixelformat = u32::from_le_bytes(*b"MJPG");
+                    p.bytesperline = 0;
+                    p.sizeimage = (j.len() as u32).max(d.width * d.height * 2);
+                } else {
+                    p.pixelformat = u32::from_le_bytes(*b"YUYV");
+                    p.bytesperline = d.width * 2;
+                    p.sizeimage = d.width * d.height * 2;
+                }
                 Ok(())
             } else if r == vidioc::VIDIOC_REQBUFS as u32 as vidioc::_IOC_TYPE {
                 let q = &mut *arg.cast::<v4l2_requestbuffers>();
                 free_buffers(d);
                 q.count = q.count.min(8);
-                let len = (d.width * d.height * 2) as usize;
+                let len = ((d.width * d.height * 2) as usize).max(d.mjpeg.as_ref().map_or(0, Vec::len));
                 for _ in 0..q.count {
                     let mem = (libc_fns().mmap)(
                         std::ptr::null_mut(),

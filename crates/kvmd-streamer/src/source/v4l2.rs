@@ -1,10 +1,14 @@
 //! A V4L2 capture device through the v4l crate (format negotiation, MMAP streaming),
 //! plus raw ioctls (`crate::sys`) for what v4l lacks: DV timings and source-change events.
 //!
-//! Paths that only run against a real device (or the `vivid` module, issue #8): DV
-//! timings, POLLPRI source-change events, ENOLINK/ENOLCK mapping, MJPEG validation. A
-//! missing or unopenable device is exercised by the tests (the `< NO CAPTURE DEVICE >`
-//! blank, as in the goldens).
+//! Tested end to end against `kvmd-v4l2-fake` (an HDMI bridge emulated under LD_PRELOAD):
+//! the driver's own format and size win over what was asked, DV timings, ENOLINK/ENOLCK,
+//! POLLPRI source-change events with a reopen at once, a node that disappears, MJPEG
+//! pass-through with broken frames dropped. Only a real kernel shows real drivers'
+//! behaviour (issue #8, `vivid`). Not done: the cable check
+//! (`V4L2_CID_DV_RX_POWER_PRESENT`, `< NO VIDEO SOURCE >`) and the TC358743 lanes check
+//! (`< UNSUPPORTED SIGNAL TIMINGS >` comes only from zero-sized or out-of-range timings);
+//! draining to the newest buffer (v4l re-queues one buffer per `next()`).
 
 use std::os::fd::RawFd;
 use std::path::PathBuf;
