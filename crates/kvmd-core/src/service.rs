@@ -208,3 +208,41 @@ async fn wire(
     }
     Ok(res)
 }
+
+/// A streaming body fed by a channel: each message is one chunk; the body ends when the
+/// sender is dropped.
+pub fn channel_body(
+    rx: tokio::sync::mpsc::Receiver<actix_web::web::Bytes>,
+) -> impl futures_util::Stream<Item = Result<actix_web::web::Bytes, actix_web::Error>> {
+    futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|b| (Ok(b), rx)) })
+}
+
+/// An infinite NDJSON state feed for another service (kvmd-hid's `/ws` parts): `work`
+/// writes lines into its sender; it is stopped when the client goes away (seen on the
+/// connection itself, as actix notices only when it writes), the service stops, or the
+/// body is dropped.
+pub fn feed_response<Fut>(
+    req: &actix_web::HttpRequest,
+    shutdown: CancellationToken,
+    work: impl FnOnce(tokio::sync::mpsc::Sender<actix_web::web::Bytes>) -> Fut,
+) -> actix_web::HttpResponse
+where
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    use actix_web::http::header::{CONTENT_TYPE, HeaderValue};
+    let client = req.conn_data::<net::ConnFd>().copied();
+    let (tx, rx) = tokio::sync::mpsc::channel(16);
+    let closed = tx.clone();
+    let work = work(tx);
+    tokio::spawn(async move {
+        tokio::select! {
+            () = work => {}
+            () = closed.closed() => {}
+            () = shutdown.cancelled() => {}
+            () = net::disconnected(client) => {}
+        }
+    });
+    actix_web::HttpResponse::Ok()
+        .insert_header((CONTENT_TYPE, HeaderValue::from_static("application/x-ndjson")))
+        .streaming(channel_body(rx))
+}

@@ -11,6 +11,22 @@ use crate::source::Offline;
 /// uStreamer's blank quality.
 const QUALITY: u8 = 95;
 
+/// Calls `dot(x, y)` for the left end of every lit run of `scale` pixels of `text` in the
+/// 8x8 font at `scale` (offsets from the text's top-left corner; each dot is `scale`
+/// pixels wide and is called once per pixel row).
+pub fn for_each_dot(text: &str, scale: usize, mut dot: impl FnMut(usize, usize)) {
+    for (i, ch) in text.chars().enumerate() {
+        let glyph = font8x8::legacy::BASIC_LEGACY.get(ch as usize).copied().unwrap_or([0; 8]);
+        for (gy, bits) in glyph.iter().enumerate() {
+            for gx in (0..8).filter(|gx| bits & (1 << gx) != 0) {
+                for dy in 0..scale {
+                    dot((i * 8 + gx) * scale, gy * scale + dy);
+                }
+            }
+        }
+    }
+}
+
 /// The luma picture of a blank: `text` centred, scaled to about half the width.
 pub fn render(text: &str, width: u32, height: u32) -> Vec<u8> {
     let (w, h) = (width as usize, height as usize);
@@ -19,23 +35,12 @@ pub fn render(text: &str, width: u32, height: u32) -> Vec<u8> {
     let scale = (w / 2 / (chars * 8)).clamp(1, (h / 16).max(1));
     let (tw, th) = (chars * 8 * scale, 8 * scale);
     let (x0, y0) = (w.saturating_sub(tw) / 2, h.saturating_sub(th) / 2);
-    for (i, ch) in text.chars().enumerate() {
-        let glyph = font8x8::legacy::BASIC_LEGACY.get(ch as usize).copied().unwrap_or([0; 8]);
-        for (gy, bits) in glyph.iter().enumerate() {
-            for gx in 0..8 {
-                if bits & (1 << gx) == 0 {
-                    continue;
-                }
-                for dy in 0..scale {
-                    let y = y0 + gy * scale + dy;
-                    let x = x0 + (i * 8 + gx) * scale;
-                    if y < h && x + scale <= w {
-                        luma[y * w + x..y * w + x + scale].fill(0xFF);
-                    }
-                }
-            }
+    for_each_dot(text, scale, |x, y| {
+        let (x, y) = (x0 + x, y0 + y);
+        if y < h && x + scale <= w {
+            luma[y * w + x..y * w + x + scale].fill(0xFF);
         }
-    }
+    });
     luma
 }
 

@@ -5,11 +5,9 @@
 
 use std::time::Duration;
 
-use actix_web::http::header::{CONTENT_TYPE, HeaderValue};
 use actix_web::{HttpResponse, web};
 use bytes::Bytes;
 use kvmd_core::service::CancellationToken;
-use tokio::sync::mpsc;
 
 use crate::info::{Category, Info};
 
@@ -32,69 +30,54 @@ async fn feed(
     shutdown: web::Data<CancellationToken>,
     req: actix_web::HttpRequest,
 ) -> HttpResponse {
-    let client = req.conn_data::<kvmd_core::net::ConnFd>().copied();
-    let (tx, rx) = mpsc::channel::<Bytes>(16);
-    let shutdown = shutdown.get_ref().clone();
     let info = state.into_inner();
-    tokio::spawn(async move {
-        let work = async {
-            let order = [
-                Category::Auth,
-                Category::Fan,
-                Category::Node,
-                Category::Meta,
-                Category::Extras,
-                Category::Uptime,
-                Category::Health,
-                Category::System,
-            ];
-            let mut last_health = None;
-            let mut last_node = None;
-            for c in order {
-                let v = info.get(c).await;
-                if tx.send(line(c, &v)).await.is_err() {
+    kvmd_core::service::feed_response(&req, shutdown.get_ref().clone(), move |tx| async move {
+        let order = [
+            Category::Auth,
+            Category::Fan,
+            Category::Node,
+            Category::Meta,
+            Category::Extras,
+            Category::Uptime,
+            Category::Health,
+            Category::System,
+        ];
+        let mut last_health = None;
+        let mut last_node = None;
+        for c in order {
+            let v = info.get(c).await;
+            if tx.send(line(c, &v)).await.is_err() {
+                return;
+            }
+            match c {
+                Category::Health => last_health = Some(v),
+                Category::Node => last_node = Some(v),
+                _ => {}
+            }
+        }
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        tick.tick().await;
+        for n in 1u64.. {
+            tick.tick().await;
+            let node = info.get(Category::Node).await;
+            if Some(&node) != last_node.as_ref() {
+                if tx.send(line(Category::Node, &node)).await.is_err() {
                     return;
                 }
-                match c {
-                    Category::Health => last_health = Some(v),
-                    Category::Node => last_node = Some(v),
-                    _ => {}
-                }
+                last_node = Some(node);
             }
-            let mut tick = tokio::time::interval(Duration::from_secs(1));
-            tick.tick().await;
-            for n in 1u64.. {
-                tick.tick().await;
-                let node = info.get(Category::Node).await;
-                if Some(&node) != last_node.as_ref() {
-                    if tx.send(line(Category::Node, &node)).await.is_err() {
+            if n % 5 == 0 {
+                if tx.send(line(Category::Uptime, &info.get(Category::Uptime).await)).await.is_err() {
+                    return;
+                }
+                let health = info.get(Category::Health).await;
+                if Some(&health) != last_health.as_ref() {
+                    if tx.send(line(Category::Health, &health)).await.is_err() {
                         return;
                     }
-                    last_node = Some(node);
-                }
-                if n % 5 == 0 {
-                    if tx.send(line(Category::Uptime, &info.get(Category::Uptime).await)).await.is_err() {
-                        return;
-                    }
-                    let health = info.get(Category::Health).await;
-                    if Some(&health) != last_health.as_ref() {
-                        if tx.send(line(Category::Health, &health)).await.is_err() {
-                            return;
-                        }
-                        last_health = Some(health);
-                    }
+                    last_health = Some(health);
                 }
             }
-        };
-        tokio::select! {
-            () = work => {}
-            () = tx.closed() => {}
-            () = shutdown.cancelled() => {}
-            () = kvmd_core::net::disconnected(client) => {}
         }
-    });
-    let body = futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|b| (Ok::<_, actix_web::Error>(b), rx))
-    });
-    HttpResponse::Ok().insert_header((CONTENT_TYPE, HeaderValue::from_static("application/x-ndjson"))).streaming(body)
+    })
 }

@@ -43,9 +43,8 @@ async fn log(
         client,
         tail.into_inner(),
     );
-    let body = futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|b| (Ok::<_, actix_web::Error>(b), rx))
-    });
     // kvmd's backend says plain `text/plain`; nginx adds the charset.
-    Ok(HttpResponse::Ok().insert_header((CONTENT_TYPE, HeaderValue::from_static("text/plain"))).streaming(body))
+    Ok(HttpResponse::Ok()
+        .insert_header((CONTENT_TYPE, HeaderValue::from_static("text/plain")))
+        .streaming(kvmd_core::service::channel_body(rx)))
 }

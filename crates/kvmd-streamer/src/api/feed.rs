@@ -7,12 +7,10 @@
 
 use std::time::Duration;
 
-use actix_web::http::header::{CONTENT_TYPE, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, web};
 use bytes::Bytes;
 use kvmd_core::query::Query;
 use kvmd_core::service::CancellationToken;
-use tokio::sync::mpsc;
 
 use crate::streamer::Streamer;
 
@@ -67,49 +65,32 @@ async fn feed(
     shutdown: web::Data<CancellationToken>,
 ) -> Result<HttpResponse, kvmd_core::ApiError> {
     let stream = kvmd_core::valid::boolean(Some(Query::of(&req).get("stream").unwrap_or("0")))?;
-    let client = req.conn_data::<kvmd_core::net::ConnFd>().copied();
-    let (tx, rx) = mpsc::channel::<Bytes>(16);
-    let shutdown = shutdown.get_ref().clone();
     let s = s.get_ref().clone();
-    tokio::spawn(async move {
+    Ok(kvmd_core::service::feed_response(&req, shutdown.get_ref().clone(), move |tx| async move {
         let _guard = s.add_feed(stream);
         let mut changes = s.changes();
-        let work = async {
-            let mut last = parts(&s);
-            let full = object(&last);
-            if tx.send(Bytes::from(format!("{full}\t{full}\n"))).await.is_err() {
-                return;
-            }
-            let mut tick = tokio::time::interval(Duration::from_secs(1));
-            tick.tick().await;
-            loop {
-                tokio::select! {
-                    _ = tick.tick() => {}
-                    r = changes.changed() => if r.is_err() { return },
-                }
-                let now = parts(&s);
-                if let Some(event) = diff(&last, &now) {
-                    let line = format!("{event}\t{}\n", object(&now));
-                    if tx.send(Bytes::from(line)).await.is_err() {
-                        return;
-                    }
-                    last = now;
-                }
-            }
-        };
-        tokio::select! {
-            () = work => {}
-            () = tx.closed() => {}
-            () = shutdown.cancelled() => {}
-            () = kvmd_core::net::disconnected(client) => {}
+        let mut last = parts(&s);
+        let full = object(&last);
+        if tx.send(Bytes::from(format!("{full}\t{full}\n"))).await.is_err() {
+            return;
         }
-    });
-    let body = futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|b| (Ok::<_, actix_web::Error>(b), rx))
-    });
-    Ok(HttpResponse::Ok()
-        .insert_header((CONTENT_TYPE, HeaderValue::from_static("application/x-ndjson")))
-        .streaming(body))
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        tick.tick().await;
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                r = changes.changed() => if r.is_err() { return },
+            }
+            let now = parts(&s);
+            if let Some(event) = diff(&last, &now) {
+                let line = format!("{event}\t{}\n", object(&now));
+                if tx.send(Bytes::from(line)).await.is_err() {
+                    return;
+                }
+                last = now;
+            }
+        }
+    }))
 }
 
 #[cfg(test)]

@@ -147,27 +147,13 @@ fn fill(b: &mut [u8], stride: usize, x: usize, y: usize, w: usize, h: usize, yv:
 /// Draws text with the 8x8 font (luma only), `scale` pixels per font pixel.
 fn text(b: &mut [u8], stride: usize, x: usize, y: usize, s: &str, scale: usize, yv: u8) {
     let width = stride / 2;
-    for (i, ch) in s.chars().enumerate() {
-        let glyph = font8x8::legacy::BASIC_LEGACY.get(ch as usize).copied().unwrap_or([0; 8]);
-        for (gy, bits) in glyph.iter().enumerate() {
-            for gx in 0..8 {
-                if bits & (1 << gx) == 0 {
-                    continue;
-                }
-                for dy in 0..scale {
-                    for dx in 0..scale {
-                        let px = x + (i * 8 + gx) * scale + dx;
-                        let py = y + gy * scale + dy;
-                        if px < width
-                            && let Some(p) = b.get_mut(py * stride + px * 2)
-                        {
-                            *p = yv;
-                        }
-                    }
-                }
+    crate::blank::for_each_dot(s, scale, |dx, dy| {
+        for px in (x + dx..x + dx + scale).filter(|&px| px < width) {
+            if let Some(p) = b.get_mut((y + dy) * stride + px * 2) {
+                *p = yv;
             }
         }
-    }
+    });
 }
 
 impl Source for Pattern {
