@@ -143,7 +143,7 @@ impl I420 {
         &mut self,
         data: &[u8],
         g: Geometry,
-        mut digest: Option<&mut twox_hash::XxHash3_128>,
+        mut digest: Option<&mut RowDigest>,
     ) -> Result<(), EncodeError> {
         if !matches!(g.format, PixelFormat::Yuyv | PixelFormat::Uyvy) {
             return Err(EncodeError::NotRaw(g.format));
@@ -166,9 +166,9 @@ impl I420 {
             let s0 = &data[r0 * stride..r0 * stride + pairs * 4];
             let s1 = &data[r1 * stride..r1 * stride + pairs * 4];
             if let Some(d) = digest.as_deref_mut() {
-                d.write(&data[r0 * stride..r0 * stride + w * 2]);
+                d.row(&data[r0 * stride..r0 * stride + w * 2]);
                 if r1 != r0 {
-                    d.write(&data[r1 * stride..r1 * stride + w * 2]);
+                    d.row(&data[r1 * stride..r1 * stride + w * 2]);
                 }
             }
             let (y_top, y_rest) = self.y[r0 * ys..].split_at_mut(ys);
@@ -278,41 +278,71 @@ fn encode_rgb(data: &[u8], g: Geometry, quality: u8, hint: usize) -> std::io::Re
     started.finish()
 }
 
+/// A frame digest built line by line: each line's XXH3-64 (one-shot, AVX2 when the CPU
+/// has it) folded into two 64-bit lanes. Any one line that changes changes the digest
+/// except with probability 2^-64; lines can be fed as they are read for something else.
+#[derive(Debug, Clone, Copy)]
+pub struct RowDigest {
+    a: u64,
+    b: u64,
+}
+
+impl Default for RowDigest {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl RowDigest {
+    /// An empty digest.
+    pub const fn new() -> Self {
+        Self { a: 0x9E37_79B9_7F4A_7C15, b: 0xC2B2_AE3D_27D4_EB4F }
+    }
+
+    /// Adds the next line.
+    pub fn row(&mut self, line: &[u8]) {
+        let r = twox_hash::XxHash3_64::oneshot(line);
+        self.a = self.a.wrapping_mul(0x0000_0100_0000_01B3).wrapping_add(r);
+        self.b = (self.b ^ r).rotate_left(23).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+
+    /// The digest.
+    pub fn finish(&self) -> u128 {
+        (u128::from(self.a) << 64) | u128::from(self.b)
+    }
+}
+
 /// Bytes of one line of picture (no stride padding), or the whole frame for MJPEG.
 fn line_len(g: Geometry) -> usize {
     g.width as usize * g.format.bytes_per_pixel()
 }
 
-/// The XXH3-128 digest of a frame's picture bytes, line by line (stride padding left out):
-/// what the same-frame check compares.
-pub fn frame_digest(data: &[u8], g: Geometry) -> u128 {
+/// Digest of every `step`-th line of a frame's picture bytes (stride padding left out);
+/// compressed frames are one line.
+fn lines_digest(data: &[u8], g: Geometry, step: usize) -> u128 {
     let row = line_len(g);
     let stride = g.stride as usize;
-    if row == 0 || stride == row {
-        let len = if row == 0 { data.len() } else { (row * g.height as usize).min(data.len()) };
-        return twox_hash::XxHash3_128::oneshot(&data[..len]);
+    let mut d = RowDigest::new();
+    if row == 0 || stride == 0 {
+        d.row(data);
+        return d.finish();
     }
-    let mut d = twox_hash::XxHash3_128::new();
-    for line in data.chunks(stride).take(g.height as usize) {
-        d.write(&line[..row.min(line.len())]);
+    for line in data.chunks(stride).take(g.height as usize).step_by(step) {
+        d.row(&line[..row.min(line.len())]);
     }
-    d.finish_128()
+    d.finish()
 }
 
-/// A cheap fingerprint of every 8th line (XXH3-64): when it differs from the previous
-/// frame's, the frame changed, without reading the other seven eighths. Small changes
-/// between sampled lines are caught by the full digest, which confirms every "same".
-pub fn sample_digest(data: &[u8], g: Geometry) -> u64 {
-    let row = line_len(g);
-    let stride = g.stride as usize;
-    if row == 0 || stride == 0 {
-        return twox_hash::XxHash3_64::oneshot(data);
-    }
-    let mut d = twox_hash::XxHash3_64::new();
-    for line in data.chunks(stride).step_by(8).take(g.height as usize) {
-        std::hash::Hasher::write(&mut d, &line[..row.min(line.len())]);
-    }
-    std::hash::Hasher::finish(&d)
+/// The digest of a frame's picture (every line): what the same-frame check compares.
+pub fn frame_digest(data: &[u8], g: Geometry) -> u128 {
+    lines_digest(data, g, 1)
+}
+
+/// A cheap fingerprint of every 8th line: when it differs from the previous frame's, the
+/// frame changed, without reading the other seven eighths. Small changes between sampled
+/// lines are caught by the full digest, which confirms every "same".
+pub fn sample_digest(data: &[u8], g: Geometry) -> u128 {
+    lines_digest(data, g, 8)
 }
 
 /// Whether libjpeg's SIMD paths are compiled in and usable on this CPU.

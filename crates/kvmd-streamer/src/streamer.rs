@@ -26,7 +26,7 @@ use tokio::sync::{Notify, watch};
 
 use crate::blank::Blanks;
 use crate::config::{Config, SourceKind};
-use crate::encode::{Encoder, I420, frame_digest, sample_digest};
+use crate::encode::{Encoder, I420, RowDigest, frame_digest, sample_digest};
 use crate::frame::{Geometry, Jpeg, Kind, PixelFormat, RawRef, monotonic};
 use crate::source::{Offline, Source, Wanted};
 
@@ -125,28 +125,35 @@ pub struct Saved {
     pub data: Bytes,
 }
 
-/// A raw frame handed to an encoder worker.
-struct Job {
+/// A changed frame taken by a capture thread, to encode once the source is released.
+struct Grabbed {
     seq: u64,
-    payload: Payload,
     geometry: Geometry,
     grab_begin: f64,
     grab_end: f64,
     dropped: u32,
     expose_begin: f64,
+    expose_cmp: f64,
+    /// Planes already filled (packed 4:2:2), or a copy of the frame (RGB).
+    planes: bool,
 }
 
-/// What a worker encodes: planes the capture thread already converted (packed 4:2:2),
-/// or a copy of the frame (RGB, encoded by libjpeg's own conversion).
-enum Payload {
-    Planes(Box<I420>),
-    Raw(Vec<u8>),
+/// What the capture threads share, behind one lock: the source and the same-frame state.
+struct Shared {
+    source: Box<dyn Source>,
+    open: bool,
+    dedup: Dedup,
+    next_due: f64,
+    last_error: String,
 }
 
-/// Buffers coming back from the workers, for reuse (no 4 MB allocation per frame).
-struct Pools {
-    planes: crossbeam_channel::Receiver<Box<I420>>,
-    raw: crossbeam_channel::Receiver<Vec<u8>>,
+/// One capture thread's own buffers.
+#[derive(Default)]
+struct Own {
+    planes: I420,
+    raw: Vec<u8>,
+    encoder: Encoder,
+    last_size: usize,
 }
 
 struct Capture {
@@ -568,42 +575,38 @@ impl Streamer {
         lock(&self.inner.active).quality.unwrap_or(self.inner.cfg.encoder.quality).clamp(1, 100)
     }
 
-    /// The capture thread: sessions of open → grab… → close, blanks in between.
+    /// Capture: `workers` threads take turns at the source (leader/follower). The one
+    /// holding the source grabs a frame, checks it against the last one and, when it
+    /// changed, deinterleaves it into its own planes; then it lets the source go to the
+    /// next thread and encodes on its own core, with the planes still in its cache. No
+    /// frame is copied or queued: when every thread is busy encoding, the source simply
+    /// is not read (a capture card keeps its newest frames meanwhile).
     fn capture_main(&self, stop: &AtomicBool) {
-        let mut source = self.make_source();
-        // Never more jobs than workers (handle_frame checks `in_flight` first): a frame
-        // never waits in a queue to become stale.
-        let (tx, rx) = crossbeam_channel::bounded::<Job>(self.inner.workers);
-        let (planes_back, planes) = crossbeam_channel::unbounded();
-        let (raw_back, raw) = crossbeam_channel::unbounded();
-        let pools = Pools { planes, raw };
+        let shared = Mutex::new(Shared {
+            source: self.make_source(),
+            open: false,
+            dedup: Dedup::default(),
+            next_due: 0.0,
+            last_error: String::new(),
+        });
         let quality = self.quality();
         std::thread::scope(|scope| {
             for n in 0..self.inner.workers {
-                let (rx, pb, rb) = (rx.clone(), planes_back.clone(), raw_back.clone());
-                let _ = std::thread::Builder::new()
-                    .name(format!("encoder-{n}"))
-                    .spawn_scoped(scope, move || self.worker(&rx, quality, &pb, &rb));
+                let shared = &shared;
+                let _ = std::thread::Builder::new().name(format!("capture-{n}")).spawn_scoped(scope, move || {
+                    let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        self.capture_thread(stop, shared, quality);
+                    }));
+                    if run.is_err() {
+                        tracing::error!("a capture thread panicked; the others go on");
+                    }
+                });
             }
-            drop(rx);
-            let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                self.capture_loop(stop, source.as_mut(), &tx, &pools);
-            }));
-            if run.is_err() {
-                tracing::error!("capture loop panicked; capture stops until the next start");
-            }
-            drop(tx);
         });
-        source.close();
+        lock(&shared).source.close();
     }
 
-    fn capture_loop(
-        &self,
-        stop: &AtomicBool,
-        source: &mut dyn Source,
-        tx: &crossbeam_channel::Sender<Job>,
-        pools: &Pools,
-    ) {
+    fn capture_thread(&self, stop: &AtomicBool, shared: &Mutex<Shared>, quality: u8) {
         let i = &self.inner;
         let wanted = {
             let c = &i.cfg.source;
@@ -613,102 +616,130 @@ impl Streamer {
         let desired_fps = lock(&i.active).desired_fps;
         let period = if desired_fps > 0 { 1.0 / f64::from(desired_fps) } else { 0.0 };
         let drop_same = i.cfg.drop_same_frames.min(120);
-        let mut state = Dedup::default();
-        let mut last_error = String::new();
+        let mut own = Own::default();
+        let mut errors = 0u64;
         while !stop.load(Ordering::SeqCst) {
-            if let Err(e) = source.open(wanted) {
-                if e.detail != last_error {
-                    tracing::warn!(reason = e.reason.text(), detail = %e.detail, "no capture");
-                    last_error = e.detail.clone();
-                }
-                self.offline(stop, e.reason);
-                continue;
-            }
-            let mut next_due = 0.0;
-            loop {
+            let grabbed = {
+                let mut g = lock(shared);
                 if stop.load(Ordering::SeqCst) {
                     return;
                 }
-                let raw = match source.grab() {
-                    Ok(Some(raw)) => raw,
-                    Ok(None) => continue,
-                    Err(e) => {
-                        if e.detail != last_error {
-                            tracing::warn!(reason = e.reason.text(), detail = %e.detail, "capture lost");
-                            last_error = e.detail.clone();
-                        }
-                        source.close();
-                        state = Dedup::default();
-                        if !e.reopen_now {
-                            self.offline(stop, e.reason);
-                        }
-                        break;
-                    }
-                };
-                last_error.clear();
-                let now = monotonic();
-                self.note_frame(raw.geometry, now);
-                if !self.encode_wanted() {
-                    // Nobody waits for pictures: drop the last one, so the next viewer
-                    // gets a fresh frame rather than a stale one.
-                    if state.last.take().is_some() {
-                        i.latest.send_replace(None);
-                    }
-                    continue;
+                self.take_frame(&mut g, stop, &mut own, wanted, period, drop_same)
+            };
+            let Some(f) = grabbed else { continue };
+            let encode_begin = monotonic();
+            let result = if f.planes {
+                own.planes.encode(quality, own.last_size)
+            } else {
+                own.encoder.encode(&own.raw, f.geometry, quality)
+            };
+            let encode_end = monotonic();
+            match result {
+                Ok(data) => {
+                    own.last_size = data.len();
+                    self.publish(Jpeg {
+                        seq: f.seq,
+                        data: Bytes::from(data),
+                        width: f.geometry.width,
+                        height: f.geometry.height,
+                        online: true,
+                        grab_begin: f.grab_begin,
+                        grab_end: f.grab_end,
+                        encode_begin,
+                        encode_end,
+                        expose_begin: f.expose_begin,
+                        expose_cmp: f.expose_cmp,
+                        expose_end: monotonic(),
+                        dropped: f.dropped,
+                        kind: Kind::New,
+                    });
                 }
-                if period > 0.0 {
-                    if now + 0.002 < next_due {
-                        continue;
+                Err(e) => {
+                    errors += 1;
+                    if errors.is_power_of_two() {
+                        tracing::warn!(error = %e, errors, "frame not encoded");
                     }
-                    next_due = if next_due + period < now { now + period } else { next_due + period };
                 }
-                self.handle_frame(&raw, &mut state, drop_same, tx, pools);
             }
+            i.in_flight.fetch_sub(1, Ordering::SeqCst);
         }
     }
 
-    fn note_frame(&self, g: Geometry, now: f64) {
-        let mut s = lock(&self.inner.status);
-        s.captured.tick(now);
-        let changed = !s.online || s.width != g.width || s.height != g.height;
-        s.online = true;
-        s.width = g.width;
-        s.height = g.height;
-        s.format = Some(g.format);
-        drop(s);
-        if changed {
-            self.notify();
-        }
-    }
-
-    /// The same-frame check and the hand-off to the encoders.
-    ///
-    /// Frames are compared by a 128-bit XXH3 digest of their picture bytes with the
-    /// digest of the last frame handed on: at most one pass over the frame instead of the
-    /// two of a memcmp against a kept copy (the compare is memory-bound: 4 MB per 1080p
-    /// YUYV frame), and no copy to keep. A digest of every 8th line comes first: when it
-    /// differs, the frame changed, and its full digest is taken while it is converted to
-    /// I420 — right here, straight from the capture buffer, so it is never copied either.
-    fn handle_frame(
+    /// With the source held: (re)open it, grab one frame, and decide. Returns a changed
+    /// frame to encode (already deinterleaved into `own.planes`, or copied to `own.raw`).
+    fn take_frame(
         &self,
-        raw: &RawRef<'_>,
-        st: &mut Dedup,
+        g: &mut Shared,
+        stop: &AtomicBool,
+        own: &mut Own,
+        wanted: Wanted,
+        period: f64,
         drop_same: u32,
-        tx: &crossbeam_channel::Sender<Job>,
-        pools: &Pools,
-    ) {
+    ) -> Option<Grabbed> {
         let i = &self.inner;
-        if i.in_flight.load(Ordering::SeqCst) >= i.workers {
-            // Every encoder is busy: this frame could not be encoded, and looking at it
-            // would only take CPU from them. The next one will be.
-            return;
+        let Shared { source, open, dedup, next_due, last_error } = g;
+        if !*open {
+            if let Err(e) = source.open(wanted) {
+                if e.detail != *last_error {
+                    tracing::warn!(reason = e.reason.text(), detail = %e.detail, "no capture");
+                    last_error.clone_from(&e.detail);
+                }
+                self.offline(stop, e.reason);
+                return None;
+            }
+            *open = true;
+            *next_due = 0.0;
         }
+        let raw = match source.grab() {
+            Ok(Some(raw)) => raw,
+            Ok(None) => return None,
+            Err(e) => {
+                if e.detail != *last_error {
+                    tracing::warn!(reason = e.reason.text(), detail = %e.detail, "capture lost");
+                    last_error.clone_from(&e.detail);
+                }
+                source.close();
+                *open = false;
+                *dedup = Dedup::default();
+                if !e.reopen_now {
+                    self.offline(stop, e.reason);
+                }
+                return None;
+            }
+        };
+        last_error.clear();
+        let now = monotonic();
+        self.note_frame(raw.geometry, now);
+        if !self.encode_wanted() {
+            // Nobody waits for pictures: drop the last one, so the next viewer gets a
+            // fresh frame rather than a stale one.
+            if dedup.last.take().is_some() {
+                i.latest.send_replace(None);
+            }
+            return None;
+        }
+        if period > 0.0 {
+            if now + 0.002 < *next_due {
+                return None;
+            }
+            *next_due = if *next_due + period < now { now + period } else { *next_due + period };
+        }
+        self.check_frame(&raw, dedup, drop_same, own)
+    }
+
+    /// The same-frame check, and the preparation of a changed frame.
+    ///
+    /// Frames are compared by a 128-bit digest of their picture bytes (XXH3 per line) with the
+    /// digest of the last frame taken: at most one pass over the frame instead of the two
+    /// of a memcmp against a kept copy (the compare is memory-bound: 4 MB per 1080p YUYV
+    /// frame), and no copy to keep. A digest of every 8th line comes first: when it
+    /// differs, the frame changed, and its full digest is taken while it is deinterleaved
+    /// to I420, straight from the capture buffer, so it is never copied either.
+    fn check_frame(&self, raw: &RawRef<'_>, st: &mut Dedup, drop_same: u32, own: &mut Own) -> Option<Grabbed> {
+        let i = &self.inner;
         let expose_begin = monotonic();
         let g = raw.geometry;
         let packed = matches!(g.format, PixelFormat::Yuyv | PixelFormat::Uyvy);
-        // First every 8th line: a difference there settles it without reading the rest
-        // (the digest is then taken while deinterleaving, below). Equal samples are
-        // confirmed, or refuted, by the digest of the whole frame.
         let sample = sample_digest(raw.data, g);
         let mut digest = None;
         let same = match st.last {
@@ -726,7 +757,7 @@ impl Streamer {
         if same {
             st.dropped += 1;
             if i.in_flight.load(Ordering::SeqCst) > 0 {
-                return; // the changed frame still being encoded will be published anyway
+                return None; // the changed frame still being encoded will be published anyway
             }
             if st.last_changed {
                 st.last_changed = false;
@@ -738,10 +769,10 @@ impl Streamer {
                 st.dropped = 0;
                 st.last_expose = expose_begin;
             }
-            return;
+            return None;
         }
         let seq = i.seq.fetch_add(1, Ordering::SeqCst) + 1;
-        let payload = match g.format {
+        let planes = match g.format {
             PixelFormat::Mjpeg => {
                 // The device encoded it: publish as is (uStreamer's HW encoder).
                 let now = monotonic();
@@ -762,45 +793,41 @@ impl Streamer {
                     kind: Kind::New,
                 });
                 st.remember(g, sample, digest.unwrap_or_default());
-                return;
+                return None;
             }
             PixelFormat::Yuyv | PixelFormat::Uyvy => {
-                let mut planes = pools.planes.try_recv().unwrap_or_default();
-                let mut hasher = digest.is_none().then(twox_hash::XxHash3_128::new);
-                if let Err(e) = planes.fill_digest(raw.data, g, hasher.as_mut()) {
+                let mut hasher = digest.is_none().then(RowDigest::new);
+                if let Err(e) = own.planes.fill_digest(raw.data, g, hasher.as_mut()) {
                     st.errors += 1;
                     if st.errors.is_power_of_two() {
                         tracing::warn!(error = %e, errors = st.errors, "bad frame dropped");
                     }
-                    return;
+                    return None;
                 }
                 if let Some(h) = hasher {
-                    digest = Some(h.finish_128());
+                    digest = Some(h.finish());
                 }
-                Payload::Planes(planes)
+                true
             }
             PixelFormat::Rgb24 | PixelFormat::Bgr24 => {
-                let mut buf = pools.raw.try_recv().unwrap_or_default();
-                buf.clear();
-                buf.extend_from_slice(raw.data);
-                Payload::Raw(buf)
+                own.raw.clear();
+                own.raw.extend_from_slice(raw.data);
+                false
             }
         };
+        let dropped = st.dropped;
+        st.remember(g, sample, digest.unwrap_or_default());
         i.in_flight.fetch_add(1, Ordering::SeqCst);
-        let job = Job {
+        Some(Grabbed {
             seq,
-            payload,
             geometry: g,
             grab_begin: raw.grab_begin,
             grab_end: raw.grab_end,
-            dropped: st.dropped,
+            dropped,
             expose_begin,
-        };
-        if tx.try_send(job).is_ok() {
-            st.remember(g, sample, digest.unwrap_or_default());
-        } else {
-            i.in_flight.fetch_sub(1, Ordering::SeqCst);
-        }
+            expose_cmp,
+            planes,
+        })
     }
 
     /// Publishes the current picture again (no encode).
@@ -827,55 +854,17 @@ impl Streamer {
         }
     }
 
-    fn worker(
-        &self,
-        rx: &crossbeam_channel::Receiver<Job>,
-        quality: u8,
-        planes_back: &crossbeam_channel::Sender<Box<I420>>,
-        raw_back: &crossbeam_channel::Sender<Vec<u8>>,
-    ) {
-        let mut encoder = Encoder::default();
-        let mut last_size = 0;
-        let mut errors = 0u64;
-        for job in rx {
-            let encode_begin = monotonic();
-            let result = match &job.payload {
-                Payload::Planes(p) => p.encode(quality, last_size),
-                Payload::Raw(data) => encoder.encode(data, job.geometry, quality),
-            };
-            let encode_end = monotonic();
-            match job.payload {
-                Payload::Planes(p) => drop(planes_back.send(p)),
-                Payload::Raw(v) => drop(raw_back.send(v)),
-            }
-            match result {
-                Ok(data) => {
-                    last_size = data.len();
-                    self.publish(Jpeg {
-                        seq: job.seq,
-                        data: Bytes::from(data),
-                        width: job.geometry.width,
-                        height: job.geometry.height,
-                        online: true,
-                        grab_begin: job.grab_begin,
-                        grab_end: job.grab_end,
-                        encode_begin,
-                        encode_end,
-                        expose_begin: job.expose_begin,
-                        expose_cmp: job.expose_begin,
-                        expose_end: monotonic(),
-                        dropped: job.dropped,
-                        kind: Kind::New,
-                    });
-                }
-                Err(e) => {
-                    errors += 1;
-                    if errors.is_power_of_two() {
-                        tracing::warn!(error = %e, errors, "frame not encoded");
-                    }
-                }
-            }
-            self.inner.in_flight.fetch_sub(1, Ordering::SeqCst);
+    fn note_frame(&self, g: Geometry, now: f64) {
+        let mut s = lock(&self.inner.status);
+        s.captured.tick(now);
+        let changed = !s.online || s.width != g.width || s.height != g.height;
+        s.online = true;
+        s.width = g.width;
+        s.height = g.height;
+        s.format = Some(g.format);
+        drop(s);
+        if changed {
+            self.notify();
         }
     }
 
@@ -980,7 +969,7 @@ impl Streamer {
 #[derive(Default)]
 struct Dedup {
     /// Geometry, sampled-lines digest and XXH3-128 digest of the last frame handed on.
-    last: Option<(Geometry, u64, u128)>,
+    last: Option<(Geometry, u128, u128)>,
     dropped: u32,
     last_changed: bool,
     last_expose: f64,
@@ -988,7 +977,7 @@ struct Dedup {
 }
 
 impl Dedup {
-    fn remember(&mut self, g: Geometry, sample: u64, digest: u128) {
+    fn remember(&mut self, g: Geometry, sample: u128, digest: u128) {
         self.last = Some((g, sample, digest));
         self.dropped = 0;
         self.last_changed = true;
