@@ -121,7 +121,7 @@ impl Default for ParamsConfig {
 pub struct EncoderConfig {
     /// JPEG quality when the quality feature is off (uStreamer's `--quality`).
     pub quality: u8,
-    /// Encoder threads; 0 = one per core.
+    /// Capture-and-encode threads (they take turns at the source); 0 = one per core.
     pub workers: usize,
 }
 
