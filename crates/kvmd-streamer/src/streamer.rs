@@ -740,13 +740,24 @@ impl Streamer {
         let expose_begin = monotonic();
         let g = raw.geometry;
         let packed = matches!(g.format, PixelFormat::Yuyv | PixelFormat::Uyvy);
-        let sample = sample_digest(raw.data, g);
+        let mut sample = None;
         let mut digest = None;
         let same = match st.last {
-            Some((lg, ls, ld)) if lg == g && ls == sample => {
+            // A still picture (the last frame was the same again): straight to the full
+            // digest; the sample would only add an eighth.
+            Some((lg, _, ld)) if lg == g && st.dropped > 0 => {
                 let d = frame_digest(raw.data, g);
                 digest = Some(d);
                 d == ld
+            }
+            Some((lg, ls, ld)) if lg == g => {
+                let s = sample_digest(raw.data, g);
+                sample = Some(s);
+                s == ls && {
+                    let d = frame_digest(raw.data, g);
+                    digest = Some(d);
+                    d == ld
+                }
             }
             _ => false,
         };
@@ -771,6 +782,7 @@ impl Streamer {
             }
             return None;
         }
+        let sample = sample.unwrap_or_else(|| sample_digest(raw.data, g));
         let seq = i.seq.fetch_add(1, Ordering::SeqCst) + 1;
         let planes = match g.format {
             PixelFormat::Mjpeg => {
