@@ -141,15 +141,20 @@ fn streamer_offline() -> String {
     )
 }
 
-/// `(event, full state)` pairs of kvmd-streamer's feed, reconnecting while it is away;
-/// the offline state once each time it cannot be reached. `stream` makes this session
-/// a stream client (capture runs while it is connected).
-async fn streamer_feed(socket: PathBuf, stream: bool, tx: tokio::sync::mpsc::Sender<(String, String)>) {
+/// Follows a sibling service's NDJSON feed over its socket: each line becomes a message
+/// by `msg`; while the service is away it retries every 2 s, sending `offline` (if any)
+/// once each time it cannot be reached. Ends when the session drops its receiver.
+async fn follow_feed<T: Clone>(
+    socket: PathBuf,
+    url: String,
+    tx: tokio::sync::mpsc::Sender<T>,
+    msg: impl Fn(&str) -> T,
+    offline: Option<T>,
+) {
     let mut offline_sent = false;
     loop {
-        let path = format!("http://localhost/streamer/feed?stream={}", u8::from(stream));
         if let Ok(client) = reqwest::Client::builder().unix_socket(socket.as_path()).build()
-            && let Ok(mut resp) = client.get(path).send().await
+            && let Ok(mut resp) = client.get(&url).send().await
             && resp.status().is_success()
         {
             offline_sent = false;
@@ -158,9 +163,7 @@ async fn streamer_feed(socket: PathBuf, stream: bool, tx: tokio::sync::mpsc::Sen
                 buf.extend_from_slice(&chunk);
                 while let Some(i) = buf.iter().position(|&b| b == b'\n') {
                     let line: Vec<u8> = buf.drain(..=i).collect();
-                    let text = String::from_utf8_lossy(&line);
-                    let (ev, full) = text.trim_end().split_once('\t').unwrap_or((text.trim_end(), ""));
-                    if tx.send((ev.to_owned(), full.to_owned())).await.is_err() {
+                    if tx.send(msg(String::from_utf8_lossy(&line).trim_end())).await.is_err() {
                         return;
                     }
                 }
@@ -169,10 +172,9 @@ async fn streamer_feed(socket: PathBuf, stream: bool, tx: tokio::sync::mpsc::Sen
         if tx.is_closed() {
             return;
         }
-        if !offline_sent {
+        if let Some(off) = offline.as_ref().filter(|_| !offline_sent) {
             offline_sent = true;
-            let off = streamer_offline();
-            if tx.send((off.clone(), off)).await.is_err() {
+            if tx.send(off.clone()).await.is_err() {
                 return;
             }
         }
@@ -180,29 +182,22 @@ async fn streamer_feed(socket: PathBuf, stream: bool, tx: tokio::sync::mpsc::Sen
     }
 }
 
-/// Lines of kvmd-info's feed, reconnecting while kvmd-info is away.
+/// `(event, full state)` pairs of kvmd-streamer's feed (its lines are `<event>\t<full>`),
+/// the offline state while it is away. `stream` makes this session a stream client
+/// (capture runs while it is connected).
+async fn streamer_feed(socket: PathBuf, stream: bool, tx: tokio::sync::mpsc::Sender<(String, String)>) {
+    let url = format!("http://localhost/streamer/feed?stream={}", u8::from(stream));
+    let split = |line: &str| {
+        let (ev, full) = line.split_once('\t').unwrap_or((line, ""));
+        (ev.to_owned(), full.to_owned())
+    };
+    let off = streamer_offline();
+    follow_feed(socket, url, tx, split, Some((off.clone(), off))).await;
+}
+
+/// `info` events from kvmd-info's feed.
 async fn info_feed(socket: PathBuf, tx: tokio::sync::mpsc::Sender<String>) {
-    loop {
-        if let Ok(client) = reqwest::Client::builder().unix_socket(socket.as_path()).build()
-            && let Ok(mut resp) = client.get(format!("http://localhost{}", "/info/feed")).send().await
-        {
-            let mut buf = Vec::new();
-            while let Ok(Some(chunk)) = resp.chunk().await {
-                buf.extend_from_slice(&chunk);
-                while let Some(i) = buf.iter().position(|&b| b == b'\n') {
-                    let line: Vec<u8> = buf.drain(..=i).collect();
-                    let text = String::from_utf8_lossy(&line).trim_end().to_owned();
-                    if tx.send(event("info", &text)).await.is_err() {
-                        return;
-                    }
-                }
-            }
-        }
-        if tx.is_closed() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_secs(2)).await;
-    }
+    follow_feed(socket, "http://localhost/info/feed".to_owned(), tx, |line| event("info", line), None).await;
 }
 
 /// Keeps `line` (an `info` event) as the newest of its category.
