@@ -122,6 +122,28 @@ pub struct Jpeg {
     pub kind: Kind,
 }
 
+impl Jpeg {
+    /// A blank (no-signal) frame made at monotonic time `now`: no grab times, offline.
+    pub fn blank(seq: u64, data: Bytes, width: u32, height: u32, now: f64) -> Self {
+        Self {
+            seq,
+            data,
+            width,
+            height,
+            online: false,
+            grab_begin: 0.0,
+            grab_end: 0.0,
+            encode_begin: now,
+            encode_end: now,
+            expose_begin: now,
+            expose_cmp: now,
+            expose_end: now,
+            dropped: 0,
+            kind: Kind::New,
+        }
+    }
+}
+
 /// CLOCK_MONOTONIC in seconds.
 pub fn monotonic() -> f64 {
     clock(nix::time::ClockId::CLOCK_MONOTONIC)

@@ -443,22 +443,11 @@ impl Streamer {
                 );
                 let now = monotonic();
                 let data = lock(&self.inner.blanks).get(Offline::Generic, w, h);
-                Arc::new(Jpeg {
-                    seq: 0,
-                    data,
-                    width: w,
-                    height: h,
-                    online: false,
-                    grab_begin: 0.0,
-                    grab_end: 0.0,
-                    encode_begin: other.as_ref().map_or(now, |j| j.encode_begin),
-                    encode_end: other.as_ref().map_or(now, |j| j.encode_end),
-                    expose_begin: now,
-                    expose_cmp: now,
-                    expose_end: now,
-                    dropped: 0,
-                    kind: Kind::New,
-                })
+                let mut blank = Jpeg::blank(0, data, w, h, now);
+                if let Some(j) = &other {
+                    (blank.encode_begin, blank.encode_end) = (j.encode_begin, j.encode_end);
+                }
+                Arc::new(blank)
             }
         }
     }
@@ -883,38 +872,18 @@ impl Streamer {
     /// No picture: the blank for `reason` now, and once a second until the error delay
     /// has passed.
     fn offline(&self, stop: &AtomicBool, reason: Offline) {
-        let (w, h) = {
+        let (was, w, h) = {
             let mut s = lock(&self.inner.status);
-            let was = s.online;
-            s.online = false;
-            drop(s);
-            if was {
-                self.notify();
-            }
-            let s = lock(&self.inner.status);
-            (s.width, s.height)
+            (std::mem::replace(&mut s.online, false), s.width, s.height)
         };
+        if was {
+            self.notify();
+        }
         let until = Instant::now() + Duration::from_secs_f64(self.inner.cfg.error_delay.clamp(0.05, 60.0));
         loop {
             let data = lock(&self.inner.blanks).get(reason, w, h);
-            let now = monotonic();
             let seq = self.inner.seq.fetch_add(1, Ordering::SeqCst) + 1;
-            self.publish(Jpeg {
-                seq,
-                data,
-                width: w,
-                height: h,
-                online: false,
-                grab_begin: 0.0,
-                grab_end: 0.0,
-                encode_begin: now,
-                encode_end: now,
-                expose_begin: now,
-                expose_cmp: now,
-                expose_end: now,
-                dropped: 0,
-                kind: Kind::New,
-            });
+            self.publish(Jpeg::blank(seq, data, w, h, monotonic()));
             let next = Instant::now() + Duration::from_secs(1);
             while Instant::now() < next.min(until) {
                 if stop.load(Ordering::SeqCst) {
@@ -955,7 +924,7 @@ impl Streamer {
             instance_id: i.cfg.instance_id.clone(),
             encoder: EncoderState {
                 r#type: if s.format == Some(PixelFormat::Mjpeg) { "HW" } else { "CPU" },
-                quality: self.quality_now(),
+                quality: self.quality(),
             },
             sinks: i.cfg.report_jpeg_sink.then_some(Sinks { jpeg: SinkState { has_clients: false } }),
             source: SourceState {
@@ -970,10 +939,6 @@ impl Streamer {
                 clients_stat: ClientsStat(clients_stat),
             },
         }
-    }
-
-    fn quality_now(&self) -> u8 {
-        self.quality()
     }
 }
 
