@@ -17,6 +17,9 @@ pub enum Backend {
         mouse: PathBuf,
         /// Relative mouse (hidg2).
         mouse_alt: PathBuf,
+        /// The gadget's configfs directory, for the host-presence check (kvmd-otg's).
+        #[serde(default = "default_gadget")]
+        gadget: PathBuf,
     },
     /// A CH9329 serial HID chip.
     Ch9329 {
@@ -27,6 +30,10 @@ pub enum Backend {
     },
     /// The virtual target (demo, tests).
     Vtarget,
+}
+
+fn default_gadget() -> PathBuf {
+    PathBuf::from("/sys/kernel/config/usb_gadget/kvmd")
 }
 
 /// kvmd's `hid.jiggler`.
@@ -82,6 +89,7 @@ impl Default for Config {
                 keyboard: "/dev/kvmd-hid-keyboard".into(),
                 mouse: "/dev/kvmd-hid-mouse".into(),
                 mouse_alt: "/dev/kvmd-hid-mouse-alt".into(),
+                gadget: default_gadget(),
             },
             jiggler: JigglerConfig::default(),
         }

@@ -116,7 +116,7 @@ struct JigglerState {
 }
 
 impl Hid {
-    /// Starts the task on the current runtime with `output`.
+    /// Starts the task, on a thread of its own, with `output`.
     pub fn start(output: Arc<dyn HidOutput>, jiggler: JigglerConfig, shutdown: CancellationToken) -> Self {
         let (tx, rx) = mpsc::channel(1024);
         let shared = Arc::new(Shared {
@@ -128,7 +128,18 @@ impl Hid {
             jiggler,
             latencies: Mutex::new(std::collections::VecDeque::new()),
         });
-        tokio::spawn(Task::new(output, shared.clone()).run(rx, shutdown));
+        // Its own thread: a device write may wait for the host (up to 100 ms, as kvmd's),
+        // and nothing else should wait with it.
+        let task = Task::new(output, shared.clone());
+        let spawned = std::thread::Builder::new().name("hid-task".into()).spawn(move || {
+            match tokio::runtime::Builder::new_current_thread().enable_time().build() {
+                Ok(rt) => rt.block_on(task.run(rx, shutdown)),
+                Err(e) => tracing::error!(error = %e, "cannot start the HID task"),
+            }
+        });
+        if let Err(e) = spawned {
+            tracing::error!(error = %e, "cannot start the HID thread");
+        }
         Self { tx, shared }
     }
 
@@ -391,6 +402,12 @@ impl Task {
                 }
                 _ = tick.tick() => {
                     self.retry();
+                    // Idle: is a host still there? kvmd's UDC check.
+                    if self.out.host_configured() == Some(false) {
+                        for flag in &self.shared.online {
+                            flag.store(false, Ordering::SeqCst);
+                        }
+                    }
                     if let Some(leds) = self.out.read_leds() {
                         self.shared.leds.store(leds, Ordering::SeqCst);
                     }

@@ -70,8 +70,8 @@ pub fn create_app(
 /// Serves kvmd-hid on `listener` until `shutdown` is cancelled.
 pub async fn run(config: Config, listener: UnixListener, shutdown: CancellationToken) -> anyhow::Result<()> {
     let output: Arc<dyn backend::HidOutput> = match &config.backend {
-        config::Backend::Otg { keyboard, mouse, mouse_alt } => {
-            Arc::new(backend::otg::Otg::new(keyboard.clone(), mouse.clone(), mouse_alt.clone()))
+        config::Backend::Otg { keyboard, mouse, mouse_alt, gadget } => {
+            Arc::new(backend::otg::Otg::new(keyboard.clone(), mouse.clone(), mouse_alt.clone(), gadget.clone()))
         }
         config::Backend::Ch9329 { device, speed } => Arc::new(backend::ch9329::Ch9329::new(device.clone(), *speed)),
         config::Backend::Vtarget => Arc::new(backend::vtarget::Vtarget::default()),

@@ -42,4 +42,11 @@ pub trait HidOutput: Send + Sync {
     fn read_leds(&self) -> Option<u8> {
         None
     }
+
+    /// Whether a host has configured the device (`None`: this output cannot tell). Asked
+    /// while no report is pending; `false` turns every `online` flag off until a write
+    /// succeeds again.
+    fn host_configured(&self) -> Option<bool> {
+        None
+    }
 }
