@@ -27,7 +27,7 @@ for conf in deploy/etc/*.toml; do
 done
 status=0
 echo "systemd-analyze security (limit $max_exposure):"
-for svc in "$work"/kvmd-auth.service "$work"/kvmd-hid.service "$work"/kvmd-info.service "$work"/kvmd-streamer.service; do
+for svc in "$work"/*.service; do
     score=$(systemd-analyze security --offline=yes "$svc" 2>/dev/null | sed -n 's/.*Overall exposure level for [^:]*: \([0-9.]*\).*/\1/p')
     name=$(basename "$svc")
     if awk -v s="$score" -v m="$max_exposure" 'BEGIN { exit !(s <= m) }'; then
