@@ -19,9 +19,16 @@ demo: build
     target/debug/kvmd-demo
 
 # Every quality gate and test: formatting, clippy, unit + integration + end-to-end tests
-# through real nginx, the rendered nginx config, the systemd units.
+# through real nginx, the rendered nginx config, the systemd units, and the real-kernel
+# tests in QEMU (KVMD_SKIP_VM=1 skips those, saying so).
 test: lint build nginx-check lint-units
     cargo nextest run --workspace --locked --no-fail-fast
+    just test-vm
+
+# Real-kernel tests: Debian 12's kernel in QEMU, the suite under systemd in the guest, the USB
+# gadget on dummy_hcd, V4L2 on vivid (tests/vm/rig.sh; cache in /var/tmp/kvmd-vm).
+test-vm: build
+    tests/vm/rig.sh target/debug
 
 # Formatting and clippy with warnings as errors.
 lint:

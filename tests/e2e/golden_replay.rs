@@ -109,32 +109,17 @@ struct Replay<'a> {
 
 impl Replay<'_> {
     fn args(&mut self, row: &Row, kind: &str) -> Vec<String> {
-        // `usc_root_*` rows say "(direct only, curl as root)" instead of options.
-        let options = if row.options.starts_with('(') { "" } else { row.options.as_str() };
-        let mut opts = golden::split_options(options);
-        for o in &mut opts {
-            if o.contains("<fresh token>") {
-                let fresh = common::login(self.stack, "admin", "admin");
-                *o = o.replace("<fresh token>", &fresh);
-                self.logged_out = Some(fresh);
-            }
-            if o.contains("<the logged-out token>") {
-                *o = o.replace("<the logged-out token>", self.logged_out.as_deref().unwrap_or_default());
-            }
-            if o.contains("<token>") {
-                // auth_check_unknown_token: a well-formed token kvmd never issued.
-                let t = if row.name == "auth_check_unknown_token" {
-                    "0123456789abcdef".repeat(4)
-                } else {
-                    self.token.clone()
-                };
-                *o = o.replace("<token>", &t);
-            }
-            if o.contains("137892") {
-                let t = totp::parse_secret(GOLDEN_SECRET).ok().flatten().unwrap_or_else(|| panic!("secret"));
-                *o = o.replace("137892", &totp::code_at(&t, kvmd_auth::sessions::unix_now()));
-            }
-        }
+        let stack = self.stack;
+        let secret = totp::parse_secret(GOLDEN_SECRET).ok().flatten().unwrap_or_else(|| panic!("secret"));
+        let opts = golden::options(
+            row,
+            &mut golden::Placeholders {
+                token: &self.token,
+                fresh_login: &mut || common::login(stack, "admin", "admin"),
+                logged_out: &mut self.logged_out,
+                totp_code: Some(totp::code_at(&secret, kvmd_auth::sessions::unix_now())),
+            },
+        );
         let mut args = vec!["-i".to_owned(), "--http1.1".to_owned(), "-X".to_owned(), row.method.clone()];
         if kind == "nginx" {
             args.push(self.stack.url(&row.path));

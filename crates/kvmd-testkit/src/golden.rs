@@ -156,6 +156,47 @@ fn mask_token(v: &str) -> String {
     }
 }
 
+/// What a replay puts in place of the index's placeholders.
+pub struct Placeholders<'a> {
+    /// The session of the replay (`<token>`).
+    pub token: &'a str,
+    /// Logs in afresh (`<fresh token>`); the token is then `<the logged-out token>`.
+    pub fresh_login: &'a mut dyn FnMut() -> String,
+    /// The token of the last fresh login.
+    pub logged_out: &'a mut Option<String>,
+    /// The current TOTP code for the capture's secret (the index's `137892`), if TOTP is on.
+    pub totp_code: Option<String>,
+}
+
+/// The row's curl options with its placeholders filled in. `usc_root_*` rows say
+/// "(direct only, curl as root)" instead of options: none.
+pub fn options(row: &Row, p: &mut Placeholders<'_>) -> Vec<String> {
+    let options = if row.options.starts_with('(') { "" } else { row.options.as_str() };
+    let mut opts = split_options(options);
+    for o in &mut opts {
+        if o.contains("<fresh token>") {
+            let fresh = (p.fresh_login)();
+            *o = o.replace("<fresh token>", &fresh);
+            *p.logged_out = Some(fresh);
+        }
+        if o.contains("<the logged-out token>") {
+            *o = o.replace("<the logged-out token>", p.logged_out.as_deref().unwrap_or_default());
+        }
+        if o.contains("<token>") {
+            // auth_check_unknown_token: a well-formed token kvmd never issued.
+            let t =
+                if row.name == "auth_check_unknown_token" { "0123456789abcdef".repeat(4) } else { p.token.to_owned() };
+            *o = o.replace("<token>", &t);
+        }
+        if let Some(code) = &p.totp_code
+            && o.contains("137892")
+        {
+            *o = o.replace("137892", code);
+        }
+    }
+    opts
+}
+
 /// Reads a capture file.
 pub fn load(kind: &str, name: &str) -> anyhow::Result<Response> {
     let path: PathBuf = dir().join(kind).join(format!("{name}.http"));

@@ -1,0 +1,256 @@
+#!/bin/bash
+# The real-kernel tests, inside the guest (Debian 12's kernel, systemd as PID 1, the suite
+# installed by scripts/install.sh). rig-test.service runs this after multi-user.target;
+# tests/vm/rig.sh on the host reads the verdict from the 9p share (/mnt/share) and runs
+# the host-side half (tests/vm/host, through the guest's nginx on a hostfwd port).
+#
+# Every check prints what the kernel side saw, then ok or FAIL; any FAIL fails the run.
+set -u
+S=/mnt/share
+exec > >(tee "$S/guest.log") 2>&1
+export PATH=/usr/local/bin:/usr/bin:/usr/sbin:/bin:/sbin
+FAILS=0
+API=https://127.0.0.1
+G=/sys/kernel/config/usb_gadget/kvmd
+
+not() { ! "$@"; }
+pass() { echo "  ok    $*"; }
+fail() { echo "  FAIL  $*"; FAILS=$((FAILS + 1)); }
+check() { local what=$1; shift; if "$@"; then pass "$what"; else fail "$what"; fi; }
+section() { echo; echo "== $*"; }
+saw() { sed 's/^/        kernel side: /'; }
+api() { curl -sk --max-time 20 -H 'X-KVMD-User: admin' -H 'X-KVMD-Passwd: admin' "$@"; }
+# wait_for SECONDS COMMAND...: until COMMAND succeeds.
+wait_for() {
+    local end=$((SECONDS + $1)); shift
+    until "$@"; do [ "$SECONDS" -ge "$end" ] && return 1; sleep 0.2; done
+}
+hid_field() { api "$API/api/hid" | jq -r ".result.$1"; }
+is() { [ "$(hid_field "$1")" = "$2" ]; }
+streamer_field() { api "$API/api/streamer" | jq -r ".result.streamer.source.$1"; }
+source_is() { [ "$(streamer_field online)" = "$1" ] && [ "$(streamer_field resolution.width)x$(streamer_field resolution.height)" = "$2" ]; }
+# capture NODE COMMAND...: the input events NODE delivers while COMMAND runs (until quiet).
+capture() {
+    local node=$1; shift
+    rm -f /tmp/ev.txt /tmp/ev.err
+    kvmd-vmprobe read "$node" --quiet 1500 > /tmp/ev.txt 2> /tmp/ev.err &
+    local pid=$!
+    wait_for 10 grep -q reading /tmp/ev.err
+    "$@" > /dev/null
+    wait "$pid"
+    cat /tmp/ev.txt
+}
+# frames SECONDS: SECONDS of /streamer/stream, every frame decoded: "<n> frames: <count>x <size> ...",
+# the size of the last frame last.
+frames() {
+    api -N --max-time "$1" "$API/streamer/stream" -o /tmp/stream.mjpeg
+    kvmd-vmprobe mjpeg /tmp/stream.mjpeg > /tmp/frames.txt
+    echo "$(wc -l < /tmp/frames.txt) frames decoded: $(awk '{print $3}' /tmp/frames.txt | uniq -c | awk '{printf "%s x %s, ", $1, $2}')last $(tail -1 /tmp/frames.txt | awk '{print $3}')"
+}
+# key_arrives KEY CODE: send_key KEY until the host side sees CODE pressed and released (up to
+# 5 tries: a report written while the host is still enumerating the gadget is dropped, as
+# kvmd drops it: only the newest report of a device is retried, and that is the release).
+key_arrives() {
+    local try ev
+    for try in 1 2 3 4 5; do
+        ev=$(capture "$KBD" api -X POST "$API/api/hid/events/send_key?key=$1")
+        if [ "$(grep EV_KEY <<< "$ev" | paste -sd' ')" = "EV_KEY $2 1 EV_KEY $2 0" ]; then
+            echo "        kernel side: EV_KEY $2 1, EV_KEY $2 0 (send_key try $try)"
+            return 0
+        fi
+    done
+    return 1
+}
+last_size() { awk '{print $NF}'; }
+
+section "boot"
+ifc=$(ls /sys/class/net | grep -v '^lo$' | head -1)
+ip link set lo up
+ip link set "$ifc" up
+ip addr add 10.0.2.15/24 dev "$ifc"
+echo "  kernel $(uname -r), systemd $(systemctl --version | head -1 | awk '{print $2}'), uptime $(cut -d' ' -f1 /proc/uptime) s"
+
+section "systemd: every unit of the suite"
+for u in kvmd-auth.socket kvmd-hid.socket kvmd-info.socket kvmd-streamer.socket kvmd-otg.service \
+    kvmd-auth.service kvmd-hid.service kvmd-info.service kvmd-streamer.service kvmd-nginx.service; do
+    wait_for 60 systemctl is-active -q "$u"
+    state=$(systemctl show -p ActiveState,SubState --value "$u" | paste -sd/)
+    if [ "${state%%/*}" = active ]; then pass "$u: $state"; else
+        fail "$u: $state"; journalctl -u "$u" -n 20 --no-pager | saw
+    fi
+done
+result=$(systemctl show -p Result --value kvmd-gencert.service)
+check "kvmd-gencert.service made the front's certificate ($result)" eval '[ "$result" = success ] && [ -s /etc/kvmd/nginx/ssl/server.crt ]'
+[ "$result" = success ] || journalctl -u kvmd-gencert.service -n 20 --no-pager | saw
+if ! curl -sk --max-time 10 -o /dev/null "$API/"; then
+    # Everything else goes through the front: stop here, with what explains it.
+    fail "the front (kvmd-nginx) does not answer on $API"
+    { namei -l /etc/kvmd/nginx/ssl/server.crt; ls -la /etc/kvmd /etc/kvmd/nginx/ssl; id www-data; } 2>&1 | saw
+    journalctl -u kvmd-gencert.service -n 20 --no-pager | saw
+    echo fail > "$S/guest-result"
+    echo ready > "$S/ready"
+    exit 1
+fi
+code=$(curl -sk -o /dev/null -w '%{http_code}' -X POST "$API/api/auth/login" -d user=admin -d passwd=admin)
+check "no default password: a fresh install refuses admin/admin ($code)" [ "$code" = 403 ]
+echo admin | kvmd-htpasswd add -i admin > /dev/null
+code=$(curl -sk -o /dev/null -w '%{http_code}' -X POST "$API/api/auth/login" -d user=admin -d passwd=admin)
+check "after kvmd-htpasswd add admin, the login succeeds ($code)" [ "$code" = 200 ]
+
+section "journal: /api/log?seek=60 and follow=1"
+log=$(api "$API/api/log?seek=60")
+for svc in auth hid info streamer; do
+    n=$(grep -c "kvmd-$svc.service\]" <<< "$log")
+    check "kvmd-$svc.service: $n lines in /api/log?seek=60" [ "$n" -gt 0 ]
+done
+grep -m1 'kvmd-hid.service\]' <<< "$log" | saw
+api -N --max-time 15 "$API/api/log?follow=1&seek=1" > /tmp/follow.txt &
+follower=$!
+sleep 2
+marker="vm-follow-$RANDOM"
+api -o /dev/null "$API/api/hid?$marker"
+wait_for 10 grep -q "$marker" /tmp/follow.txt
+check "follow=1 delivers a line written after it started" grep -q "$marker" /tmp/follow.txt
+grep -m1 "$marker" /tmp/follow.txt | saw
+kill "$follower" 2> /dev/null
+
+section "host side: the guest's nginx from the host (auth goldens, restart under load)"
+echo ready > "$S/ready"
+wait_for 300 eval 'test -e "$S/restart-now" || test -e "$S/host-done"'
+if [ -e "$S/restart-now" ]; then
+    t0=$(date +%s.%N)
+    systemctl restart kvmd-auth.service
+    t1=$(date +%s.%N)
+    echo "  systemctl restart kvmd-auth: $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }') s"
+    echo restarted > "$S/restarted"
+fi
+check "the host's half finished" wait_for 180 test -e "$S/host-done"
+
+section "USB OTG HID: kvmd-otg's gadget on dummy_hcd, the host side of the same kernel"
+KBD=$(kvmd-vmprobe find dummy_hcd.0-1/input0)
+ABS=$(kvmd-vmprobe find dummy_hcd.0-1/input1)
+REL=$(kvmd-vmprobe find dummy_hcd.0-1/input2)
+for n in "$KBD" "$ABS" "$REL"; do
+    e=${n##*/}
+    echo "  $n: $(cat "/sys/class/input/$e/device/name") ($(cat "/sys/class/input/$e/device/phys"))"
+done
+echo "  gadget: UDC $(cat $G/UDC), state $(cat "/sys/class/udc/$(cat $G/UDC)/state"); $(ls -l /dev/kvmd-hid-keyboard | awk '{print $NF}') <- /dev/kvmd-hid-keyboard"
+# spec hid.md 6.1: kvmd's boot keyboard descriptor, 65 bytes.
+kbd_desc="05 01 09 06 a1 01 05 07 19 e0 29 e7 15 00 25 01 75 01 95 08 81 02 95 01 75 08 81 01 95 05 75 01 05 08
+19 01 29 05 91 02 95 01 75 03 91 01 95 06 75 08 15 00 26 ff 00 05 07 19 00 2a ff 00 81 00 c0"
+got_desc=$(od -An -tx1 -v $G/functions/hid.usb0/report_desc | tr -s ' \n' ' ' | sed 's/^ //; s/ $//')
+check "the keyboard's report descriptor in configfs is the spec's ($(wc -c < $G/functions/hid.usb0/report_desc) bytes)" \
+    [ "$got_desc" = "$(echo $kbd_desc)" ]
+
+ev=$(capture "$KBD" api -X POST "$API/api/hid/events/send_key?key=KeyA")
+saw <<< "$ev"
+check "send_key KeyA: KEY_A (30) pressed and released" [ "$(grep EV_KEY <<< "$ev" | paste -sd' ')" = "EV_KEY 30 1 EV_KEY 30 0" ]
+
+ev=$(capture "$KBD" api -X POST "$API/api/hid/print?keymap=de" --data-binary 'zY')
+presses=$(grep 'EV_KEY .* 1$' <<< "$ev" | awk '{print $2}' | paste -sd' ')
+releases=$(grep -c 'EV_KEY .* 0$' <<< "$ev")
+echo "        kernel side: presses $presses, $releases releases"
+check "print 'zY' with keymap de: KEY_Y (21), then LEFTSHIFT (42) + KEY_Z (44)" [ "$presses" = "21 42 44" ]
+check "print leaves nothing pressed (3 releases)" [ "$releases" = 3 ]
+
+ev=$(capture "$ABS" api -X POST "$API/api/hid/events/send_mouse_move?to_x=32767&to_y=32767")
+saw <<< "$ev"
+check "send_mouse_move to (32767, 32767): ABS_X and ABS_Y 32767" [ "$(grep EV_ABS <<< "$ev" | paste -sd' ')" = "EV_ABS 0 32767 EV_ABS 1 32767" ]
+ev=$(capture "$ABS" api -X POST "$API/api/hid/events/send_mouse_move?to_x=-32768&to_y=0")
+saw <<< "$ev"
+check "send_mouse_move to (-32768, 0): ABS_X 0, ABS_Y 16383" [ "$(grep EV_ABS <<< "$ev" | paste -sd' ')" = "EV_ABS 0 0 EV_ABS 1 16383" ]
+click() {
+    api -X POST "$API/api/hid/events/send_mouse_button?button=left&state=true"
+    api -X POST "$API/api/hid/events/send_mouse_button?button=left&state=false"
+}
+ev=$(capture "$ABS" click)
+saw <<< "$ev"
+check "left button: BTN_LEFT (272) pressed and released" [ "$(grep EV_KEY <<< "$ev" | paste -sd' ')" = "EV_KEY 272 1 EV_KEY 272 0" ]
+ev=$(capture "$ABS" api -X POST "$API/api/hid/events/send_mouse_wheel?delta_x=0&delta_y=-5")
+saw <<< "$ev"
+check "send_mouse_wheel delta_y=-5: REL_WHEEL (8) -5" grep -qx 'EV_REL 8 -5' <<< "$ev"
+api -o /dev/null -X POST "$API/api/hid/set_params?mouse_output=usb_rel"
+ev=$(capture "$REL" api -X POST "$API/api/hid/events/send_mouse_relative?delta_x=10&delta_y=-5")
+saw <<< "$ev"
+check "relative mouse (usb_rel) 10,-5: REL_X 10, REL_Y -5" [ "$(grep 'EV_REL [01] ' <<< "$ev" | paste -sd' ')" = "EV_REL 0 10 EV_REL 1 -5" ]
+api -o /dev/null -X POST "$API/api/hid/set_params?mouse_output=usb"
+
+kvmd-vmprobe ws /run/kvmd/hid.sock /ws type=hid keyboard.leds.caps=true --timeout 15 > /tmp/ws.txt 2>&1 &
+wsprobe=$!
+sleep 1
+kvmd-vmprobe led "$KBD" caps 1
+wait_for 10 is keyboard.leds.caps true
+leds=$(hid_field keyboard.leds | jq -c .)
+echo "        kernel side: the host set Caps Lock; GET /api/hid keyboard.leds = $leds"
+check "Caps Lock from the host shows in GET /api/hid" is keyboard.leds.caps true
+check "... and in the WebSocket hid event" wait "$wsprobe"
+jq -c '.event.keyboard' /tmp/ws.txt 2> /dev/null | saw
+kvmd-vmprobe led "$KBD" caps 0
+check "Caps Lock off again" wait_for 10 is keyboard.leds.caps false
+
+udc=$(cat $G/UDC)
+echo "" > $G/UDC
+check "UDC unbound: keyboard.online and mouse.online turn false" \
+    wait_for 10 eval 'is keyboard.online false && is mouse.online false'
+echo "        kernel side: udc state $(cat "/sys/class/udc/$udc/state"); /api/hid keyboard.online=$(hid_field keyboard.online)"
+echo "$udc" > $G/UDC
+KBD=$(kvmd-vmprobe find dummy_hcd.0-1/input0 --timeout 15)
+check "rebound, no restart: KEY_B (48) arrives" key_arrives KeyB 48
+check "... and keyboard.online is true again" wait_for 10 is keyboard.online true
+
+out=$(kvmd-otg start 2>&1)
+rc=$?
+echo "        kvmd-otg start (again): rc $rc: $out"
+check "kvmd-otg start twice is harmless (rc 0, still bound to $udc)" eval '[ "$rc" = 0 ] && [ "$(cat $G/UDC)" = "$udc" ]'
+systemctl stop kvmd-hid.service kvmd-otg.service 2>&1 | saw
+check "kvmd-otg stop removes the gadget" test ! -e $G
+check "... and the host side loses the keyboard" not kvmd-vmprobe find dummy_hcd.0-1/input0 --timeout 2
+systemctl start kvmd-otg.service kvmd-hid.service
+KBD=$(kvmd-vmprobe find dummy_hcd.0-1/input0 --timeout 15)
+check "kvmd-otg start brings it back: KEY_C (46) arrives" key_arrives KeyC 46
+
+section "V4L2: kvmd-streamer on vivid's HDMI input"
+check "udev made /dev/kvmd-video -> $(readlink /dev/kvmd-video)" test -e /dev/kvmd-video
+v4l2-ctl -d /dev/kvmd-video --get-input --query-dv-timings 2>&1 | grep -E 'Video input|Active width|Active height|Pixelclock' | saw
+api -N "$API/streamer/stream" -o /dev/null &
+viewer=$!
+check "source online at 1280x720 (DV timings queried and applied)" wait_for 60 source_is true 1280x720
+api "$API/api/streamer" | jq -c '.result.streamer.source' | saw
+f=$(frames 5)
+saw <<< "$f"
+check "the MJPEG stream decodes to 1280x720" [ "$(last_size <<< "$f")" = 1280x720 ]
+check "the capture is YUYV or UYVY" grep -qE "YUYV|UYVY" <<< "$(v4l2-ctl -d /dev/kvmd-video --get-fmt-video)"
+
+v4l2-ctl -d /dev/kvmd-video -c dv_timings_signal_mode=1
+check "signal lost: source.online false (source-change event)" wait_for 30 eval '[ "$(streamer_field online)" = false ]'
+api "$API/api/streamer" | jq -c '.result.streamer.source' | saw
+f=$(frames 4)
+saw <<< "$f"
+check "the stream goes on with the no-signal picture" [ -n "$(last_size <<< "$f")" ]
+
+v4l2-ctl -d /dev/kvmd-video -c dv_timings_signal_mode=0
+check "signal back: online at 1280x720 again" wait_for 30 source_is true 1280x720
+idx=$(v4l2-ctl -d /dev/kvmd-video -L | sed -n 's/^[[:space:]]*\([0-9]*\): 1920x1080p60.*/\1/p' | head -1)
+[ -n "$idx" ] || { fail "no 1920x1080p60 entry in vivid's dv_timings menu"; v4l2-ctl -d /dev/kvmd-video -L | grep -A3 dv_timings | saw; }
+v4l2-ctl -d /dev/kvmd-video -c dv_timings="$idx" -c dv_timings_signal_mode=4
+check "mode change to 1920x1080 (timings $idx): online at the new size, no restart" wait_for 30 source_is true 1920x1080
+api "$API/api/streamer" | jq -c '.result.streamer.source' | saw
+f=$(frames 6)
+saw <<< "$f"
+check "the MJPEG stream decodes to 1920x1080" [ "$(last_size <<< "$f")" = 1920x1080 ]
+check "kvmd-streamer was never restarted ($(systemctl show -p NRestarts --value kvmd-streamer.service) restarts)" \
+    [ "$(systemctl show -p NRestarts --value kvmd-streamer.service)" = 0 ]
+journalctl -u kvmd-streamer.service --no-pager -o cat | grep -iE 'source|signal|opened' | tail -6 | saw
+kill "$viewer" 2> /dev/null
+
+section "systemd-analyze security, in the guest"
+printf '  %-26s %s\n' UNIT EXPOSURE
+for u in $(cd /usr/lib/systemd/system && ls kvmd-*.service); do
+    score=$(systemd-analyze security "$u" 2> /dev/null | sed -n 's/.*Overall exposure level for [^:]*: \([0-9.]*\).*/\1/p')
+    printf '  %-26s %s\n' "$u" "${score:-?}"
+    awk -v s="${score:-99}" 'BEGIN { exit !(s <= 2.0) }' || fail "$u: exposure ${score:-?} above 2.0"
+done
+
+section "verdict"
+if [ "$FAILS" = 0 ]; then echo "  guest: all checks passed"; echo pass > "$S/guest-result"
+else echo "  guest: $FAILS checks failed"; echo fail > "$S/guest-result"; fi
