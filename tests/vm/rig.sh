@@ -204,7 +204,7 @@ main() {
         -append "console=ttyS0 panic=-1 quiet loglevel=3 systemd.show_status=0" \
         < /dev/null > "$run/console.log" 2>&1 &
     local qemu=$! host_rc=0 qemu_rc=0
-    "$bin_dir/kvmd-vmhost" --url "https://127.0.0.1:$port" --share "$run/share" || host_rc=$?
+    "$bin_dir/kvmd-vmhost" --url "https://127.0.0.1:$port" --share "$run/share" --qemu-pid "$qemu" || host_rc=$?
     wait "$qemu" || qemu_rc=$?
     echo
     cat "$run/share/guest.log" 2> /dev/null || { echo "test-vm: the guest wrote no report; console:"; tail -40 "$run/console.log"; }

@@ -181,7 +181,8 @@ sleep 1
 kvmd-vmprobe led "$KBD" caps 1
 wait_for 10 is keyboard.leds.caps true
 leds=$(hid_field keyboard.leds | jq -c .)
-echo "        kernel side: the host set Caps Lock; GET /api/hid keyboard.leds = $leds"
+byte=$(jq -r '(if .num then 1 else 0 end) + (if .caps then 2 else 0 end) + (if .scroll then 4 else 0 end)' <<< "$leds")
+echo "        kernel side: the host set Caps Lock: output report $(printf '0x%02x' "$byte") read by kvmd-hid; GET /api/hid keyboard.leds = $leds"
 check "Caps Lock from the host shows in GET /api/hid" is keyboard.leds.caps true
 check "... and in the WebSocket hid event" wait "$wsprobe"
 jq -c '.event.keyboard' /tmp/ws.txt 2> /dev/null | saw

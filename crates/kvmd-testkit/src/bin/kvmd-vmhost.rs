@@ -1,4 +1,4 @@
-//! `kvmd-vmhost --url https://127.0.0.1:PORT --share DIR`: the host's half of the real-kernel
+//! `kvmd-vmhost --url https://127.0.0.1:PORT --share DIR [--qemu-pid PID]`: the host's half of the real-kernel
 //! tests (`tests/vm/rig.sh`). The guest's nginx is reached through QEMU's hostfwd. Once the
 //! guest says it is ready (`DIR/ready`), this replays every `auth_*` golden of kvmd 4.197
 //! through it, then runs a request loop with one session while the guest restarts kvmd-auth
@@ -12,15 +12,16 @@ use std::time::{Duration, Instant};
 use kvmd_testkit::curl;
 use kvmd_testkit::golden::{self, Response};
 
-fn wait_file(path: &Path, timeout: Duration) -> bool {
+/// Waits for `path` while `alive` (the guest's QEMU runs).
+fn wait_file(path: &Path, timeout: Duration, alive: &dyn Fn() -> bool) -> bool {
     let end = Instant::now() + timeout;
-    while Instant::now() < end {
+    while Instant::now() < end && alive() {
         if path.exists() {
             return true;
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    false
+    path.exists()
 }
 
 fn request(url: &str, args: &[&str]) -> anyhow::Result<Response> {
@@ -118,9 +119,10 @@ fn restart_under_load(base: &str, share: &Path) -> anyhow::Result<(usize, usize,
     Ok((total, failed, longest, survived))
 }
 
-fn run(base: &str, share: &Path) -> anyhow::Result<bool> {
-    if !wait_file(&share.join("ready"), Duration::from_secs(300)) {
-        anyhow::bail!("the guest did not get ready within 300 s");
+fn run(base: &str, share: &Path, qemu: Option<u32>) -> anyhow::Result<bool> {
+    let alive = || qemu.is_none_or(|pid| Path::new(&format!("/proc/{pid}")).exists());
+    if !wait_file(&share.join("ready"), Duration::from_secs(300), &alive) {
+        anyhow::bail!("the guest did not get ready ({})", if alive() { "300 s" } else { "QEMU exited" });
     }
     let mut ok = true;
     let root = request(&format!("{base}/"), &[])?;
@@ -145,11 +147,12 @@ fn run(base: &str, share: &Path) -> anyhow::Result<bool> {
 
 fn main() -> ExitCode {
     let mut args = std::env::args().skip(1);
-    let (mut url, mut share) = (None, None);
+    let (mut url, mut share, mut qemu) = (None, None, None);
     while let Some(a) = args.next() {
         match a.as_str() {
             "--url" => url = args.next(),
             "--share" => share = args.next().map(PathBuf::from),
+            "--qemu-pid" => qemu = args.next().and_then(|p| p.parse().ok()),
             other => {
                 eprintln!("kvmd-vmhost: unknown argument {other}");
                 return ExitCode::from(2);
@@ -157,10 +160,10 @@ fn main() -> ExitCode {
         }
     }
     let (Some(url), Some(share)) = (url, share) else {
-        eprintln!("usage: kvmd-vmhost --url https://127.0.0.1:PORT --share DIR");
+        eprintln!("usage: kvmd-vmhost --url https://127.0.0.1:PORT --share DIR [--qemu-pid PID]");
         return ExitCode::from(2);
     };
-    let result = run(&url, &share);
+    let result = run(&url, &share, qemu);
     // Whatever happened, let the guest finish (and power off).
     let _ = std::fs::write(share.join("host-done"), "");
     match result {
