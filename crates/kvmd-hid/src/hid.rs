@@ -132,7 +132,7 @@ impl Hid {
         // and nothing else should wait with it.
         let task = Task::new(output, shared.clone());
         let spawned = std::thread::Builder::new().name("hid-task".into()).spawn(move || {
-            match tokio::runtime::Builder::new_current_thread().enable_time().build() {
+            match tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_time().build() {
                 Ok(rt) => rt.block_on(task.run(rx, shutdown)),
                 Err(e) => tracing::error!(error = %e, "cannot start the HID task"),
             }

@@ -12,9 +12,13 @@ fn main() -> anyhow::Result<()> {
     // shows what was typed and the pointer); quality settable.
     opts.vtarget = true;
     opts.streamer_set = vec!["params.quality=80".into()];
-    // `--bench-users`: also a bcrypt user `bc` (password admin) for `just bench-auth`.
+    // `--bench-users` (the bench-* scripts): also a bcrypt user `bc` (password admin) for
+    // `just bench-auth`, and no virtual target: on a device the target is another computer,
+    // and its rendering must not take the two cores the suite is measured on (the HID nodes
+    // are then plain files, which take every report like f_hid with a host that reads).
     if std::env::args().any(|a| a == "--bench-users") {
         opts.htpasswd.push(format!("bc:{}", kvmd_auth::hash::make_bcrypt("admin", 12)?));
+        opts.vtarget = false;
     }
     let stack = kvmd_testkit::Stack::start(opts)?;
     // Children are running with the default signal mask; now wait for ours.
