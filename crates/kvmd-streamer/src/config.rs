@@ -32,6 +32,11 @@ pub struct SourceConfig {
     pub format: PixelFormat,
     /// V4L2: MMAP buffers (1..32).
     pub buffers: u32,
+    /// V4L2: the video input to select (`VIDIOC_S_INPUT`, uStreamer's `--input`), for
+    /// devices with several (a capture card's HDMI and analogue inputs); unset = the
+    /// device's current one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub input: Option<u32>,
     /// V4L2: query and apply DV timings, and follow source-change events (HDMI bridges).
     pub dv_timings: bool,
     /// V4L2: seconds without a frame before the device is reopened.
@@ -57,6 +62,7 @@ impl Default for SourceConfig {
             device: "/dev/kvmd-video".into(),
             format: PixelFormat::Yuyv,
             buffers: 4,
+            input: None,
             dv_timings: false,
             timeout: 1.0,
             width: 1920,

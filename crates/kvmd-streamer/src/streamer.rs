@@ -546,6 +546,7 @@ impl Streamer {
                 c.device.clone(),
                 c.format,
                 c.buffers,
+                c.input,
                 c.dv_timings,
                 Duration::from_secs_f64(c.timeout.clamp(0.1, 60.0)),
             )),

@@ -1,5 +1,5 @@
 //! The crate's only unsafe code: libjpeg's SIMD probe and the V4L2 ioctls the v4l crate
-//! does not wrap (DV timings, events). Each call passes a pointer to a properly sized,
+//! does not wrap (input selection, DV timings, events). Each call passes a pointer to a properly sized,
 //! zero-initialised `repr(C)` struct from the kernel's own headers (bindgen'd by
 //! v4l2-sys-mit); request numbers are computed from the struct sizes by nix, so they are
 //! right on 32-bit ARM too.
@@ -25,9 +25,17 @@ nix::ioctl_read!(vidioc_query_dv_timings, b'V', 99, v4l2_dv_timings);
 nix::ioctl_readwrite!(vidioc_s_dv_timings, b'V', 87, v4l2_dv_timings);
 nix::ioctl_write_ptr!(vidioc_subscribe_event, b'V', 90, v4l2_event_subscription);
 nix::ioctl_read!(vidioc_dqevent, b'V', 89, v4l2_event);
+nix::ioctl_readwrite!(vidioc_s_input, b'V', 39, std::os::raw::c_int);
 
 /// `V4L2_EVENT_SOURCE_CHANGE`.
 pub(crate) const EVENT_SOURCE_CHANGE: u32 = 5;
+
+/// Selects the device's video input `index` (`VIDIOC_S_INPUT`, uStreamer's `--input`).
+pub(crate) fn select_input(fd: RawFd, index: u32) -> nix::Result<()> {
+    let mut i = std::os::raw::c_int::try_from(index).map_err(|_| nix::errno::Errno::EINVAL)?;
+    // SAFETY: fd is an open V4L2 device; the pointer is to a live int, which S_INPUT reads.
+    unsafe { vidioc_s_input(fd, &mut i) }.map(|_| ())
+}
 
 /// The detected DV timings, already applied with `S_DV_TIMINGS`: (width, height).
 pub(crate) fn query_and_set_dv_timings(fd: RawFd) -> nix::Result<(u32, u32)> {

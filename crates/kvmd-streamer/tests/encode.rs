@@ -127,6 +127,7 @@ fn a_missing_device_is_no_capture_device() {
         "/nonexistent/video".into(),
         PixelFormat::Yuyv,
         4,
+        None,
         true,
         std::time::Duration::from_secs(1),
     );

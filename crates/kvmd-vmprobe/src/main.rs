@@ -4,8 +4,8 @@
 //! - `find <phys-suffix>`: the `/dev/input/event*` node the USB host side of `dummy_hcd` made
 //!   for one interface of the gadget (`input0` keyboard, `input1` absolute mouse, `input2`
 //!   relative mouse), waiting for it to appear;
-//! - `read <node>`: the input events it delivers (key codes, coordinates, motion, wheel) until
-//!   it has been quiet for a while, one `EV_<type> <code> <value>` line each;
+//! - `read <node>`: the input events it delivers (key codes, coordinates, motion, wheel), from
+//!   the first until it has been quiet for a while, one `EV_<type> <code> <value>` line each;
 //! - `led <node> <caps|num|scroll> <0|1>`: sets a keyboard LED from the host side (the gadget
 //!   then reads the output report);
 //! - `mjpeg <file>`: decodes every frame of a saved `multipart/x-mixed-replace` stream and
@@ -32,9 +32,12 @@ enum Cli {
         #[arg(long, default_value_t = 10.0)]
         timeout: f64,
     },
-    /// Prints the events of NODE until it is quiet for QUIET ms (at most MAX ms).
+    /// Prints the events of NODE from the first (waited for up to FIRST ms) until it is
+    /// quiet for QUIET ms (at most MAX ms in all).
     Read {
         node: PathBuf,
+        #[arg(long, default_value_t = 10_000)]
+        first: u64,
         #[arg(long, default_value_t = 1500)]
         quiet: u64,
         #[arg(long, default_value_t = 20_000)]
@@ -57,7 +60,9 @@ enum Cli {
 fn main() -> anyhow::Result<()> {
     match Cli::parse() {
         Cli::Find { suffix, timeout } => find(&suffix, Duration::from_secs_f64(timeout)),
-        Cli::Read { node, quiet, max } => read(&node, Duration::from_millis(quiet), Duration::from_millis(max)),
+        Cli::Read { node, first, quiet, max } => {
+            read(&node, Duration::from_millis(first), Duration::from_millis(quiet), Duration::from_millis(max))
+        }
         Cli::Led { node, led, value } => set_led(&node, &led, value),
         Cli::Mjpeg { file } => mjpeg(&file),
         Cli::Ws { socket, path, matches, timeout } => ws(&socket, &path, &matches, Duration::from_secs_f64(timeout)),
@@ -100,7 +105,7 @@ fn type_name(t: u16) -> String {
     }
 }
 
-fn read(node: &Path, quiet: Duration, max: Duration) -> anyhow::Result<()> {
+fn read(node: &Path, first: Duration, quiet: Duration, max: Duration) -> anyhow::Result<()> {
     // A reader thread blocks on the node; the main thread decides when the device has gone
     // quiet (the reader is left behind at exit).
     let mut f = std::fs::File::open(node).with_context(|| format!("open {}", node.display()))?;
@@ -118,7 +123,11 @@ fn read(node: &Path, quiet: Duration, max: Duration) -> anyhow::Result<()> {
     let end = Instant::now() + max;
     let out = std::io::stdout();
     let mut out = out.lock();
-    while let Ok(b) = rx.recv_timeout(quiet.min(end.saturating_duration_since(Instant::now()))) {
+    // The action the caller starts now may take a while to reach the device (the guest runs
+    // under TCG): the quiet period counts from the first event.
+    let mut wait = first;
+    while let Ok(b) = rx.recv_timeout(wait.min(end.saturating_duration_since(Instant::now()))) {
+        wait = quiet;
         let kind = u16::from_ne_bytes([b[16], b[17]]);
         let code = u16::from_ne_bytes([b[18], b[19]]);
         let value = i32::from_ne_bytes([b[20], b[21], b[22], b[23]]);

@@ -212,10 +212,14 @@ check "kvmd-otg start brings it back: KEY_C (46) arrives" key_arrives KeyC 46
 
 section "V4L2: kvmd-streamer on vivid's HDMI input"
 check "udev made /dev/kvmd-video -> $(readlink /dev/kvmd-video)" test -e /dev/kvmd-video
-v4l2-ctl -d /dev/kvmd-video --get-input --query-dv-timings 2>&1 | grep -E 'Video input|Active width|Active height|Pixelclock' | saw
-api -N "$API/streamer/stream" -o /dev/null &
+echo "        kernel side: before the first client: $(v4l2-ctl -d /dev/kvmd-video --get-input | head -1)"
+# One stream client for the whole section (kvmd-streamer captures while it has one).
+curl -sk -N --max-time 600 -H 'X-KVMD-User: admin' -H 'X-KVMD-Passwd: admin' "$API/streamer/stream" -o /dev/null &
 viewer=$!
 check "source online at 1280x720 (DV timings queried and applied)" wait_for 60 source_is true 1280x720
+v4l2-ctl -d /dev/kvmd-video --get-input --query-dv-timings 2>&1 | grep -E 'Video input|Active width|Active height|Pixelclock' | saw
+check "kvmd-streamer selected the HDMI input (source.input = 0)" \
+    grep -q 'Video input : 0 (HDMI' <<< "$(v4l2-ctl -d /dev/kvmd-video --get-input)"
 api "$API/api/streamer" | jq -c '.result.streamer.source' | saw
 f=$(frames 5)
 saw <<< "$f"

@@ -1,11 +1,12 @@
 //! A V4L2 capture device through the v4l crate (format negotiation, MMAP streaming),
-//! plus raw ioctls (`crate::sys`) for what v4l lacks: DV timings and source-change events.
+//! plus raw ioctls (`crate::sys`) for what v4l lacks: input selection, DV timings and
+//! source-change events.
 //!
 //! Tested end to end against `kvmd-v4l2-fake` (an HDMI bridge emulated under LD_PRELOAD):
 //! the driver's own format and size win over what was asked, DV timings, ENOLINK/ENOLCK,
 //! POLLPRI source-change events with a reopen at once, a node that disappears, MJPEG
-//! pass-through with broken frames dropped. Only a real kernel shows real drivers'
-//! behaviour (issue #8, `vivid`). Not done: the cable check
+//! pass-through with broken frames dropped; and on a real kernel (`tests/vm`, `vivid`):
+//! input selection, DV timings, signal loss and a mode change without a restart. Not done: the cable check
 //! (`V4L2_CID_DV_RX_POWER_PRESENT`, `< NO VIDEO SOURCE >`) and the TC358743 lanes check
 //! (`< UNSUPPORTED SIGNAL TIMINGS >` comes only from zero-sized or out-of-range timings);
 //! draining to the newest buffer (v4l re-queues one buffer per `next()`).
@@ -32,6 +33,7 @@ pub struct V4l2 {
     path: PathBuf,
     format: PixelFormat,
     buffers: u32,
+    input: Option<u32>,
     dv_timings: bool,
     timeout: Duration,
     session: Option<Session>,
@@ -54,15 +56,26 @@ impl std::fmt::Debug for V4l2 {
 }
 
 impl V4l2 {
-    /// A device at `path`, asked for `format`.
-    pub fn new(path: PathBuf, format: PixelFormat, buffers: u32, dv_timings: bool, timeout: Duration) -> Self {
-        Self { path, format, buffers: buffers.clamp(1, 32), dv_timings, timeout, session: None }
+    /// A device at `path`, asked for `format`, on video input `input` when given.
+    pub fn new(
+        path: PathBuf,
+        format: PixelFormat,
+        buffers: u32,
+        input: Option<u32>,
+        dv_timings: bool,
+        timeout: Duration,
+    ) -> Self {
+        Self { path, format, buffers: buffers.clamp(1, 32), input, dv_timings, timeout, session: None }
     }
 
     fn open_session(&self, wanted: Wanted) -> Result<Session, GrabError> {
         let dev = Device::with_path(&self.path).map_err(|e| GrabError::new(Offline::NoDevice, e))?;
         let fd = dev.handle().fd();
         let (mut width, mut height) = (wanted.width, wanted.height);
+        if let Some(input) = self.input {
+            crate::sys::select_input(fd, input)
+                .map_err(|e| GrabError::new(Offline::NoDevice, format!("S_INPUT {input}: {e}")))?;
+        }
         if self.dv_timings {
             match crate::sys::query_and_set_dv_timings(fd) {
                 Ok((w, h)) if w > 0 && h > 0 => (width, height) = (w, h),
