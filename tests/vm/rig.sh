@@ -148,15 +148,14 @@ rootfs() {
     copy_modules "$root" "${rig_modules[@]}"
     scripts/install.sh --bin-dir "$bin_dir" --destdir "$root" > /dev/null
     install -m 0755 "$bin_dir/kvmd-vmprobe" "$root/usr/local/bin/"
-    # The rig's hardware: vivid with one HDMI input; dummy_hcd as the UDC. (With a webcam
-    # input 0 and the HDMI input 1 selected, vivid's signal-mode controls did not reach the
-    # stream in one try: left for later.)
-    echo "options vivid n_devs=1 node_types=0x1 num_inputs=1 input_types=0x3" > "$root/etc/modprobe.d/kvmd-vm.conf"
+    # The rig's hardware: vivid with a webcam (input 0) and an HDMI input (1); dummy_hcd as
+    # the UDC. (Input 1 matters: a source-change event carries its input as the id.)
+    echo "options vivid n_devs=1 node_types=0x1 num_inputs=2 input_types=0xc" > "$root/etc/modprobe.d/kvmd-vm.conf"
     printf '%s\n' dummy_hcd vivid usbhid hid_generic evdev > "$root/etc/modules-load.d/kvmd-vm.conf"
-    # The streamer selects the HDMI input (S_INPUT) and follows its signal; a drop-in
+    # The streamer selects the HDMI input 1 (S_INPUT) and follows its signal; a drop-in
     # (<file>.d) on top of deploy's config.
     mkdir -p "$root/etc/kvmd/streamer.toml.d"
-    printf '[source]\ninput = 0\ndv_timings = true\n\n[params]\ndesired_fps = 10\n' > "$root/etc/kvmd/streamer.toml.d/vm.toml"
+    printf '[source]\ninput = 1\ndv_timings = true\n\n[params]\ndesired_fps = 10\n' > "$root/etc/kvmd/streamer.toml.d/vm.toml"
     echo "rigshare /mnt/share 9p trans=virtio,version=9p2000.L,msize=262144,nofail 0 0" >> "$root/etc/fstab"
     mkdir -p "$root/mnt/share"
     install -m 0644 tests/vm/guest/rig-test.service "$root/etc/systemd/system/"

@@ -26,6 +26,7 @@ nix::ioctl_readwrite!(vidioc_s_dv_timings, b'V', 87, v4l2_dv_timings);
 nix::ioctl_write_ptr!(vidioc_subscribe_event, b'V', 90, v4l2_event_subscription);
 nix::ioctl_read!(vidioc_dqevent, b'V', 89, v4l2_event);
 nix::ioctl_readwrite!(vidioc_s_input, b'V', 39, std::os::raw::c_int);
+nix::ioctl_read!(vidioc_g_input, b'V', 38, std::os::raw::c_int);
 
 /// `V4L2_EVENT_SOURCE_CHANGE`.
 pub(crate) const EVENT_SOURCE_CHANGE: u32 = 5;
@@ -35,6 +36,14 @@ pub(crate) fn select_input(fd: RawFd, index: u32) -> nix::Result<()> {
     let mut i = std::os::raw::c_int::try_from(index).map_err(|_| nix::errno::Errno::EINVAL)?;
     // SAFETY: fd is an open V4L2 device; the pointer is to a live int, which S_INPUT reads.
     unsafe { vidioc_s_input(fd, &mut i) }.map(|_| ())
+}
+
+/// The device's current video input (`VIDIOC_G_INPUT`).
+pub(crate) fn current_input(fd: RawFd) -> nix::Result<u32> {
+    let mut i: std::os::raw::c_int = 0;
+    // SAFETY: fd is an open V4L2 device; the pointer is to a live int, which G_INPUT writes.
+    unsafe { vidioc_g_input(fd, &mut i) }?;
+    u32::try_from(i).map_err(|_| nix::errno::Errno::EINVAL)
 }
 
 /// The detected DV timings, already applied with `S_DV_TIMINGS`: (width, height).
@@ -50,11 +59,13 @@ pub(crate) fn query_and_set_dv_timings(fd: RawFd) -> nix::Result<(u32, u32)> {
     Ok((bt.width, bt.height))
 }
 
-/// Subscribes to source-change events (they arrive as POLLPRI).
-pub(crate) fn subscribe_source_change(fd: RawFd) -> nix::Result<()> {
+/// Subscribes to the source-change events of video input `input` (they arrive as POLLPRI;
+/// the kernel matches a subscription on type and id, and a source change's id is its input).
+pub(crate) fn subscribe_source_change(fd: RawFd, input: u32) -> nix::Result<()> {
     // SAFETY: plain old data, zero is valid.
     let mut sub: v4l2_event_subscription = unsafe { std::mem::zeroed() };
     sub.type_ = EVENT_SOURCE_CHANGE;
+    sub.id = input;
     // SAFETY: fd is an open V4L2 device; the struct outlives the call.
     unsafe { vidioc_subscribe_event(fd, &sub) }.map(|_| ())
 }

@@ -216,9 +216,11 @@ echo "        kernel side: before the first client: $(v4l2-ctl -d /dev/kvmd-vide
 # One stream client for the whole section (kvmd-streamer captures while it has one).
 curl -sk -N --max-time 600 -H 'X-KVMD-User: admin' -H 'X-KVMD-Passwd: admin' "$API/streamer/stream" -o /dev/null &
 viewer=$!
-check "source online at 1280x720 (input selected by S_INPUT, DV timings queried and applied)" \
-    wait_for 60 source_is true 1280x720
+check "source online at 1280x720 (DV timings queried and applied)" wait_for 60 source_is true 1280x720
 v4l2-ctl -d /dev/kvmd-video --get-input --query-dv-timings 2>&1 | grep -E 'Video input|Active width|Active height|Pixelclock' | saw
+# vivid has a webcam as input 0 and the HDMI input as 1: the config's source.input = 1.
+check "kvmd-streamer selected the HDMI input 1 (S_INPUT)" \
+    grep -q 'Video input : 1 (HDMI' <<< "$(v4l2-ctl -d /dev/kvmd-video --get-input)"
 api "$API/api/streamer" | jq -c '.result.streamer.source' | saw
 f=$(frames 5)
 saw <<< "$f"

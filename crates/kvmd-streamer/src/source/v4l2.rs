@@ -86,7 +86,9 @@ impl V4l2 {
                 Err(Errno::ENOTTY) => {} // no DV timings on this device: use the resolution asked for
                 Err(e) => return Err(GrabError::new(Offline::Generic, format!("QUERY_DV_TIMINGS: {e}"))),
             }
-            if let Err(e) = crate::sys::subscribe_source_change(fd) {
+            // The events of the input in use (a device's current one when none is configured).
+            let input = self.input.or_else(|| crate::sys::current_input(fd).ok()).unwrap_or(0);
+            if let Err(e) = crate::sys::subscribe_source_change(fd, input) {
                 tracing::debug!(error = %e, "no source-change events");
             }
         }
