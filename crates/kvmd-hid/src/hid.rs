@@ -67,6 +67,8 @@ fn idx(d: Device) -> usize {
 pub struct Hid {
     tx: mpsc::Sender<(Event, Option<Instant>)>,
     shared: Arc<Shared>,
+    /// Fires when the task has ended (after its final release reports).
+    finished: Arc<Mutex<Option<tokio::sync::oneshot::Receiver<()>>>>,
 }
 
 /// `GET /hid` (and the WebSocket `hid` event), in kvmd's insertion order.
@@ -131,16 +133,29 @@ impl Hid {
         // Its own thread: a device write may wait for the host (up to 100 ms, as kvmd's),
         // and nothing else should wait with it.
         let task = Task::new(output, shared.clone());
+        let (done, finished) = tokio::sync::oneshot::channel();
         let spawned = std::thread::Builder::new().name("hid-task".into()).spawn(move || {
             match tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_time().build() {
                 Ok(rt) => rt.block_on(task.run(rx, shutdown)),
                 Err(e) => tracing::error!(error = %e, "cannot start the HID task"),
             }
+            let _ = done.send(());
         });
         if let Err(e) = spawned {
             tracing::error!(error = %e, "cannot start the HID thread");
         }
-        Self { tx, shared }
+        Self { tx, shared, finished: Arc::new(Mutex::new(Some(finished))) }
+    }
+
+    /// Waits (at most `limit`) for the task to end after shutdown: its final release
+    /// reports are written by then.
+    pub async fn finished(&self, limit: Duration) {
+        let rx = self.finished.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+        if let Some(rx) = rx
+            && tokio::time::timeout(limit, rx).await.is_err()
+        {
+            tracing::warn!("the HID task did not finish its release reports in time");
+        }
     }
 
     /// Queues an event and counts it as activity.

@@ -82,9 +82,10 @@ pub async fn run(config: Config, listener: UnixListener, shutdown: CancellationT
         web::Data::new(ws::WsShared::new(config.info_socket.clone(), config.streamer_socket.clone(), shutdown.clone()));
     let (auth_socket, usc) = (config.auth_socket.clone(), config.usc.clone());
     let layouts = web::Data::new(layout::Layouts::default());
+    let task = hid.clone();
     let factory = move || create_app(hid.clone(), ws.clone(), layouts.clone(), auth_socket.clone(), usc.clone());
     let result = kvmd_core::service::serve(listener, workers, shutdown, factory).await;
-    // Let the HID task write its final release reports.
-    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    // The HID task writes its final release reports (each may wait 100 ms for a host).
+    task.finished(std::time::Duration::from_secs(1)).await;
     result
 }
