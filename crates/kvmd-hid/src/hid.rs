@@ -417,7 +417,7 @@ impl Task {
                 }
                 _ = tick.tick() => {
                     self.retry();
-                    // Idle: is a host still there? kvmd's UDC check.
+                    // Every tick (kvmd asks whenever its queue is idle): is a host still there?
                     if self.out.host_configured() == Some(false) {
                         for flag in &self.shared.online {
                             flag.store(false, Ordering::SeqCst);

@@ -55,6 +55,13 @@ pub struct SourceConfig {
     pub clock: bool,
 }
 
+impl SourceConfig {
+    /// `timeout` as a duration, bounded to 0.1..60 s (V4L2 and the virtual target).
+    pub fn read_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_secs_f64(self.timeout.clamp(0.1, 60.0))
+    }
+}
+
 impl Default for SourceConfig {
     fn default() -> Self {
         Self {

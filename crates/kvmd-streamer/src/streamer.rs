@@ -542,18 +542,8 @@ impl Streamer {
     fn make_source(&self) -> Box<dyn Source> {
         let c = &self.inner.cfg.source;
         match c.kind {
-            SourceKind::V4l2 => Box::new(crate::source::v4l2::V4l2::new(
-                c.device.clone(),
-                c.format,
-                c.buffers,
-                c.input,
-                c.dv_timings,
-                Duration::from_secs_f64(c.timeout.clamp(0.1, 60.0)),
-            )),
-            SourceKind::Vtarget => Box::new(crate::source::vtarget::Vtarget::new(
-                c.device.clone(),
-                Duration::from_secs_f64(c.timeout.clamp(0.1, 60.0)),
-            )),
+            SourceKind::V4l2 => Box::new(crate::source::v4l2::V4l2::new(c)),
+            SourceKind::Vtarget => Box::new(crate::source::vtarget::Vtarget::new(c.device.clone(), c.read_timeout())),
             SourceKind::Pattern => {
                 let p = crate::source::pattern::Pattern::new(c.width, c.height, c.fps, c.motion);
                 Box::new(if c.clock { p } else { p.without_clock() })

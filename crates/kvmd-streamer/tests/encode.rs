@@ -123,14 +123,12 @@ fn the_pattern_moves_only_with_motion() {
 
 #[test]
 fn a_missing_device_is_no_capture_device() {
-    let mut dev = kvmd_streamer::source::v4l2::V4l2::new(
-        "/nonexistent/video".into(),
-        PixelFormat::Yuyv,
-        4,
-        None,
-        true,
-        std::time::Duration::from_secs(1),
-    );
+    let mut dev = kvmd_streamer::source::v4l2::V4l2::new(&kvmd_streamer::config::SourceConfig {
+        device: "/nonexistent/video".into(),
+        format: PixelFormat::Yuyv,
+        dv_timings: true,
+        ..Default::default()
+    });
     let err = dev.open(Wanted { width: 1920, height: 1080 }).err().unwrap_or_else(|| panic!("opened"));
     assert_eq!(err.reason, Offline::NoDevice);
     assert_eq!(err.reason.text(), "< NO CAPTURE DEVICE >");

@@ -22,6 +22,7 @@ use v4l::io::traits::CaptureStream;
 use v4l::video::Capture;
 use v4l::{Device, FourCC};
 
+use crate::config::SourceConfig;
 use crate::frame::{Geometry, PixelFormat, RawRef, monotonic};
 use crate::source::{GrabError, Offline, Source, Wanted};
 
@@ -56,16 +57,18 @@ impl std::fmt::Debug for V4l2 {
 }
 
 impl V4l2 {
-    /// A device at `path`, asked for `format`, on video input `input` when given.
-    pub fn new(
-        path: PathBuf,
-        format: PixelFormat,
-        buffers: u32,
-        input: Option<u32>,
-        dv_timings: bool,
-        timeout: Duration,
-    ) -> Self {
-        Self { path, format, buffers: buffers.clamp(1, 32), input, dv_timings, timeout, session: None }
+    /// The device `c` names (its V4L2 fields: device, format, buffers, input, DV timings,
+    /// timeout).
+    pub fn new(c: &SourceConfig) -> Self {
+        Self {
+            path: c.device.clone(),
+            format: c.format,
+            buffers: c.buffers.clamp(1, 32),
+            input: c.input,
+            dv_timings: c.dv_timings,
+            timeout: c.read_timeout(),
+            session: None,
+        }
     }
 
     fn open_session(&self, wanted: Wanted) -> Result<Session, GrabError> {

@@ -53,11 +53,10 @@ fn replay_auth(base: &str) -> anyhow::Result<(usize, Vec<String>)> {
                 totp_code: None,
             },
         );
-        let mut args = vec!["-i".to_owned(), "--http1.1".to_owned(), "-X".to_owned(), row.method.clone()];
-        args.push(format!("{base}{}", row.path));
-        args.extend(opts);
+        let mut args = vec!["-X", row.method.as_str()];
+        args.extend(opts.iter().map(String::as_str));
         count += 1;
-        match curl(&args).and_then(|raw| Response::parse(&raw)) {
+        match request(&format!("{base}{}", row.path), &args) {
             Ok(got) => {
                 if let Err(e) = golden::compare(&format!("nginx/{}", row.name), &expected, &got) {
                     failures.push(e);
