@@ -120,10 +120,10 @@ fn the_capture_follows_the_signal_without_a_restart() {
     rig.wait_source(false, (1920, 1080));
     rig.signal("800x600 30");
     rig.wait_source(true, (800, 600));
-    let log = rig.stack.log("kvmd-streamer");
     for reason in ["< NO SIGNAL DETECTED >", "< NO SYNC WITH SIGNAL >", "< NO CAPTURE DEVICE >"] {
-        assert!(log.contains(reason), "{reason} not logged:\n{log}");
+        assert!(rig.stack.log_has("kvmd-streamer", reason), "{reason} not logged:\n{}", rig.stack.log("kvmd-streamer"));
     }
+    let log = rig.stack.log_settled("kvmd-streamer");
     let now = rig.stack.pids().into_iter().find(|(n, _)| n == "kvmd-streamer").map(|(_, p)| p);
     assert_eq!(pid, now, "the same process all along");
     assert!(!log.contains("panicked"), "{log}");

@@ -56,5 +56,6 @@ fn typed_text_shows_on_the_targets_screen_and_its_leds_come_back() {
         assert!(Instant::now() < deadline, "caps LED never came back: {v}");
         std::thread::sleep(Duration::from_millis(100));
     }
-    assert!(!stack.log("kvmd-vtarget").contains("failed"), "{}", stack.log("kvmd-vtarget"));
+    let log = stack.log_settled("kvmd-vtarget");
+    assert!(!log.contains("failed"), "{log}");
 }

@@ -1,19 +1,24 @@
-//! The HID task: one owner of the keyboard and mouse state, fed by a queue.
+//! The HID core: one owner of the keyboard and mouse state, and the delivery of its
+//! reports.
 //!
-//! Handlers only enqueue ([`Hid::send`]) and answer 200 at once, as kvmd does: write
-//! failures never reach HTTP, they turn a device's `online` flag off. The task turns each
-//! event into reports ([`crate::report`]) and hands them to the [`HidOutput`]; a report the
-//! device did not take is retried every 100 ms (up to 150 times) unless a newer one for the
-//! same device replaces it. It also reads the keyboard LEDs, runs the mouse jiggler and, on
-//! shutdown, releases everything.
+//! Handlers call [`Hid::send`] and answer 200 at once, as kvmd does: write failures never
+//! reach HTTP, they turn a device's `online` flag off. An event becomes reports
+//! ([`crate::report`]) under one lock, in arrival order. A report is written right there,
+//! by the caller, when nothing is queued before it and the output can take it without
+//! waiting ([`HidOutput::try_write`]); otherwise it is queued for the HID thread, which
+//! may wait for the device (an OTG write waits up to 100 ms for the host, as kvmd's). So
+//! the common case costs no thread hand-off at all, and a slow device delays nothing but
+//! the reports behind it.
+//!
+//! A report the device did not take is retried every 100 ms (up to 150 times) unless a
+//! newer one for the same device replaces it. The thread also reads the keyboard LEDs,
+//! runs the mouse jiggler and, when stopped, releases everything.
 
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use kvmd_core::service::CancellationToken;
 use serde::Serialize;
-use tokio::sync::mpsc;
 
 use crate::backend::{Device, HidOutput};
 use crate::config::JigglerConfig;
@@ -49,6 +54,12 @@ pub struct Shared {
     jiggler: JigglerConfig,
     /// Recent arrival-to-write latencies (µs) of WebSocket input, bounded.
     latencies: Mutex<std::collections::VecDeque<u64>>,
+    out: Arc<dyn HidOutput>,
+    core: Mutex<Core>,
+    /// Wakes the HID thread: a report queued, or stop.
+    wake: std::sync::Condvar,
+    /// Wakes senders waiting for room in the queue.
+    room: tokio::sync::Notify,
 }
 
 /// How many latency samples are kept.
@@ -65,7 +76,6 @@ fn idx(d: Device) -> usize {
 /// The handle handlers use.
 #[derive(Clone)]
 pub struct Hid {
-    tx: mpsc::Sender<(Event, Option<Instant>)>,
     shared: Arc<Shared>,
     /// Fires when the task has ended (after its final release reports).
     finished: Arc<Mutex<Option<tokio::sync::oneshot::Receiver<()>>>>,
@@ -118,9 +128,8 @@ struct JigglerState {
 }
 
 impl Hid {
-    /// Starts the task, on a thread of its own, with `output`.
-    pub fn start(output: Arc<dyn HidOutput>, jiggler: JigglerConfig, shutdown: CancellationToken) -> Self {
-        let (tx, rx) = mpsc::channel(1024);
+    /// Starts the HID thread, with `output`.
+    pub fn start(output: Arc<dyn HidOutput>, jiggler: JigglerConfig) -> Self {
         let shared = Arc::new(Shared {
             online: [AtomicBool::new(true), AtomicBool::new(true), AtomicBool::new(true)],
             relative: AtomicBool::new(false),
@@ -129,47 +138,62 @@ impl Hid {
             last_activity: Mutex::new(Instant::now()),
             jiggler,
             latencies: Mutex::new(std::collections::VecDeque::new()),
+            out: output,
+            core: Mutex::new(Core::default()),
+            wake: std::sync::Condvar::new(),
+            room: tokio::sync::Notify::new(),
         });
-        // Its own thread: a device write may wait for the host (up to 100 ms, as kvmd's),
-        // and nothing else should wait with it.
-        let task = Task::new(output, shared.clone());
         let (done, finished) = tokio::sync::oneshot::channel();
+        let s = shared.clone();
         let spawned = std::thread::Builder::new().name("hid-task".into()).spawn(move || {
-            match tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_time().build() {
-                Ok(rt) => rt.block_on(task.run(rx, shutdown)),
-                Err(e) => tracing::error!(error = %e, "cannot start the HID task"),
-            }
+            run(&s);
             let _ = done.send(());
         });
         if let Err(e) = spawned {
             tracing::error!(error = %e, "cannot start the HID thread");
         }
-        Self { tx, shared, finished: Arc::new(Mutex::new(Some(finished))) }
+        Self { shared, finished: Arc::new(Mutex::new(Some(finished))) }
     }
 
-    /// Waits (at most `limit`) for the task to end after shutdown: its final release
-    /// reports are written by then.
-    pub async fn finished(&self, limit: Duration) {
+    /// Stops the HID thread and waits (at most `limit`) for it: it writes what is queued,
+    /// then releases everything on every device (as kvmd does when it stops).
+    pub async fn stop(&self, limit: Duration) {
+        self.shared.lock().stop = true;
+        self.shared.wake.notify_one();
         let rx = self.finished.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
         if let Some(rx) = rx
             && tokio::time::timeout(limit, rx).await.is_err()
         {
-            tracing::warn!("the HID task did not finish its release reports in time");
+            tracing::warn!("the HID thread did not finish its release reports in time");
         }
     }
 
-    /// Queues an event and counts it as activity.
+    /// Sends an event and counts it as activity.
     pub async fn send(&self, e: Event) {
         self.send_at(e, None).await;
     }
 
-    /// Queues an event that arrived at `arrival` (WebSocket input): the task records how
-    /// long it took from there to the report's write ([`Hid::input_latency`]).
+    /// Sends an event that arrived at `arrival` (WebSocket input): the report's write
+    /// records how long it took from there ([`Hid::input_latency`]). Waits while the
+    /// queue for the HID thread is full (a paste to a slow host).
     pub async fn send_at(&self, e: Event, arrival: Option<Instant>) {
         self.touch();
-        if self.tx.send((e, arrival)).await.is_err() {
-            tracing::error!("the HID task has stopped");
+        loop {
+            let room = self.shared.room.notified();
+            tokio::pin!(room);
+            room.as_mut().enable();
+            {
+                let mut core = self.shared.lock();
+                if core.queue.len() < QUEUE_LIMIT || core.stop {
+                    self.shared.dispatch(&mut core, e, arrival);
+                    break;
+                }
+            }
+            room.await;
         }
+        // A long paste to a device that takes everything at once must still let the
+        // worker's other requests run.
+        tokio::task::consume_budget().await;
     }
 
     /// Arrival-to-write latencies of recent WebSocket input, in microseconds:
@@ -243,125 +267,156 @@ impl Hid {
 }
 
 const RETRIES: u32 = 150;
+/// Reports queued for the HID thread before senders wait.
+const QUEUE_LIMIT: usize = 1024;
+/// The HID thread's period: retries, LEDs, the host check, the jiggler.
+const TICK: Duration = Duration::from_millis(100);
 
-struct Task {
-    out: Arc<dyn HidOutput>,
-    shared: Arc<Shared>,
+/// A report made and not yet written, with the arrival of the event it ends.
+struct Queued {
+    device: Device,
+    report: Vec<u8>,
+    arrival: Option<Instant>,
+}
+
+/// The state behind the lock: devices, what is pending and what is queued.
+#[derive(Default)]
+struct Core {
     keyboard: Keyboard,
     abs: AbsMouse,
     rel: RelMouse,
     /// The last absolute position in API coordinates, for the jiggler.
     pos: (i64, i64),
+    /// A report the device did not take, and the retries left.
     pending: [Option<(Vec<u8>, u32)>; 3],
+    /// Reports for the HID thread, in order.
+    queue: std::collections::VecDeque<Queued>,
+    /// The HID thread is writing outside the lock: nothing may overtake it.
+    busy: bool,
+    stop: bool,
 }
 
-impl Task {
-    fn new(out: Arc<dyn HidOutput>, shared: Arc<Shared>) -> Self {
-        Self {
-            out,
-            shared,
-            keyboard: Keyboard::default(),
-            abs: AbsMouse::default(),
-            rel: RelMouse::default(),
-            pos: (0, 0),
-            pending: [None, None, None],
-        }
-    }
-
-    fn write(&mut self, d: Device, report: &[u8]) {
-        let ok = self.out.write(d, report);
-        self.shared.online[idx(d)].store(ok, Ordering::SeqCst);
-        self.pending[idx(d)] = (!ok).then(|| (report.to_vec(), RETRIES));
-    }
-
-    fn retry(&mut self) {
-        for d in Device::ALL {
-            let Some((report, left)) = self.pending[idx(d)].take() else { continue };
-            let ok = self.out.write(d, &report);
-            self.shared.online[idx(d)].store(ok, Ordering::SeqCst);
-            if !ok && left > 1 {
-                self.pending[idx(d)] = Some((report, left - 1));
-            }
-        }
-    }
-
-    fn relative(&self) -> bool {
-        self.shared.relative.load(Ordering::SeqCst)
-    }
-
-    fn handle(&mut self, e: Event) {
+impl Core {
+    /// The reports of `e`, in order; updates the state.
+    fn reports(&mut self, e: Event, relative: &AtomicBool) -> Vec<(Device, Vec<u8>)> {
+        let rel = relative.load(Ordering::SeqCst);
         match e {
             Event::Key(key, pressed) => {
-                for r in self.keyboard.apply(key, pressed) {
-                    self.write(Device::Keyboard, &r);
-                }
+                self.keyboard.apply(key, pressed).into_iter().map(|r| (Device::Keyboard, r.to_vec())).collect()
             }
             Event::Button(bit, pressed) => {
-                if self.relative() {
-                    for r in self.rel.button(bit, pressed) {
-                        self.write(Device::MouseAlt, &r);
-                    }
+                if rel {
+                    self.rel.button(bit, pressed).into_iter().map(|r| (Device::MouseAlt, r.to_vec())).collect()
                 } else {
-                    for r in self.abs.button(bit, pressed) {
-                        self.write(Device::Mouse, &r);
-                    }
+                    self.abs.button(bit, pressed).into_iter().map(|r| (Device::Mouse, r.to_vec())).collect()
                 }
             }
-            Event::MoveTo(x, y) => {
-                if !self.relative() {
-                    self.pos = (x, y);
-                    let r = self.abs.move_to(x, y);
-                    self.write(Device::Mouse, &r);
-                }
+            Event::MoveTo(x, y) if !rel => {
+                self.pos = (x, y);
+                vec![(Device::Mouse, self.abs.move_to(x, y).to_vec())]
             }
-            Event::Relative(dx, dy) => {
-                if self.relative() {
-                    let r = self.rel.report(dx, dy, 0, 0);
-                    self.write(Device::MouseAlt, &r);
-                }
-            }
+            Event::Relative(dx, dy) if rel => vec![(Device::MouseAlt, self.rel.report(dx, dy, 0, 0).to_vec())],
+            Event::MoveTo(..) | Event::Relative(..) => vec![],
             Event::Wheel(h, v) => {
-                if self.relative() {
-                    let r = self.rel.report(0, 0, v, h);
-                    self.write(Device::MouseAlt, &r);
+                if rel {
+                    vec![(Device::MouseAlt, self.rel.report(0, 0, v, h).to_vec())]
                 } else {
-                    let r = self.abs.report(v, h);
-                    self.write(Device::Mouse, &r);
+                    vec![(Device::Mouse, self.abs.report(v, h).to_vec())]
                 }
             }
-            Event::MouseRelative(to_rel) => {
-                if to_rel != self.relative() {
-                    // kvmd releases everything on the old mouse before switching.
-                    if to_rel {
-                        let r = self.abs.release_all();
-                        self.write(Device::Mouse, &r);
-                    } else {
-                        let r = self.rel.release_all();
-                        self.write(Device::MouseAlt, &r);
-                    }
-                    self.shared.relative.store(to_rel, Ordering::SeqCst);
-                }
+            Event::MouseRelative(to_rel) if to_rel != rel => {
+                // kvmd releases everything on the old mouse before switching.
+                let r = if to_rel {
+                    (Device::Mouse, self.abs.release_all().to_vec())
+                } else {
+                    (Device::MouseAlt, self.rel.release_all().to_vec())
+                };
+                relative.store(to_rel, Ordering::SeqCst);
+                vec![r]
             }
-            Event::Reset => self.release_all(),
+            Event::MouseRelative(_) => vec![],
+            Event::Reset => vec![
+                (Device::Keyboard, self.keyboard.release_all().to_vec()),
+                (Device::Mouse, self.abs.release_all().to_vec()),
+                (Device::MouseAlt, self.rel.release_all().to_vec()),
+            ],
+        }
+    }
+}
+
+impl Shared {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Core> {
+        self.core.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Turns `e` into reports and writes them: here, when nothing is queued before them
+    /// and the output takes them without waiting; else queued for the HID thread.
+    fn dispatch(&self, core: &mut Core, e: Event, arrival: Option<Instant>) {
+        let reports = core.reports(e, &self.relative);
+        let last = reports.len().saturating_sub(1);
+        let mut queued = false;
+        for (i, (device, report)) in reports.into_iter().enumerate() {
+            let arrival = if i == last { arrival } else { None };
+            if core.queue.is_empty()
+                && !core.busy
+                && let Some(ok) = self.out.try_write(device, &report)
+            {
+                self.record(core, device, report, ok, arrival);
+                continue;
+            }
+            core.queue.push_back(Queued { device, report, arrival });
+            queued = true;
+        }
+        if queued {
+            self.wake.notify_one();
         }
     }
 
-    fn release_all(&mut self) {
-        let k = self.keyboard.release_all();
-        self.write(Device::Keyboard, &k);
-        let m = self.abs.release_all();
-        self.write(Device::Mouse, &m);
-        let r = self.rel.release_all();
-        self.write(Device::MouseAlt, &r);
+    /// What a write's outcome changes: the device's `online`, its pending retry (a newer
+    /// report always replaces it), the input latency.
+    fn record(&self, core: &mut Core, device: Device, report: Vec<u8>, ok: bool, arrival: Option<Instant>) {
+        self.online[idx(device)].store(ok, Ordering::SeqCst);
+        core.pending[idx(device)] = (!ok).then_some((report, RETRIES));
+        if let Some(t) = arrival {
+            let us = u64::try_from(t.elapsed().as_micros()).unwrap_or(u64::MAX);
+            let mut l = self.latencies.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if l.len() >= LATENCY_SAMPLES {
+                l.pop_front();
+            }
+            l.push_back(us);
+        }
+    }
+
+    /// Writes the pending reports again (on the HID thread, outside the lock).
+    fn retry(&self) {
+        let pending: Vec<(Device, Vec<u8>, u32)> = {
+            let mut core = self.lock();
+            let taken: Vec<_> =
+                Device::ALL.iter().filter_map(|&d| core.pending[idx(d)].take().map(|(r, left)| (d, r, left))).collect();
+            core.busy = !taken.is_empty();
+            taken
+        };
+        if pending.is_empty() {
+            return;
+        }
+        let results: Vec<_> = pending.into_iter().map(|(d, r, left)| (self.out.write(d, &r), d, r, left)).collect();
+        let mut core = self.lock();
+        core.busy = false;
+        for (ok, d, r, left) in results {
+            self.online[idx(d)].store(ok, Ordering::SeqCst);
+            if !ok && left > 1 {
+                core.pending[idx(d)] = Some((r, left - 1));
+            }
+        }
     }
 
     /// kvmd's jiggler moves: absolute, 11 moves around the last position ending on it;
-    /// relative, 10 moves of (±10, ±10). Played one per 100 ms tick.
+    /// relative, 10 moves of (±10, ±10). Played one per tick.
     fn jiggle_steps(&self) -> std::collections::VecDeque<Event> {
-        if self.relative() {
+        if self.relative.load(Ordering::SeqCst) {
             (0..10).map(|i| if i % 2 == 0 { Event::Relative(10, 10) } else { Event::Relative(-10, -10) }).collect()
         } else {
-            let (x, y) = self.pos;
+            let (x, y) = self.lock().pos;
             (0..11)
                 .map(|i| {
                     let d = if i == 10 {
@@ -381,75 +436,221 @@ impl Task {
     /// configured one, at least 1 (kvmd's `systask`).
     fn next_interval(&self) -> Duration {
         use std::hash::{BuildHasher, Hasher};
-        let base = self.shared.jiggler.interval.max(1);
+        let base = self.jiggler.interval.max(1);
         let spread = base / 4;
         let r = std::collections::hash_map::RandomState::new().build_hasher().finish();
         let secs = if spread == 0 { base } else { base - spread + r % (2 * spread + 1) };
         Duration::from_secs(secs.max(1))
     }
+}
 
-    async fn run(mut self, mut rx: mpsc::Receiver<(Event, Option<Instant>)>, shutdown: CancellationToken) {
-        let mut tick = tokio::time::interval(Duration::from_millis(100));
-        let mut last_jiggle_check = Instant::now();
-        // The first interval is 0: a jiggler switched on moves at its next check.
-        let mut jiggle_interval = Duration::ZERO;
-        let mut last_jiggle = Instant::now();
-        let mut steps = std::collections::VecDeque::new();
-        let mut batch = Vec::with_capacity(64);
-        loop {
-            tokio::select! {
-                // Everything queued at once: one wake-up for a burst of events.
-                n = rx.recv_many(&mut batch, 64) => {
-                    if n == 0 {
-                        break;
-                    }
-                    for (e, arrival) in batch.drain(..) {
-                        self.handle(e);
-                        if let Some(t) = arrival {
-                            let us = u64::try_from(t.elapsed().as_micros()).unwrap_or(u64::MAX);
-                            let mut l = self.shared.latencies.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-                            if l.len() >= LATENCY_SAMPLES {
-                                l.pop_front();
-                            }
-                            l.push_back(us);
-                        }
-                    }
-                }
-                _ = tick.tick() => {
-                    self.retry();
-                    // Every tick (kvmd asks whenever its queue is idle): is a host still there?
-                    if self.out.host_configured() == Some(false) {
-                        for flag in &self.shared.online {
-                            flag.store(false, Ordering::SeqCst);
-                        }
-                    }
-                    if let Some(leds) = self.out.read_leds() {
-                        self.shared.leds.store(leds, Ordering::SeqCst);
-                    }
-                    if let Some(step) = steps.pop_front() {
-                        self.handle(step);
-                        if steps.is_empty() {
-                            last_jiggle = Instant::now();
-                        }
-                    }
-                    if last_jiggle_check.elapsed() >= Duration::from_secs(1) {
-                        last_jiggle_check = Instant::now();
-                        if !self.shared.jiggler_active.load(Ordering::SeqCst) {
-                            jiggle_interval = Duration::ZERO;
-                            steps.clear();
-                        } else if steps.is_empty() {
-                            let idle = self.shared.last_activity.lock().unwrap_or_else(std::sync::PoisonError::into_inner).elapsed();
-                            if idle >= jiggle_interval && last_jiggle.elapsed() >= jiggle_interval {
-                                steps = self.jiggle_steps();
-                                jiggle_interval = self.next_interval();
-                            }
-                        }
-                    }
-                }
-                () = shutdown.cancelled() => break,
+/// The jiggler's progress, kept by the HID thread.
+struct Jiggler {
+    last_check: Instant,
+    /// The first interval is 0: a jiggler switched on moves at its next check.
+    interval: Duration,
+    last: Instant,
+    steps: std::collections::VecDeque<Event>,
+}
+
+impl Jiggler {
+    fn tick(&mut self, s: &Shared) {
+        if let Some(step) = self.steps.pop_front() {
+            s.dispatch(&mut s.lock(), step, None);
+            if self.steps.is_empty() {
+                self.last = Instant::now();
             }
         }
-        // kvmd releases everything on every device when it stops.
-        self.release_all();
+        if self.last_check.elapsed() < Duration::from_secs(1) {
+            return;
+        }
+        self.last_check = Instant::now();
+        if !s.jiggler_active.load(Ordering::SeqCst) {
+            self.interval = Duration::ZERO;
+            self.steps.clear();
+        } else if self.steps.is_empty() {
+            let idle = s.last_activity.lock().unwrap_or_else(std::sync::PoisonError::into_inner).elapsed();
+            if idle >= self.interval && self.last.elapsed() >= self.interval {
+                self.steps = s.jiggle_steps();
+                self.interval = s.next_interval();
+            }
+        }
+    }
+}
+
+/// The periodic work: retries, the host check, the LEDs, the jiggler.
+fn tick(s: &Shared, jiggler: &mut Jiggler) {
+    s.retry();
+    // Every tick (kvmd asks whenever its queue is idle): is a host still there?
+    if s.out.host_configured() == Some(false) {
+        for flag in &s.online {
+            flag.store(false, Ordering::SeqCst);
+        }
+    }
+    if let Some(leds) = s.out.read_leds() {
+        s.leds.store(leds, Ordering::SeqCst);
+    }
+    jiggler.tick(s);
+}
+
+/// The HID thread: writes queued reports (waiting for the device as long as the output
+/// does), ticks every 100 ms, and when stopped writes what is left and releases everything.
+fn run(s: &Shared) {
+    let now = Instant::now();
+    let mut jiggler = Jiggler { last_check: now, interval: Duration::ZERO, last: now, steps: Default::default() };
+    let mut next_tick = now + TICK;
+    let mut core = s.lock();
+    loop {
+        if let Some(q) = core.queue.pop_front() {
+            core.busy = true;
+            let had_waiters = core.queue.len() + 1 >= QUEUE_LIMIT;
+            drop(core);
+            if had_waiters {
+                s.room.notify_waiters();
+            }
+            let ok = s.out.write(q.device, &q.report);
+            core = s.lock();
+            core.busy = false;
+            s.record(&mut core, q.device, q.report, ok, q.arrival);
+            continue;
+        }
+        if core.stop {
+            break;
+        }
+        let now = Instant::now();
+        if now >= next_tick {
+            next_tick = now + TICK;
+            drop(core);
+            tick(s, &mut jiggler);
+            core = s.lock();
+            continue;
+        }
+        core = s.wake.wait_timeout(core, next_tick - now).unwrap_or_else(std::sync::PoisonError::into_inner).0;
+    }
+    let reports = core.reports(Event::Reset, &s.relative);
+    core.busy = true;
+    drop(core);
+    for (d, r) in reports {
+        let ok = s.out.write(d, &r);
+        s.online[idx(d)].store(ok, Ordering::SeqCst);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Condvar;
+
+    /// An output whose inline path can be shut (`try_write` answers `None`) and whose
+    /// thread path can be held inside `write` until released.
+    #[derive(Default)]
+    struct Gate {
+        inline_ok: AtomicBool,
+        state: Mutex<GateState>,
+        cv: Condvar,
+    }
+
+    #[derive(Default)]
+    struct GateState {
+        held: bool,
+        writing: bool,
+        log: Vec<(Device, Vec<u8>, &'static str)>,
+    }
+
+    impl Gate {
+        fn lock(&self) -> std::sync::MutexGuard<'_, GateState> {
+            self.state.lock().unwrap()
+        }
+
+        fn log(&self) -> Vec<(Device, Vec<u8>, &'static str)> {
+            self.lock().log.clone()
+        }
+
+        async fn until(&self, what: impl Fn(&GateState) -> bool) {
+            for _ in 0..500 {
+                if what(&self.lock()) {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            panic!("the gate never got there: {:?}", self.log());
+        }
+    }
+
+    impl HidOutput for Gate {
+        fn write(&self, device: Device, report: &[u8]) -> bool {
+            let mut st = self.lock();
+            st.writing = true;
+            while st.held {
+                st = self.cv.wait(st).unwrap();
+            }
+            st.writing = false;
+            st.log.push((device, report.to_vec(), "thread"));
+            true
+        }
+
+        fn try_write(&self, device: Device, report: &[u8]) -> Option<bool> {
+            if !self.inline_ok.load(Ordering::SeqCst) {
+                return None;
+            }
+            self.lock().log.push((device, report.to_vec(), "inline"));
+            Some(true)
+        }
+    }
+
+    fn key(name: &str) -> Key {
+        crate::keys::by_name(name).unwrap()
+    }
+
+    fn start(gate: &Arc<Gate>) -> Hid {
+        Hid::start(gate.clone(), JigglerConfig::default())
+    }
+
+    #[tokio::test]
+    async fn a_device_that_takes_reports_at_once_gets_them_from_the_sender() {
+        let gate = Arc::new(Gate::default());
+        gate.inline_ok.store(true, Ordering::SeqCst);
+        // The thread could not write anything: it is held.
+        gate.lock().held = true;
+        let hid = start(&gate);
+        hid.send(Event::Key(key("KeyA"), true)).await;
+        hid.send(Event::Key(key("KeyA"), false)).await;
+        let log = gate.log();
+        assert_eq!(log.len(), 2, "{log:?}");
+        assert!(log.iter().all(|(d, _, how)| *d == Device::Keyboard && *how == "inline"), "{log:?}");
+        assert_eq!(log[0].1, [0, 0, 4, 0, 0, 0, 0, 0]);
+        assert_eq!(log[1].1, [0; 8]);
+        gate.lock().held = false;
+        gate.cv.notify_all();
+        hid.stop(Duration::from_secs(1)).await;
+    }
+
+    #[tokio::test]
+    async fn a_report_never_overtakes_one_the_thread_is_still_writing() {
+        let gate = Arc::new(Gate::default());
+        gate.lock().held = true;
+        let hid = start(&gate);
+        // The device cannot take A now: the thread writes it, and is held inside the write.
+        hid.send(Event::Key(key("KeyA"), true)).await;
+        gate.until(|st| st.writing).await;
+        // Now the device could take B at once, but A is not written yet: B waits behind it.
+        gate.inline_ok.store(true, Ordering::SeqCst);
+        hid.send(Event::Key(key("KeyB"), true)).await;
+        assert!(gate.log().is_empty(), "{:?}", gate.log());
+        gate.lock().held = false;
+        gate.cv.notify_all();
+        gate.until(|st| st.log.len() == 2).await;
+        let log = gate.log();
+        assert_eq!(log[0], (Device::Keyboard, vec![0, 0, 4, 0, 0, 0, 0, 0], "thread"));
+        assert_eq!(log[1], (Device::Keyboard, vec![0, 0, 4, 5, 0, 0, 0, 0], "thread"));
+        // With nothing queued any more, the next report goes inline again.
+        hid.send(Event::Key(key("KeyB"), false)).await;
+        assert_eq!(gate.log()[2], (Device::Keyboard, vec![0, 0, 4, 0, 0, 0, 0, 0], "inline"));
+        // Stopping releases everything on every device, last.
+        hid.stop(Duration::from_secs(1)).await;
+        let log = gate.log();
+        let tail: Vec<_> = log[log.len() - 3..].iter().map(|(d, r, _)| (*d, r[0])).collect();
+        assert_eq!(tail, [(Device::Keyboard, 0), (Device::Mouse, 0), (Device::MouseAlt, 0)], "no button held");
+        assert_eq!(log[log.len() - 3].1, [0; 8], "no key held");
     }
 }

@@ -76,7 +76,7 @@ pub async fn run(config: Config, listener: UnixListener, shutdown: CancellationT
         config::Backend::Ch9329 { device, speed } => Arc::new(backend::ch9329::Ch9329::new(device.clone(), *speed)),
         config::Backend::Vtarget => Arc::new(backend::vtarget::Vtarget::default()),
     };
-    let hid = web::Data::new(hid::Hid::start(output, config.jiggler.clone(), shutdown.clone()));
+    let hid = web::Data::new(hid::Hid::start(output, config.jiggler.clone()));
     let workers = config.workers;
     let ws =
         web::Data::new(ws::WsShared::new(config.info_socket.clone(), config.streamer_socket.clone(), shutdown.clone()));
@@ -85,7 +85,8 @@ pub async fn run(config: Config, listener: UnixListener, shutdown: CancellationT
     let task = hid.clone();
     let factory = move || create_app(hid.clone(), ws.clone(), layouts.clone(), auth_socket.clone(), usc.clone());
     let result = kvmd_core::service::serve(listener, workers, shutdown, factory).await;
-    // The HID task writes its final release reports (each may wait 100 ms for a host).
-    task.finished(std::time::Duration::from_secs(1)).await;
+    // Stopped after the HTTP server: the HID thread's release reports come last (each may
+    // wait 100 ms for a host).
+    task.stop(std::time::Duration::from_secs(1)).await;
     result
 }

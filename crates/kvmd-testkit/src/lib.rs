@@ -391,6 +391,28 @@ impl Stack {
         fs::read_to_string(self.root.join(format!("log/{name}.log"))).unwrap_or_default()
     }
 
+    /// Whether `name`'s log gets a line containing `needle` within 5 s (a service writes
+    /// its log lines every 20 ms, not at once).
+    pub fn log_has(&self, name: &str, needle: &str) -> bool {
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            if self.log(name).contains(needle) {
+                return true;
+            }
+            if std::time::Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// `name`'s log once what was logged until now has been written (the writer's 20 ms
+    /// interval, with room to spare).
+    pub fn log_settled(&self, name: &str) -> String {
+        std::thread::sleep(Duration::from_millis(200));
+        self.log(name)
+    }
+
     /// kvmd-auth's socket.
     pub fn auth_socket(&self) -> PathBuf {
         self.root.join("run/auth.sock")

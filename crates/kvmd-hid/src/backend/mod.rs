@@ -32,11 +32,19 @@ impl Device {
     }
 }
 
-/// A HID output: a sink of finished reports. Nothing here blocks: a device that cannot
-/// take a report now answers `false`, and the HID task retries the last one.
+/// A HID output: a sink of finished reports. A device that does not take a report answers
+/// `false`, and the HID thread retries the last one.
 pub trait HidOutput: Send + Sync {
-    /// Writes one report to `device`; `false` when it did not take it whole.
+    /// Writes one report to `device`, waiting for the device as long as this output does
+    /// (the HID thread calls it); `false` when it did not take it whole.
     fn write(&self, device: Device, report: &[u8]) -> bool;
+
+    /// Writes one report if that needs no waiting: `Some` as [`HidOutput::write`] would
+    /// answer, `None` when the device cannot take it at once (the HID thread then writes
+    /// it). Called by request handlers, so it must never block. By default, `None`.
+    fn try_write(&self, _device: Device, _report: &[u8]) -> Option<bool> {
+        None
+    }
 
     /// The keyboard LED byte the host last sent (bit 0 Num, 1 Caps, 2 Scroll), if any.
     fn read_leds(&self) -> Option<u8> {

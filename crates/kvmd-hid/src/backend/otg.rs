@@ -76,16 +76,21 @@ impl Otg {
     }
 }
 
-impl HidOutput for Otg {
-    fn write(&self, d: Device, report: &[u8]) -> bool {
+impl Otg {
+    /// One write of `report` to `d`; `wait` allows up to `SELECT_TIMEOUT_MS` for a host that
+    /// has not read the previous report yet. `None`: it would have had to wait.
+    fn write_report(&self, d: Device, report: &[u8], wait: bool) -> Option<bool> {
         let i = index(d);
         let mut files = self.files.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if files[i].is_none() {
             files[i] = self.open(d);
         }
-        let Some(f) = files[i].as_mut() else { return false };
+        let Some(f) = files[i].as_mut() else { return Some(false) };
         let mut result = f.write(report);
         if matches!(&result, Err(e) if e.kind() == ErrorKind::WouldBlock) {
+            if !wait {
+                return None;
+            }
             // The host has not read the previous report yet: like kvmd, wait up to
             // SELECT_TIMEOUT for it to, so a burst (a paste) is not cut down to its last report.
             let mut fds = [PollFd::new(f.as_fd(), PollFlags::POLLOUT)];
@@ -93,7 +98,7 @@ impl HidOutput for Otg {
                 result = f.write(report);
             }
         }
-        match result {
+        Some(match result {
             Ok(n) if n == report.len() => true,
             Ok(n) => {
                 tracing::error!(device = d.name(), written = n, "short HID write");
@@ -105,7 +110,17 @@ impl HidOutput for Otg {
                 files[i] = None;
                 false
             }
-        }
+        })
+    }
+}
+
+impl HidOutput for Otg {
+    fn write(&self, d: Device, report: &[u8]) -> bool {
+        self.write_report(d, report, true).unwrap_or(false)
+    }
+
+    fn try_write(&self, d: Device, report: &[u8]) -> Option<bool> {
+        self.write_report(d, report, false)
     }
 
     fn read_leds(&self) -> Option<u8> {

@@ -28,4 +28,8 @@ impl HidOutput for Vtarget {
         log.push((device, report.to_vec()));
         true
     }
+
+    fn try_write(&self, device: Device, report: &[u8]) -> Option<bool> {
+        Some(self.write(device, report))
+    }
 }
