@@ -4,19 +4,19 @@
 #   (b) GET /api/auth/check with the session cookie
 #   (c) the same with X-KVMD-User/X-KVMD-Passwd, for an {SSHA512} user and a bcrypt user
 #   (d) the same with HTTP Basic
-# wrk, 2 threads, 32 connections, $DURATION each (the reference method of
-# BENCHMARKS-REFERENCE.md). Prints a markdown table with ratios to (a).
+# wrk, 2 threads, 32 connections (the reference method of BENCHMARKS-REFERENCE.md), in
+# $ROUNDS interleaved rounds of $DURATION each. Prints a markdown table with ratios to (a).
 source "$(dirname "$0")/bench-lib.sh"
 auth_pid=$(pid_of kvmd-auth)
 idle=$(rss_kib "$auth_pid")
-results=()
-results+=("$(wrk_run static /robots.txt)")
-results+=("$(wrk_run cookie /api/auth/check "Cookie: auth_token=$token")")
-results+=("$(wrk_run xhdr_ssha512 /api/auth/check "X-KVMD-User: admin" "X-KVMD-Passwd: admin")")
-results+=("$(wrk_run xhdr_bcrypt /api/auth/check "X-KVMD-User: bc" "X-KVMD-Passwd: admin")")
-results+=("$(wrk_run basic /api/auth/check "Authorization: Basic $(printf admin:admin | base64)")")
+target static /robots.txt
+target cookie /api/auth/check "Cookie: auth_token=$token"
+target xhdr_ssha512 /api/auth/check "X-KVMD-User: admin" "X-KVMD-Passwd: admin"
+target xhdr_bcrypt /api/auth/check "X-KVMD-User: bc" "X-KVMD-Passwd: admin"
+target basic /api/auth/check "Authorization: Basic $(printf admin:admin | base64)"
+run_rounds
 echo
-table "${results[@]}"
+rounds_table
 echo
 echo "kvmd-auth RSS: idle $(mib "$idle") MiB, after the runs $(mib "$(rss_kib "$auth_pid")") MiB"
-echo "($(nproc) cores, wrk -t2 -c32 -d$duration, $(nginx -v 2>&1 | sed 's/.*: //'))"
+echo "($(nproc) cores, wrk -t2 -c32, $rounds rounds of -d$duration each, $(nginx -v 2>&1 | sed 's/.*: //'))"

@@ -7,15 +7,15 @@ hid_pid=$(pid_of kvmd-hid)
 idle=$(rss_kib "$hid_pid")
 post=$(mktemp --suffix=.lua)
 echo 'wrk.method = "POST"' > "$post"
-results=()
-results+=("$(wrk_run static /robots.txt)")
-results+=("$(WRK_SCRIPT="$post" wrk_run send_key "/api/hid/events/send_key?key=KeyA&state=true" "Cookie: auth_token=$token")")
+target static /robots.txt
+WRK_SCRIPT="$post" target send_key "/api/hid/events/send_key?key=KeyA&state=true" "Cookie: auth_token=$token"
+run_rounds
 rm -f "$post"
 echo
-table "${results[@]}"
+rounds_table
 echo
 echo "kvmd-hid RSS: idle $(mib "$idle") MiB, after the runs $(mib "$(rss_kib "$hid_pid")") MiB"
-echo "($(nproc) cores, wrk -t2 -c32 -d$duration, $(nginx -v 2>&1 | sed 's/.*: //'))"
+echo "($(nproc) cores, wrk -t2 -c32, $rounds rounds of -d$duration each, $(nginx -v 2>&1 | sed 's/.*: //'))"
 echo
 echo "| one WebSocket client on kvmd-hid's socket | value |"
 echo "|---|---|"

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # kvmd-info through the real nginx front, one run:
 #   (a) nginx static /robots.txt (the ceiling), (b) GET /api/info?fields=meta, (c) the full
-#   GET /api/info, both with the session cookie; wrk -t2 -c32, ratios to (a).
+#   GET /api/info, both with the session cookie; wrk -t2 -c32, $ROUNDS interleaved
+#   rounds, ratios to (a).
 #   Then 100 concurrent `GET /api/log?seek=1&follow=1` clients: CPU of kvmd-info (and
 #   nginx) per new log line delivered to all of them, and kvmd-info's memory.
 source "$(dirname "$0")/bench-lib.sh"
@@ -9,12 +10,12 @@ info_pid=$(pid_of kvmd-info)
 nginx_pid=$(pid_of nginx)
 idle=$(rss_kib "$info_pid")
 cookie="Cookie: auth_token=$token"
-results=()
-results+=("$(wrk_run static /robots.txt)")
-results+=("$(wrk_run info_fields_meta "/api/info?fields=meta" "$cookie")")
-results+=("$(wrk_run info_full /api/info "$cookie")")
+target static /robots.txt
+target info_fields_meta "/api/info?fields=meta" "$cookie"
+target info_full /api/info "$cookie"
+run_rounds
 echo
-table "${results[@]}"
+rounds_table
 echo
 echo "kvmd-info RSS: idle $(mib "$idle") MiB, after the runs $(mib "$(rss_kib "$info_pid")") MiB"
 
@@ -55,4 +56,4 @@ echo "| kvmd-info CPU per line delivered to all clients | $(awk -v t="$info_cpu"
 echo "| nginx CPU per line delivered to all clients | $(awk -v t="$ngx_cpu" -v m="$tick_ms" -v l="$lines" 'BEGIN { printf "%.3f ms", t * m / l }') |"
 echo "| kvmd-info CPU while idle with $clients followers | $(awk -v t="$info_idle" -v m="$tick_ms" 'BEGIN { printf "%.1f %% of a core", t * m / 5000 * 100 }') |"
 echo "| kvmd-info RSS with $clients followers | $(mib "$rss_follow") MiB |"
-echo "($(nproc) cores, wrk -t2 -c32 -d$duration, $(nginx -v 2>&1 | sed 's/.*: //'))"
+echo "($(nproc) cores, wrk -t2 -c32, $rounds rounds of -d$duration each, $(nginx -v 2>&1 | sed 's/.*: //'))"

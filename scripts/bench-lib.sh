@@ -2,7 +2,9 @@
 # read a process's memory and CPU time. Source it; it sets $base, $token, $log and a trap.
 set -euo pipefail
 bin="${1:-target/release}"
-duration="${DURATION:-10s}"
+duration="${DURATION:-4s}"
+# Rounds of side-by-side runs: each round runs every target once, the ceiling first.
+rounds="${ROUNDS:-5}"
 port="${BENCH_PORT:-18443}"
 log="$(mktemp)"
 KVMD_BIN_DIR="$bin" KVMD_DEMO_HTTPS_PORT="$port" KVMD_DEMO_HTTP_PORT="$((port + 1))" \
@@ -38,14 +40,46 @@ wrk_run() {
     echo "$name $rps $p50 $p99 ${non2xx:-0}"
 }
 
-# table RESULT...: the markdown table with ratios to the first result.
-table() {
-    local ceiling
-    ceiling=$(echo "$1" | awk '{print $2}')
-    echo "| target | req/s | p50 | p99 | ratio to nginx static | non-2xx |"
-    echo "|---|---|---|---|---|---|"
-    for r in "$@"; do
-        read -r name rps p50 p99 bad <<< "$r"
-        echo "| $name | $rps | $p50 | $p99 | $(awk -v a="$rps" -v b="$ceiling" 'BEGIN { printf "%.2f", a / b }') | $bad |"
+# Side by side, interleaved: register targets with `target NAME PATH [HEADER...]` (the first
+# one is the ceiling; WRK_SCRIPT, if set, is kept with the target), then `run_rounds` runs
+# $rounds rounds of every target in turn, so a slow spell of the machine hits all of them,
+# and `rounds_table` prints, per target, the median req/s (p50 and p99 of that round), the
+# median of its per-round ratios to the ceiling, and their range.
+t_names=(); t_paths=(); t_scripts=(); t_headers=(); t_results=()
+target() {
+    t_names+=("$1"); t_paths+=("$2"); t_scripts+=("${WRK_SCRIPT:-}")
+    local IFS=$'\x1f'; shift 2; t_headers+=("$*")
+}
+run_rounds() {
+    local r i hdrs
+    for r in $(seq "$rounds"); do
+        for i in "${!t_names[@]}"; do
+            IFS=$'\x1f' read -r -a hdrs <<< "${t_headers[$i]}"
+            t_results+=("$r $(WRK_SCRIPT="${t_scripts[$i]}" wrk_run "${t_names[$i]}" "${t_paths[$i]}" "${hdrs[@]}")")
+        done
     done
 }
+rounds_table() {
+    printf '%s\n' "${t_results[@]}" | awk -v ceiling="${t_names[0]}" -v order="${t_names[*]}" '
+        { round = $1; name = $2; rps[name, round] = $3; p50[name, round] = $4; p99[name, round] = $5; bad[name] += $6; rounds[round] = 1 }
+        function median(a, n,   i, j, t) {
+            for (i = 2; i <= n; i++) { t = a[i]; for (j = i - 1; j >= 1 && a[j] > t; j--) a[j + 1] = a[j]; a[j + 1] = t }
+            return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+        }
+        END {
+            n = 0; for (r in rounds) n++
+            print "| target | req/s (median round) | p50 | p99 | ratio to nginx static (median) | ratio range | non-2xx |"
+            print "|---|---|---|---|---|---|---|"
+            k = split(order, names, " ")
+            for (t = 1; t <= k; t++) {
+                name = names[t]
+                for (r = 1; r <= n; r++) { v[r] = rps[name, r]; q[r] = rps[name, r] / rps[ceiling, r] }
+                m = median(v, n); pick = 1
+                for (r = 1; r <= n; r++) if (rps[name, r] == m) pick = r
+                lo = hi = rps[name, 1] / rps[ceiling, 1]
+                for (r = 1; r <= n; r++) { x = rps[name, r] / rps[ceiling, r]; if (x < lo) lo = x; if (x > hi) hi = x }
+                printf "| %s | %.0f | %s | %s | %.2f | %.2f-%.2f | %d |\n", name, m, p50[name, pick], p99[name, pick], median(q, n), lo, hi, bad[name]
+            }
+        }'
+}
+
