@@ -37,7 +37,7 @@ info_idle=$(( $(cpu_ticks "$info_pid") - info0 ))
 urls=()
 for _ in $(seq "$lines"); do urls+=("$base/api/auth/check"); done
 info0=$(cpu_ticks "$info_pid"); ngx0=$(nginx_children)
-curl -sk -o /dev/null -H "$cookie" "${urls[@]}"
+curl -sk -H "$cookie" "${urls[@]}" > /dev/null
 for _ in $(seq 100); do
     n=$(grep -c "GET /auth/check" "$log.f$clients" || true)
     [ "$n" -ge "$lines" ] && break

@@ -51,8 +51,9 @@ const FLUSH_BYTES: usize = 64 * 1024;
 const MAX_BYTES: usize = 4 * 1024 * 1024;
 
 /// The text sinks' shared buffer. Loggers append whole lines under the lock; one writer
-/// thread swaps the buffer out every [`FLUSH_INTERVAL`] (sooner when it is large) and
-/// writes it to every sink with one `write(2)` each.
+/// thread, woken by the first line of a batch, swaps the buffer out [`FLUSH_INTERVAL`]
+/// later (sooner when it is large) and writes it to every sink with one `write(2)` each.
+/// An idle service's writer sleeps without a timer.
 ///
 /// Why not tracing-appender's non-blocking writer: it wakes its thread for every line, and
 /// under load that wake-up (a futex and a context switch per access-log line) cost more
@@ -79,8 +80,10 @@ impl Batch {
         while st.buf.len() >= MAX_BYTES && !st.stop {
             st = self.room.wait(st).unwrap_or_else(std::sync::PoisonError::into_inner);
         }
+        let first = st.buf.is_empty();
         st.buf.extend_from_slice(line);
-        if st.buf.len() >= FLUSH_BYTES {
+        // The first line of a batch starts the writer's interval; a large batch ends it.
+        if first || st.buf.len() >= FLUSH_BYTES {
             self.ready.notify_one();
         }
     }
@@ -92,12 +95,15 @@ impl Batch {
         loop {
             let stop = {
                 let mut st = self.lock();
-                if !st.stop && st.buf.len() < FLUSH_BYTES {
-                    st = self
-                        .ready
-                        .wait_timeout(st, FLUSH_INTERVAL)
-                        .unwrap_or_else(std::sync::PoisonError::into_inner)
-                        .0;
+                // Idle: no timer, no wake-up until a line comes.
+                while st.buf.is_empty() && !st.stop {
+                    st = self.ready.wait(st).unwrap_or_else(std::sync::PoisonError::into_inner);
+                }
+                // Then the batch gathers for one interval (less if it grows large).
+                let deadline = std::time::Instant::now() + FLUSH_INTERVAL;
+                while !st.stop && st.buf.len() < FLUSH_BYTES {
+                    let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) else { break };
+                    st = self.ready.wait_timeout(st, left).unwrap_or_else(std::sync::PoisonError::into_inner).0;
                 }
                 std::mem::swap(&mut st.buf, &mut out);
                 st.stop
