@@ -87,6 +87,8 @@ fn file_source_lists_and_follows_the_services_lines() {
     let stack = common::stack();
     let token = login(&stack, "admin", "admin");
     let cookie = format!("Cookie: auth_token={token}");
+    // The login's line is in the file (services write their lines every 20 ms).
+    assert!(stack.log_has("kvmd-auth", "Logged in user 'admin'"), "{}", stack.log("kvmd-auth"));
     let r = get(&stack, "/api/log?seek=3600", &["-H", &cookie]);
     assert_eq!(r.status(), 200);
     assert_eq!(r.header("Content-Type"), Some("text/plain; charset=utf-8"));
