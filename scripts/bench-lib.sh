@@ -73,11 +73,13 @@ rounds_table() {
             k = split(order, names, " ")
             for (t = 1; t <= k; t++) {
                 name = names[t]
-                for (r = 1; r <= n; r++) { v[r] = rps[name, r]; q[r] = rps[name, r] / rps[ceiling, r] }
+                lo = hi = rps[name, 1] / rps[ceiling, 1]
+                for (r = 1; r <= n; r++) {
+                    v[r] = rps[name, r]; q[r] = rps[name, r] / rps[ceiling, r]
+                    if (q[r] < lo) lo = q[r]; if (q[r] > hi) hi = q[r]
+                }
                 m = median(v, n); pick = 1
                 for (r = 1; r <= n; r++) if (rps[name, r] == m) pick = r
-                lo = hi = rps[name, 1] / rps[ceiling, 1]
-                for (r = 1; r <= n; r++) { x = rps[name, r] / rps[ceiling, r]; if (x < lo) lo = x; if (x > hi) hi = x }
                 printf "| %s | %.0f | %s | %s | %.2f | %.2f-%.2f | %d |\n", name, m, p50[name, pick], p99[name, pick], median(q, n), lo, hi, bad[name]
             }
         }'

@@ -1,9 +1,9 @@
 //! Logging set-up: the only place that builds the tracing subscriber.
 //!
-//! Text records are appended to a buffer that one writer thread writes out every 20 ms
-//! (lossless: a full buffer makes loggers wait rather than drop), so a request never waits
-//! for a `write(2)` of its access-log line, nor wakes a thread for it; [`flush`] writes
-//! what is left before exit.
+//! Text records are appended to a buffer that one writer thread writes out 20 ms after a
+//! batch's first line (lossless: a full buffer makes loggers wait rather than drop), so a
+//! request never waits for a `write(2)` of its access-log line, nor wakes a thread for
+//! it; [`flush`] writes what is left before exit.
 //!
 //! Under systemd, stderr is a journal stream (`JOURNAL_STREAM` names its device and inode);
 //! then records go to journald natively, with their level as the journal priority. In the
@@ -60,8 +60,9 @@ const MAX_BYTES: usize = 4 * 1024 * 1024;
 /// than the line itself. Here a burst of lines costs one wake-up per interval.
 struct Batch {
     state: std::sync::Mutex<BatchState>,
-    /// Signals the writer (data, or stop) and the loggers waiting for room.
+    /// Signals the writer: a batch began or grew large, or stop.
     ready: std::sync::Condvar,
+    /// Signals the loggers waiting for room in a full buffer.
     room: std::sync::Condvar,
 }
 
@@ -71,6 +72,20 @@ struct BatchState {
 }
 
 impl Batch {
+    fn new() -> Self {
+        Self {
+            state: std::sync::Mutex::new(BatchState { buf: Vec::new(), stop: false }),
+            ready: std::sync::Condvar::new(),
+            room: std::sync::Condvar::new(),
+        }
+    }
+
+    /// Makes the writer write what is left and return.
+    fn stop(&self) {
+        self.lock().stop = true;
+        self.ready.notify_one();
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, BatchState> {
         self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
@@ -157,11 +172,7 @@ static WRITER: std::sync::Mutex<Option<Writer>> = std::sync::Mutex::new(None);
 
 /// Starts the writer thread for `sinks` and returns the writer loggers use.
 fn start_writer(sinks: Vec<Box<dyn std::io::Write + Send>>) -> anyhow::Result<BatchWriter> {
-    let batch = std::sync::Arc::new(Batch {
-        state: std::sync::Mutex::new(BatchState { buf: Vec::new(), stop: false }),
-        ready: std::sync::Condvar::new(),
-        room: std::sync::Condvar::new(),
-    });
+    let batch = std::sync::Arc::new(Batch::new());
     let b = batch.clone();
     let thread = std::thread::Builder::new().name("log-writer".into()).spawn(move || b.run(sinks))?;
     *WRITER.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Writer { batch: batch.clone(), thread });
@@ -173,8 +184,7 @@ fn start_writer(sinks: Vec<Box<dyn std::io::Write + Send>>) -> anyhow::Result<Ba
 pub fn flush() {
     let writer = WRITER.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
     if let Some(w) = writer {
-        w.batch.lock().stop = true;
-        w.batch.ready.notify_one();
+        w.batch.stop();
         let _ = w.thread.join();
     }
 }
@@ -237,11 +247,7 @@ mod tests {
 
     #[test]
     fn every_line_reaches_every_sink_in_order_even_past_the_buffer_limit() {
-        let batch = Arc::new(Batch {
-            state: Mutex::new(BatchState { buf: Vec::new(), stop: false }),
-            ready: std::sync::Condvar::new(),
-            room: std::sync::Condvar::new(),
-        });
+        let batch = Arc::new(Batch::new());
         let (a, b) = (Arc::new(Mutex::new(Vec::new())), Arc::new(Mutex::new(Vec::new())));
         let sinks: Vec<Box<dyn std::io::Write + Send>> = vec![Box::new(Slow(a.clone())), Box::new(Slow(b.clone()))];
         let bt = batch.clone();
@@ -262,8 +268,7 @@ mod tests {
         for l in loggers {
             l.join().unwrap();
         }
-        batch.lock().stop = true;
-        batch.ready.notify_one();
+        batch.stop();
         thread.join().unwrap();
         let a = String::from_utf8(a.lock().unwrap().clone()).unwrap();
         assert_eq!(a.as_bytes(), b.lock().unwrap().as_slice(), "both sinks got the same bytes");

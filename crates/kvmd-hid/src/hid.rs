@@ -77,7 +77,7 @@ fn idx(d: Device) -> usize {
 #[derive(Clone)]
 pub struct Hid {
     shared: Arc<Shared>,
-    /// Fires when the task has ended (after its final release reports).
+    /// Fires when the HID thread has ended (after its final release reports).
     finished: Arc<Mutex<Option<tokio::sync::oneshot::Receiver<()>>>>,
 }
 
@@ -501,11 +501,20 @@ fn run(s: &Shared) {
     let mut next_tick = now + TICK;
     let mut core = s.lock();
     loop {
+        // First, so that a backlog (a paste to a slow host) does not hold the tick up.
+        let now = Instant::now();
+        if now >= next_tick {
+            next_tick = now + TICK;
+            drop(core);
+            tick(s, &mut jiggler);
+            core = s.lock();
+            continue;
+        }
         if let Some(q) = core.queue.pop_front() {
             core.busy = true;
-            let had_waiters = core.queue.len() + 1 >= QUEUE_LIMIT;
+            let was_full = core.queue.len() + 1 >= QUEUE_LIMIT;
             drop(core);
-            if had_waiters {
+            if was_full {
                 s.room.notify_waiters();
             }
             let ok = s.out.write(q.device, &q.report);
@@ -516,14 +525,6 @@ fn run(s: &Shared) {
         }
         if core.stop {
             break;
-        }
-        let now = Instant::now();
-        if now >= next_tick {
-            next_tick = now + TICK;
-            drop(core);
-            tick(s, &mut jiggler);
-            core = s.lock();
-            continue;
         }
         core = s.wake.wait_timeout(core, next_tick - now).unwrap_or_else(std::sync::PoisonError::into_inner).0;
     }

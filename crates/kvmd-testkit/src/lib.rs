@@ -394,16 +394,7 @@ impl Stack {
     /// Whether `name`'s log gets a line containing `needle` within 5 s (a service writes
     /// its log lines every 20 ms, not at once).
     pub fn log_has(&self, name: &str, needle: &str) -> bool {
-        let deadline = std::time::Instant::now() + Duration::from_secs(5);
-        loop {
-            if self.log(name).contains(needle) {
-                return true;
-            }
-            if std::time::Instant::now() >= deadline {
-                return false;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        wait_until(needle, Duration::from_secs(5), || self.log(name).contains(needle)).is_ok()
     }
 
     /// `name`'s log once what was logged until now has been written (the writer's 20 ms

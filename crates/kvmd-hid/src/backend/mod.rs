@@ -52,7 +52,7 @@ pub trait HidOutput: Send + Sync {
     }
 
     /// Whether a host has configured the device (`None`: this output cannot tell). Asked
-    /// while no report is pending; `false` turns every `online` flag off until a write
+    /// every tick of the HID thread; `false` turns every `online` flag off until a write
     /// succeeds again.
     fn host_configured(&self) -> Option<bool> {
         None

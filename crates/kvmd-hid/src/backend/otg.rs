@@ -74,9 +74,7 @@ impl Otg {
             }
         }
     }
-}
 
-impl Otg {
     /// One write of `report` to `d`; `wait` allows up to `SELECT_TIMEOUT_MS` for a host that
     /// has not read the previous report yet. `None`: it would have had to wait.
     fn write_report(&self, d: Device, report: &[u8], wait: bool) -> Option<bool> {
