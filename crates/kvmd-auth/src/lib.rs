@@ -33,16 +33,16 @@ use kvmd_core::service::CancellationToken;
 pub use config::Config;
 pub use manager::Manager;
 
-/// Every route of the service, for the nginx renderer.
-pub const ROUTES: &[kvmd_core::routes::Route] = api::auth::ROUTES;
-
-/// What nginx needs to know about this service.
-pub const SERVICE: kvmd_core::routes::ServiceRoutes =
-    kvmd_core::routes::ServiceRoutes { service: "kvmd-auth", upstream: "auth", routes: ROUTES, mounts: &[] };
+/// Every route of the service, with its handler.
+pub fn api() -> kvmd_core::routes::Api {
+    let mut api = kvmd_core::routes::Api::new("kvmd-auth", "auth");
+    api.group(api::auth::routes);
+    api
+}
 
 /// The actix app around `manager` (tests drive it without a socket).
 pub fn create_app(manager: web::Data<Manager>) -> actix_web::App<impl kvmd_core::service::ServiceApp> {
-    kvmd_core::service::app(&SERVICE).app_data(manager).configure(api::auth::configure)
+    kvmd_core::service::app(api()).app_data(manager)
 }
 
 /// Serves kvmd-auth on `listener` until `shutdown` is cancelled.

@@ -193,7 +193,10 @@ impl AuthClient {
     }
 }
 
-/// An authenticated caller, for the handlers of services behind nginx.
+/// An authenticated caller, for the handlers of services behind nginx. A handler of an
+/// `Access::User` route that wants the user takes it as an argument: the route's
+/// [`crate::routes::require_user`] has already authenticated the request, so this only reads
+/// what it found. Elsewhere it authenticates the request itself.
 ///
 /// In kvmd's order: the user nginx passes in [`AUTH_USER_HEADER`] (kvmd-auth verified it;
 /// nginx always overwrites that header); else the credentials the request carries, checked
@@ -219,16 +222,20 @@ impl FromRequest for Authed {
     type Future = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Self, ApiError>>>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        if let Some(a) = actix_web::HttpMessage::extensions(req).get::<Authed>().cloned() {
+            return Box::pin(std::future::ready(Ok(a)));
+        }
         let req = req.clone();
         Box::pin(async move {
-            let a = authed(&req).await?;
+            let a = authenticate(&req).await?;
             actix_web::HttpMessage::extensions_mut(&req).insert(crate::service::AccessUser(a.access()));
             Ok(a)
         })
     }
 }
 
-async fn authed(req: &HttpRequest) -> Result<Authed, ApiError> {
+/// Authenticates `req` as [`Authed`] describes.
+pub async fn authenticate(req: &HttpRequest) -> Result<Authed, ApiError> {
     if let Some(user) = header(req, AUTH_USER_HEADER).filter(|u| !u.is_empty()) {
         let via = header(req, AUTH_VIA_HEADER).map(|v| v.into_owned()).unwrap_or_else(|| "-".into());
         return Ok(Authed { user: user.into_owned(), via });
@@ -304,14 +311,17 @@ mod tests {
     async fn authed_takes_the_nginx_header_and_never_checks_passwords_itself() {
         let r =
             TestRequest::default().insert_header((AUTH_USER_HEADER, "admin")).insert_header((AUTH_VIA_HEADER, "token"));
-        assert_eq!(authed(&r.to_http_request()).await.ok(), Some(Authed { user: "admin".into(), via: "token".into() }));
+        assert_eq!(
+            authenticate(&r.to_http_request()).await.ok(),
+            Some(Authed { user: "admin".into(), via: "token".into() })
+        );
         // Credentials without an AuthClient (no kvmd-auth to ask) are refused.
         let r = TestRequest::default().insert_header(("X-KVMD-User", "admin"));
-        let status = authed(&r.to_http_request()).await.err().map(|e| e.status());
+        let status = authenticate(&r.to_http_request()).await.err().map(|e| e.status());
         assert_eq!(status, Some(actix_web::http::StatusCode::UNAUTHORIZED));
         // Malformed credentials are kvmd's 400 before anything else.
         let r = TestRequest::default().insert_header(("Cookie", "auth_token=xyz"));
-        let status = authed(&r.to_http_request()).await.err().map(|e| e.status());
+        let status = authenticate(&r.to_http_request()).await.err().map(|e| e.status());
         assert_eq!(status, Some(actix_web::http::StatusCode::BAD_REQUEST));
     }
 

@@ -132,14 +132,42 @@ pub fn found(location: &str) -> HttpResponseBuilder {
 /// aiohttp's default `client_max_size`, which kvmd keeps for the bodies it reads.
 pub const BODY_LIMIT: usize = 1024 * 1024;
 
-/// Reads a request body of at most `limit` bytes; over it, aiohttp's 413.
-pub async fn read_body(mut payload: actix_web::web::Payload, limit: usize) -> Result<Vec<u8>, HttpResponse> {
+/// Why a request body could not be read; answered as aiohttp does (a handler's `?`
+/// turns it into the response).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum BodyError {
+    /// Over `limit` bytes: aiohttp's plain-text 413.
+    #[error("Maximum request body size {0} exceeded.")]
+    TooLarge(usize),
+    /// The connection broke or the framing was wrong: kvmd's 400.
+    #[error("Cannot read the request body")]
+    Unreadable,
+}
+
+impl actix_web::ResponseError for BodyError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            BodyError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            BodyError::Unreadable => StatusCode::BAD_REQUEST,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        match self {
+            BodyError::TooLarge(limit) => payload_too_large(*limit),
+            BodyError::Unreadable => error_response(&ApiError::validator("Cannot read the request body")),
+        }
+    }
+}
+
+/// Reads a request body of at most `limit` bytes.
+pub async fn read_body(mut payload: actix_web::web::Payload, limit: usize) -> Result<Vec<u8>, BodyError> {
     use futures_util::StreamExt;
     let mut body = Vec::new();
     while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|_| error_response(&ApiError::validator("Cannot read the request body")))?;
+        let chunk = chunk.map_err(|_| BodyError::Unreadable)?;
         if body.len() + chunk.len() > limit {
-            return Err(payload_too_large(limit));
+            return Err(BodyError::TooLarge(limit));
         }
         body.extend_from_slice(&chunk);
     }

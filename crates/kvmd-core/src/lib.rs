@@ -12,8 +12,10 @@
 //! - [`envelope`]: the `{"ok": ..., "result": ...}` responder and kvmd's plain-text answers.
 //! - [`metrics`]: request counts and latencies of this process, for the Prometheus export.
 //! - [`valid`]: argument validators with kvmd's exact messages.
-//! - [`routes`]: the route table every service declares; nginx is rendered from it, and
-//!   the actix 404/405/308 handlers read it.
+//! - [`routes`]: the one declaration of every route (method, path, access, proxy flow,
+//!   parameters, handler), from which each service's actix app, the nginx front and the
+//!   OpenAPI document are made; the actix 404/405/308 handlers read it.
+//! - [`openapi`]: the OpenAPI 3.1 document generated from those declarations.
 //! - [`authn`]: credential header and cookie names, credential parsing in kvmd's order, and
 //!   the [`authn::Authed`] extractor services use.
 //! - [`query`]: query-string arguments as kvmd reads them (first of duplicates wins).
@@ -29,6 +31,7 @@ pub mod error;
 pub mod json;
 pub mod metrics;
 pub mod net;
+pub mod openapi;
 pub mod query;
 pub mod routes;
 pub mod service;

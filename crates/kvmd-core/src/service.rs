@@ -152,14 +152,17 @@ pub struct AccessQuiet;
 /// `Server` header of every service response (nginx replaces it with its own).
 pub const SERVER_HEADER: &str = concat!("kvmd-rs/", env!("CARGO_PKG_VERSION"));
 
-/// A new app for a service with `routes`: kvmd's 404/405/308, the route table in the app
+/// The app of a service with the routes of `api`: each declared route with its handler
+/// (behind authentication where declared), kvmd's 404/405/308, the route table in the app
 /// data, header names written in canonical case as aiohttp does, `Server`, and one
 /// access-log line per request in kvmd's format.
-pub fn app(service: &'static crate::routes::ServiceRoutes) -> App<impl ServiceApp> {
+pub fn app(api: crate::routes::Api) -> App<impl ServiceApp> {
+    let table = api.table();
     App::new()
-        .app_data(crate::routes::RouteTable(service.routes))
-        .app_data(ServiceName(service.service))
+        .app_data(crate::routes::RouteTable(table.routes.into()))
+        .app_data(ServiceName(table.service))
         .service(actix_web::web::resource(crate::metrics::SELF_PATH).route(actix_web::web::get().to(self_metrics)))
+        .configure(move |cfg| api.configure(cfg))
         .default_service(crate::routes::default_service())
         .wrap(actix_web::middleware::from_fn(wire))
 }

@@ -56,6 +56,17 @@ pub const NAMES: &[(&str, &str, &str)] = &[
     ("tr", "tr", ""),
 ];
 
+/// kvmd's keymap names alone (the values `keymap=` accepts).
+pub const KEYMAP_NAMES: [&str; NAMES.len()] = {
+    let mut names = [""; NAMES.len()];
+    let mut i = 0;
+    while i < NAMES.len() {
+        names[i] = NAMES[i].0;
+        i += 1;
+    }
+    names
+};
+
 /// Dead keysyms (keysymdef.h) for the combining marks they add.
 const DEAD: &[(char, u32)] = &[
     ('\u{300}', 0xfe50), // grave

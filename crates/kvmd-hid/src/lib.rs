@@ -33,21 +33,12 @@ use kvmd_core::service::CancellationToken;
 
 pub use config::Config;
 
-/// Every public route of the service, for the nginx renderer.
-pub const ROUTES: &[kvmd_core::routes::Route] = &{
-    let mut all = [api::hid::ROUTES[0]; 14];
-    let mut i = 0;
-    while i < 13 {
-        all[i] = api::hid::ROUTES[i];
-        i += 1;
-    }
-    all[13] = ws::ROUTES[0];
-    all
-};
-
-/// What nginx needs to know about this service.
-pub const SERVICE: kvmd_core::routes::ServiceRoutes =
-    kvmd_core::routes::ServiceRoutes { service: "kvmd-hid", upstream: "hid", routes: ROUTES, mounts: &[] };
+/// Every route of the service, with its handler.
+pub fn api() -> kvmd_core::routes::Api {
+    let mut api = kvmd_core::routes::Api::new("kvmd-hid", "hid");
+    api.group(api::hid::routes).group(ws::routes);
+    api
+}
 
 /// The actix app (tests drive it without a socket).
 pub fn create_app(
@@ -57,14 +48,12 @@ pub fn create_app(
     auth_socket: std::path::PathBuf,
     usc: kvmd_core::net::UscConfig,
 ) -> actix_web::App<impl kvmd_core::service::ServiceApp> {
-    kvmd_core::service::app(&SERVICE)
+    kvmd_core::service::app(api())
         .app_data(hid)
         .app_data(ws)
         .app_data(layouts)
         .app_data(kvmd_core::authn::AuthClient::new(&auth_socket))
         .app_data(usc)
-        .configure(api::hid::configure)
-        .configure(ws::configure)
 }
 
 /// Serves kvmd-hid on `listener` until `shutdown` is cancelled.

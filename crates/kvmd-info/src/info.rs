@@ -52,6 +52,17 @@ impl Category {
         Category::Fan,
     ];
 
+    /// The wire names of [`Category::ALL`], in its order.
+    pub const NAMES: [&'static str; 8] = {
+        let mut names = [""; 8];
+        let mut i = 0;
+        while i < 8 {
+            names[i] = Category::ALL[i].name();
+            i += 1;
+        }
+        names
+    };
+
     /// The wire name.
     pub const fn name(self) -> &'static str {
         match self {

@@ -20,18 +20,17 @@ pub mod yaml;
 use std::os::unix::net::UnixListener;
 
 use actix_web::web;
-use kvmd_core::routes::Route;
 use kvmd_core::service::CancellationToken;
 
 pub use config::Config;
 pub use info::Info;
 
-/// Every public route of the service, for the nginx renderer.
-pub const ROUTES: &[Route] = &[api::info::ROUTES[0], api::log::ROUTES[0], api::export::ROUTES[0]];
-
-/// What nginx needs to know about this service.
-pub const SERVICE: kvmd_core::routes::ServiceRoutes =
-    kvmd_core::routes::ServiceRoutes { service: "kvmd-info", upstream: "info", routes: ROUTES, mounts: &[] };
+/// Every route of the service, with its handler.
+pub fn api() -> kvmd_core::routes::Api {
+    let mut api = kvmd_core::routes::Api::new("kvmd-info", "info");
+    api.group(api::info::routes).group(api::log::routes).group(api::export::routes).group(api::feed::routes);
+    api
+}
 
 /// The actix app (tests drive it without a socket).
 pub fn create_app(
@@ -41,16 +40,13 @@ pub fn create_app(
 ) -> actix_web::App<impl kvmd_core::service::ServiceApp> {
     let auth = kvmd_core::authn::AuthClient::new(&info.config().auth_socket);
     let usc = info.config().usc.clone();
-    kvmd_core::service::app(&SERVICE)
+    kvmd_core::service::app(api())
         .app_data(info)
         .app_data(shutdown)
         .app_data(tail)
         .app_data(auth)
         .app_data(usc)
-        .configure(api::info::configure)
-        .configure(api::log::configure)
-        .configure(api::export::configure)
-        .configure(api::feed::configure)
+        .app_data(web::Data::new(api::export::MetricsCache::default()))
 }
 
 /// Serves kvmd-info on `listener` until `shutdown` is cancelled.

@@ -8,14 +8,20 @@
 
 use std::fmt::Write;
 
-use kvmd_core::routes::{Access, Flow, Route, ServiceRoutes};
+use kvmd_core::routes::{Access, Expose, Flow, Route, ServiceRoutes};
 
 /// The nginx template, shared by the demo, the tests and `deploy/`.
 pub const TEMPLATE: &str = include_str!("../../../nginx/nginx.conf.in");
 
-/// Every service of the suite, in upstream order.
-pub const SERVICES: &[ServiceRoutes] =
-    &[kvmd_auth::SERVICE, kvmd_hid::SERVICE, kvmd_info::SERVICE, kvmd_streamer::SERVICE];
+/// Every service of the suite with its routes, in upstream order.
+pub fn services() -> Vec<ServiceRoutes> {
+    [kvmd_auth::api(), kvmd_hid::api(), kvmd_info::api(), kvmd_streamer::api()].iter().map(|a| a.table()).collect()
+}
+
+/// The OpenAPI document of the suite, as `docs/openapi.json` holds it.
+pub fn openapi() -> String {
+    kvmd_core::openapi::to_text(&kvmd_core::openapi::document(&services(), env!("CARGO_PKG_VERSION")))
+}
 
 /// What differs between the demo, the tests and an installed system (also the options
 /// of `kvmd-nginx render`, whose defaults are an installed system's).
@@ -96,9 +102,9 @@ fn flow_lines(out: &mut String, indent: &str, flow: Flow) {
 fn render_service(out: &mut String, s: &ServiceRoutes) {
     let up = upstream_name(s);
     let raw = format!("@{up}_raw");
-    // Paths in declaration order, each once.
+    // kvmd's paths in declaration order, each once.
     let mut paths: Vec<&str> = Vec::new();
-    for r in s.routes {
+    for r in s.routes.iter().filter(|r| r.expose == Expose::Api) {
         if !paths.contains(&r.path) {
             paths.push(r.path);
         }
@@ -124,43 +130,70 @@ fn render_service(out: &mut String, s: &ServiceRoutes) {
         let _ = writeln!(out, "            proxy_pass http://{up}{path};");
         proxy_common(out, "            ", flow != Flow::WebSocket);
         if access == Access::User {
-            let _ = writeln!(out, "            proxy_set_header X-KVMD-Auth-User $auth_user;");
-            let _ = writeln!(out, "            proxy_set_header X-KVMD-Auth-Via $auth_via;");
-            let _ = writeln!(out, "            proxy_set_header X-KVMD-Passwd \"\";");
+            user_headers(out);
         } else {
             let _ = writeln!(out, "            proxy_set_header X-KVMD-Auth-User \"\";");
             let _ = writeln!(out, "            proxy_set_header X-KVMD-Auth-Via \"\";");
         }
         let _ = writeln!(out, "        }}");
     }
-    // Trailing slashes: the service answers kvmd's 308 to the normalised path.
-    let alternation: Vec<String> = paths.iter().map(|p| p.trim_start_matches('/').replace('.', "\\.")).collect();
-    unauthenticated_pass(out, &format!("~ ^/api/({})/+$", alternation.join("|")), &up);
-    // Wrong methods: the service answers kvmd's 405 with Allow:, before any auth.
-    unauthenticated_pass(out, &raw, &up);
-    for m in s.mounts {
-        render_mount(out, m, &up);
+    if !paths.is_empty() {
+        // Trailing slashes: the service answers kvmd's 308 to the normalised path.
+        let alternation: Vec<String> = paths.iter().map(|p| p.trim_start_matches('/').replace('.', "\\.")).collect();
+        unauthenticated_pass(out, &format!("~ ^/api/({})/+$", alternation.join("|")), &up);
+        // Wrong methods: the service answers kvmd's 405 with Allow:, before any auth.
+        unauthenticated_pass(out, &raw, &up);
+    }
+    let mut mounted: Vec<(&str, &str)> = Vec::new();
+    for r in &s.routes {
+        if let Expose::Mount(prefix) = r.expose
+            && !mounted.contains(&(prefix, r.path))
+        {
+            mounted.push((prefix, r.path));
+        }
+    }
+    for (prefix, path) in &mounted {
+        render_mounted(out, prefix, path, &up);
+    }
+    let mut prefixes: Vec<&str> = mounted.iter().map(|(p, _)| *p).collect();
+    prefixes.dedup();
+    for prefix in prefixes {
+        // Anything else under the prefix: uStreamer's 404, never the service.
+        let _ = writeln!(out, "        location {prefix}/ {{");
+        let _ = writeln!(out, "            auth_request off;");
+        let _ = writeln!(out, "            default_type text/html;");
+        let _ = writeln!(out, "            return 404 \"<html><body><h1>404 Not Found</h1></body></html>\\n\";");
+        let _ = writeln!(out, "        }}");
     }
     out.push('\n');
 }
 
-/// A prefix handed whole to the service, as kvmd's nginx does for uStreamer: guarded by
-/// `auth_request`, no buffering. Upstream HTTP/1.1 with keep-alive like every other
-/// location (kvmd's nginx speaks HTTP/1.0 here; actix refuses an HTTP/1.0 POST without
-/// `Content-Length`, and the client-side framing is the same either way).
-fn render_mount(out: &mut String, m: &kvmd_core::routes::Mount, up: &str) {
-    let prefix = m.prefix.trim_end_matches('/');
-    let _ = writeln!(out, "        location {} {{", m.prefix);
-    let _ = writeln!(out, "            error_page 401 403 = @auth_denied;");
-    let _ = writeln!(out, "            rewrite ^{prefix}/(.*)$ {}$1 break;", m.upstream_prefix);
-    flow_lines(out, "            ", Flow::Stream);
-    let _ = writeln!(out, "            proxy_ignore_headers X-Accel-Buffering;");
-    let _ = writeln!(out, "            proxy_pass http://{up};");
-    proxy_common(out, "            ", true);
+/// The headers of a location whose user kvmd-auth accepted.
+fn user_headers(out: &mut String) {
     let _ = writeln!(out, "            proxy_set_header X-KVMD-Auth-User $auth_user;");
     let _ = writeln!(out, "            proxy_set_header X-KVMD-Auth-Via $auth_via;");
     let _ = writeln!(out, "            proxy_set_header X-KVMD-Passwd \"\";");
-    let _ = writeln!(out, "        }}");
+}
+
+/// A path of a mounted face (uStreamer's, under `/streamer`), as kvmd's nginx serves it:
+/// guarded by `auth_request` whatever the method (the service answers wrong methods with
+/// uStreamer's 501), no buffering. `{prefix}` alone is the face's `/` too. Upstream
+/// HTTP/1.1 with keep-alive like every other location (kvmd's nginx speaks HTTP/1.0 here;
+/// actix refuses an HTTP/1.0 POST without `Content-Length`, and the client-side framing
+/// is the same either way).
+fn render_mounted(out: &mut String, prefix: &str, path: &str, up: &str) {
+    let fronts =
+        if path == "/" { vec![format!("{prefix}/"), prefix.to_owned()] } else { vec![format!("{prefix}{path}")] };
+    for front in fronts {
+        let _ = writeln!(out, "        location = {front} {{");
+        let _ = writeln!(out, "            error_page 401 403 = @auth_denied;");
+        flow_lines(out, "            ", Flow::Stream);
+        let _ = writeln!(out, "            proxy_ignore_headers X-Accel-Buffering;");
+        let _ = writeln!(out, "            proxy_pass http://{up}{path};");
+        proxy_common(out, "            ", true);
+        user_headers(out);
+        let _ = writeln!(out, "        }}");
+    }
 }
 
 /// A location that hands the request, `/api` stripped and without auth, to upstream `up`.
@@ -208,7 +241,6 @@ pub fn render(p: &Params, services: &[ServiceRoutes]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use kvmd_core::routes::Method;
 
     fn params() -> Params {
         Params {
@@ -227,7 +259,7 @@ mod tests {
 
     #[test]
     fn every_placeholder_is_filled() {
-        let conf = render(&params(), SERVICES);
+        let conf = render(&params(), &services());
         assert!(!conf.contains("@@"), "{conf}");
         assert!(conf.contains("location = /api/auth/login {"));
         assert!(conf.contains("return 301 https://$host$request_uri;"));
@@ -235,13 +267,13 @@ mod tests {
 
     #[test]
     fn protected_routes_get_auth_request_and_an_overwritten_user_header() {
-        const R: &[Route] = &[
-            Route::get("/info", Access::User),
-            Route { method: Method::Delete, path: "/streamer/snapshot", access: Access::User, flow: Flow::Plain },
-            Route::get("/streamer/snapshot", Access::User),
-            Route::get("/ws", Access::User).flow(Flow::WebSocket),
+        let routes = vec![
+            Route::get("/info"),
+            Route::delete("/streamer/snapshot"),
+            Route::get("/streamer/snapshot"),
+            Route::get("/ws").flow(Flow::WebSocket),
         ];
-        let s = ServiceRoutes { service: "t", upstream: "t", routes: R, mounts: &[] };
+        let s = ServiceRoutes { service: "t", upstream: "t", routes };
         let conf = render(&params(), &[s]);
         let info =
             conf.split("location = /api/info {").nth(1).and_then(|s| s.split("        }").next()).unwrap_or_default();
@@ -255,5 +287,79 @@ mod tests {
             conf.split("location = /api/ws {").nth(1).and_then(|s| s.split("        }").next()).unwrap_or_default();
         assert!(ws.contains("proxy_set_header Connection $connection_upgrade;"));
         assert!(!ws.contains("proxy_set_header Connection \"\";"), "{ws}");
+    }
+
+    #[test]
+    fn every_service_declares_each_route_once() {
+        for s in services() {
+            assert_eq!(s.check(), Ok(()));
+        }
+    }
+
+    /// The front serves exactly the declared routes: one exact location per exposed path,
+    /// and under `/api/` and `/streamer/` nothing else but the fallbacks (kvmd's 404, the
+    /// trailing-slash and wrong-method hand-offs, uStreamer's 404).
+    #[test]
+    fn one_location_per_declared_route_and_nothing_else() {
+        let conf = render(&params(), &services());
+        let mut exact: Vec<String> = Vec::new();
+        let mut other: Vec<String> = Vec::new();
+        for line in conf.lines().map(str::trim).filter(|l| l.starts_with("location ")) {
+            let spec = line.trim_start_matches("location ").trim_end_matches(" {").to_owned();
+            match spec.strip_prefix("= ") {
+                Some(path) => exact.push(path.to_owned()),
+                None => other.push(spec),
+            }
+        }
+        let mut want: Vec<String> = Vec::new();
+        for s in services() {
+            for r in s.exposed() {
+                let front = r.front_path().unwrap_or_default();
+                if !want.contains(&front) {
+                    want.push(front);
+                }
+                if let (Expose::Mount(prefix), "/") = (r.expose, r.path)
+                    && !want.iter().any(|w| w == prefix)
+                {
+                    want.push(prefix.to_owned());
+                }
+            }
+        }
+        let front_of_ours = |p: &str| p.starts_with("/api") || p.starts_with("/streamer");
+        // `= /api` is the template's 404, like `/api/`.
+        let mut got: Vec<String> = exact.iter().filter(|p| front_of_ours(p) && *p != "/api").cloned().collect();
+        got.sort();
+        want.sort();
+        assert_eq!(got, want);
+        assert!(!exact.iter().any(|p| p.contains("/metrics/self") || p.ends_with("/feed")), "{exact:?}");
+        // The non-exact locations under our prefixes: the 404s and one slash hand-off per service.
+        let ours: Vec<&String> = other.iter().filter(|l| l.contains("/api") || l.contains("/streamer")).collect();
+        let slash: Vec<&&String> = ours.iter().filter(|l| l.starts_with("~ ^/api/(")).collect();
+        assert_eq!(slash.len(), 4, "{ours:?}");
+        for l in &ours {
+            assert!(l.starts_with("~ ^/api/(") || *l == "/api/" || *l == "/streamer/", "unexpected location {l}");
+        }
+        // Each slash hand-off names exactly its service's /api paths.
+        for s in services() {
+            let mut paths: Vec<String> = Vec::new();
+            for r in s.routes.iter().filter(|r| r.expose == Expose::Api) {
+                let p = r.path.trim_start_matches('/').replace('.', "\\.");
+                if !paths.contains(&p) {
+                    paths.push(p);
+                }
+            }
+            let want = format!("~ ^/api/({})/+$", paths.join("|"));
+            assert!(slash.iter().any(|l| ***l == want), "{want} not in {slash:?}");
+        }
+        // The catch-all of uStreamer's face answers itself; it never reaches a service.
+        let catch = conf.split("location /streamer/ {").nth(1).and_then(|s| s.split('}').next()).unwrap_or_default();
+        assert!(catch.contains("return 404") && !catch.contains("proxy_pass"), "{catch}");
+    }
+
+    #[test]
+    fn the_checked_in_openapi_document_is_current() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/openapi.json");
+        let file = std::fs::read_to_string(path).unwrap_or_default();
+        assert!(file == openapi(), "docs/openapi.json is stale: run `just openapi`");
     }
 }

@@ -9,7 +9,13 @@ enum Cli {
     /// Prints (or writes) the rendered configuration.
     Render {
         #[command(flatten)]
-        params: kvmd_nginx::Params,
+        params: Box<kvmd_nginx::Params>,
+        /// Output file (stdout when absent).
+        #[arg(long)]
+        out: Option<std::path::PathBuf>,
+    },
+    /// Prints (or writes) the OpenAPI document of every route the front exposes.
+    Openapi {
         /// Output file (stdout when absent).
         #[arg(long)]
         out: Option<std::path::PathBuf>,
@@ -17,11 +23,13 @@ enum Cli {
 }
 
 fn main() -> anyhow::Result<()> {
-    let Cli::Render { params, out } = Cli::parse();
-    let conf = kvmd_nginx::render(&params, kvmd_nginx::SERVICES);
+    let (text, out) = match Cli::parse() {
+        Cli::Render { params, out } => (kvmd_nginx::render(&params, &kvmd_nginx::services()), out),
+        Cli::Openapi { out } => (kvmd_nginx::openapi(), out),
+    };
     match out {
-        Some(path) => std::fs::write(path, conf)?,
-        None => print!("{conf}"),
+        Some(path) => std::fs::write(path, text)?,
+        None => print!("{text}"),
     }
     Ok(())
 }

@@ -24,23 +24,18 @@ mod sys;
 use std::os::unix::net::UnixListener;
 
 use actix_web::web;
-use kvmd_core::routes::Route;
 use kvmd_core::service::CancellationToken;
 
 pub use config::Config;
 pub use streamer::Streamer;
 
-/// Every public route of the service, for the nginx renderer.
-pub const ROUTES: &[Route] = api::kvmd::ROUTES;
-
-/// What nginx needs to know about this service: the kvmd routes under `/api`, and
-/// uStreamer's face under `/streamer/` (a streamed, unbuffered, authenticated prefix).
-pub const SERVICE: kvmd_core::routes::ServiceRoutes = kvmd_core::routes::ServiceRoutes {
-    service: "kvmd-streamer",
-    upstream: "streamer",
-    routes: ROUTES,
-    mounts: &[kvmd_core::routes::Mount { prefix: "/streamer/", upstream_prefix: "/" }],
-};
+/// Every route of the service, with its handler: kvmd's control API under `/api`, and
+/// uStreamer's face under `/streamer/` (streamed, unbuffered, authenticated).
+pub fn api() -> kvmd_core::routes::Api {
+    let mut api = kvmd_core::routes::Api::new("kvmd-streamer", "streamer");
+    api.group(api::kvmd::routes).group(api::ustreamer::routes).group(api::feed::routes);
+    api
+}
 
 /// The actix app (tests drive it without a socket).
 pub fn create_app(
@@ -49,14 +44,7 @@ pub fn create_app(
 ) -> actix_web::App<impl kvmd_core::service::ServiceApp> {
     let auth = kvmd_core::authn::AuthClient::new(&streamer.config().auth_socket);
     let usc = streamer.config().usc.clone();
-    kvmd_core::service::app(&SERVICE)
-        .app_data(streamer)
-        .app_data(shutdown)
-        .app_data(auth)
-        .app_data(usc)
-        .configure(api::kvmd::configure)
-        .configure(api::ustreamer::configure)
-        .configure(api::feed::configure)
+    kvmd_core::service::app(api()).app_data(streamer).app_data(shutdown).app_data(auth).app_data(usc)
 }
 
 /// Serves kvmd-streamer on `listener` until `shutdown` is cancelled.

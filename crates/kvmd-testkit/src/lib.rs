@@ -6,8 +6,11 @@
 //! - [`Stack`]: the running stack; everything it started is stopped on drop.
 //! - [`golden`]: the golden captures: index, parsing, masking, comparison.
 //! - [`curl`]: a real HTTP client (curl) whose `-i` output is the raw response.
+//! - [`service`]: one service's actix app in-process ([`service::TestService`]) and the
+//!   table-driven walk over its declared routes.
 
 pub mod golden;
+pub mod service;
 
 use std::fs;
 use std::io;
@@ -284,7 +287,7 @@ impl Stack {
             key: key.display().to_string(),
             mime_types: "/etc/nginx/mime.types".into(),
         };
-        fs::write(root.join("etc/nginx.conf"), kvmd_nginx::render(&params, kvmd_nginx::SERVICES))?;
+        fs::write(root.join("etc/nginx.conf"), kvmd_nginx::render(&params, &kvmd_nginx::services()))?;
 
         stack.start_auth(&opts.auth_set)?;
         stack.start_info(&opts.info_set)?;
@@ -369,7 +372,7 @@ impl Stack {
     pub fn socket_for(&self, path: &str) -> PathBuf {
         let p = path.strip_prefix("/api").unwrap_or(path);
         let p = kvmd_core::routes::normalize_path(p.split('?').next().unwrap_or(p));
-        let owner = kvmd_nginx::SERVICES.iter().find(|s| s.routes.iter().any(|r| p == r.path));
+        let owner = kvmd_nginx::services().into_iter().find(|s| s.routes.iter().any(|r| p == r.path));
         self.root.join(format!("run/{}.sock", owner.map_or("auth", |s| s.upstream)))
     }
 

@@ -1,8 +1,8 @@
 //! `/auth`: login, logout, check, and nginx's `auth_request` decision.
 //!
 //! Reproduces kvmd `kvmd/apps/kvmd/api/auth.py`; spec `auth.md` sections 2–5. Two
-//! internal routes serve nginx only (they are not in [`ROUTES`], so nginx never exposes
-//! them): [`REQUEST_PATH`] decides an `auth_request` subrequest and answers 200 with the
+//! internal routes serve nginx only (declared [`kvmd_core::routes::Expose::Internal`], so the front never
+//! exposes them): [`REQUEST_PATH`] decides an `auth_request` subrequest and answers 200 with the
 //! user, or 401/403 with the reason in `X-KVMD-Auth-Error`; [`DENIED_PATH`] renders that
 //! reason as kvmd's exact status and JSON body, which nginx then sends to the client
 //! (`error_page 401 403 = @auth_denied`). nginx turns any other subrequest status into a
@@ -16,32 +16,52 @@ use kvmd_core::authn::{
 };
 use kvmd_core::envelope::{self, ApiResponse};
 use kvmd_core::error::ApiError;
-use kvmd_core::routes::{Access, Route, resource};
+use kvmd_core::routes::{Access, Api, Body, Param, Route, Ty};
 use kvmd_core::service::{AccessQuiet, AccessUser};
 use kvmd_core::valid;
 
 use crate::manager::Manager;
 
-/// The public routes, rendered into nginx.
-pub const ROUTES: &[Route] = &[
-    Route::post("/auth/login", Access::Public),
-    Route::post("/auth/logout", Access::SelfChecked),
-    Route::get("/auth/check", Access::SelfChecked),
+/// kvmd's `valid_user`.
+pub const USER_PATTERN: &str = "^[a-z_]([a-z0-9@._-]*[a-z0-9_-])?$";
+
+const LOGIN_FORM: &[Param] = &[
+    Param::req("user", Ty::pattern(128, USER_PATTERN), "The user name"),
+    Param::req("passwd", Ty::str(512), "The password; with two-factor codes on, the current TOTP code appended"),
+    Param::opt(
+        "expire",
+        Ty::Int { min: Some(0), max: None, clamp: false },
+        "Session lifetime in seconds; 0 = no expiry",
+    ),
+    Param::opt(
+        "redirect",
+        Ty::Str { max_len: None, pattern: None },
+        "Answer 302 to this path instead of 200 (one of `allow_redirects`)",
+    ),
 ];
+
+/// The group's routes.
+pub fn routes(api: &mut Api) {
+    api.route(
+        Route::post("/auth/login")
+            .access(Access::Public)
+            .doc("Logs in: checks the password (and TOTP code) and sets the `auth_token` session cookie")
+            .body(Body::Form(LOGIN_FORM)),
+        login,
+    )
+    .route(
+        Route::post("/auth/logout").access(Access::SelfChecked).doc("Ends the session of the `auth_token` cookie"),
+        logout,
+    )
+    .route(Route::get("/auth/check").access(Access::SelfChecked).doc("Checks the request's credentials"), check)
+    .route(Route::get(REQUEST_PATH).access(Access::Public).internal().doc("nginx's auth_request decision"), request)
+    .route(Route::get(DENIED_PATH).access(Access::Public).internal().doc("nginx's denial renderer"), denied);
+}
 
 /// nginx's `auth_request` target (also asked by the other services for direct callers).
 pub const REQUEST_PATH: &str = authn::AUTH_REQUEST_PATH;
 /// nginx's `error_page` target for denials.
 pub const DENIED_PATH: &str = authn::AUTH_DENIED_PATH;
-
-/// Mounts the group.
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(resource("/auth/login").route(web::post().to(login)))
-        .service(resource("/auth/logout").route(web::post().to(logout)))
-        .service(resource("/auth/check").route(web::get().to(check)))
-        .service(web::resource(REQUEST_PATH).route(web::route().to(request)))
-        .service(web::resource(DENIED_PATH).route(web::route().to(denied)));
-}
 
 /// The client address nginx saw, for the lockout; direct callers share one bucket.
 fn client_addr(req: &HttpRequest) -> String {
@@ -123,14 +143,11 @@ fn timedelta(n: u64) -> String {
     }
 }
 
-async fn login(m: web::Data<Manager>, req: HttpRequest, payload: web::Payload) -> Result<HttpResponse, ApiError> {
+async fn login(m: web::Data<Manager>, req: HttpRequest, payload: web::Payload) -> actix_web::Result<HttpResponse> {
     if !m.config().enabled {
         return Ok(envelope::json_response(StatusCode::OK, &serde_json::json!({})));
     }
-    let body = match envelope::read_body(payload, envelope::BODY_LIMIT).await {
-        Ok(b) => b,
-        Err(resp) => return Ok(resp),
-    };
+    let body = envelope::read_body(payload, envelope::BODY_LIMIT).await?;
     let fields = form_fields(&req, body).await;
     let mut allowed: Vec<&str> = m.config().allow_redirects.iter().map(String::as_str).collect();
     allowed.push("");
@@ -141,7 +158,7 @@ async fn login(m: web::Data<Manager>, req: HttpRequest, payload: web::Payload) -
     let expire = u64::try_from(expire).unwrap_or(0);
     note_user(&req, format!("{user} (login)"));
     if !m.authorize(&user, &passwd, &client_addr(&req)).await {
-        return Err(ApiError::forbidden());
+        return Err(ApiError::forbidden().into());
     }
     let token = m.sessions.create(&user, expire);
     let shown = if expire == 0 { "INF".to_owned() } else { format!("[{}]", timedelta(expire)) };

@@ -5,10 +5,9 @@
 use std::time::Duration;
 
 use actix_web::{HttpRequest, HttpResponse, web};
-use kvmd_core::authn::Authed;
 use kvmd_core::envelope::{ApiResponse, ApiResult};
 use kvmd_core::query::Query;
-use kvmd_core::routes::{Access, Route, resource};
+use kvmd_core::routes::{Answer, Api, Body, Flow, Param, Route, Ty};
 use kvmd_core::{ApiError, valid};
 use serde_json::{Value, json};
 
@@ -16,39 +15,142 @@ use crate::hid::{Event, Hid, HidState};
 use crate::keys;
 use crate::report::button_bit;
 
-/// The group's routes.
-pub const ROUTES: &[Route] = &[
-    Route::get("/hid", Access::User),
-    Route::get("/hid/keymaps", Access::User),
-    Route::post("/hid/print", Access::User).flow(kvmd_core::routes::Flow::BigPost),
-    Route::get("/hid/inactivity", Access::User),
-    Route::post("/hid/set_params", Access::User),
-    Route::post("/hid/set_connected", Access::User),
-    Route::post("/hid/reset", Access::User),
-    Route::post("/hid/events/send_key", Access::User),
-    Route::post("/hid/events/send_shortcut", Access::User),
-    Route::post("/hid/events/send_mouse_button", Access::User),
-    Route::post("/hid/events/send_mouse_move", Access::User),
-    Route::post("/hid/events/send_mouse_relative", Access::User),
-    Route::post("/hid/events/send_mouse_wheel", Access::User),
-];
+const KEY: Param = Param::req("key", Ty::str(16), "A web key name (`KeyboardEvent.code`, e.g. `KeyA`, `ShiftLeft`)");
+const KEY_STATE: Param = Param::opt("state", Ty::Bool, "Pressed (true) or released; without it, a press and a release");
+const BUTTONS: &[&str] = &["left", "right", "middle", "up", "down"];
+const MOVE: Ty = Ty::clamped(-32768, 32767);
+const DELTA: Ty = Ty::clamped(-127, 127);
+const DELTAS: &[Param] =
+    &[Param::req("delta_x", DELTA, "Horizontal delta"), Param::req("delta_y", DELTA, "Vertical delta")];
 
-/// Mounts the group.
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(resource("/hid").route(web::get().to(state)))
-        .service(resource("/hid/keymaps").route(web::get().to(keymaps)))
-        .service(web::resource(INPUT_LATENCY_PATH).route(web::get().to(input_latency)))
-        .service(resource("/hid/print").route(web::post().to(print)))
-        .service(resource("/hid/inactivity").route(web::get().to(inactivity)))
-        .service(resource("/hid/set_params").route(web::post().to(set_params)))
-        .service(resource("/hid/set_connected").route(web::post().to(set_connected)))
-        .service(resource("/hid/reset").route(web::post().to(reset)))
-        .service(resource("/hid/events/send_key").route(web::post().to(send_key)))
-        .service(resource("/hid/events/send_shortcut").route(web::post().to(send_shortcut)))
-        .service(resource("/hid/events/send_mouse_button").route(web::post().to(send_mouse_button)))
-        .service(resource("/hid/events/send_mouse_move").route(web::post().to(send_mouse_move)))
-        .service(resource("/hid/events/send_mouse_relative").route(web::post().to(send_mouse_relative)))
-        .service(resource("/hid/events/send_mouse_wheel").route(web::post().to(send_mouse_wheel)));
+/// The group's routes.
+pub fn routes(api: &mut Api) {
+    api.route(
+        Route::get("/hid")
+            .doc("The HID state: keyboard and mouse, online, LEDs, outputs, jiggler")
+            .answer(Answer::Envelope("the HID state")),
+        state,
+    )
+    .route(
+        Route::get("/hid/keymaps")
+            .doc("The keymaps `/hid/print` can type with")
+            .answer(Answer::Envelope("`{\"keymaps\": {\"default\", \"available\"}}`")),
+        keymaps,
+    )
+    .route(
+        Route::get(INPUT_LATENCY_PATH)
+            .internal()
+            .doc("Arrival-to-write latencies of WebSocket key input (benchmarks)")
+            .params(const { &[Param::opt("reset", Ty::Bool, "Start a new sample")] }),
+        input_latency,
+    )
+    .route(
+        Route::post("/hid/print")
+            .flow(Flow::BigPost)
+            .doc("Types the body's text on the target with a keymap")
+            .params(
+                const {
+                    &[
+                        Param::opt(
+                            "limit",
+                            Ty::Int { min: Some(0), max: None, clamp: false },
+                            "Type at most this many characters (0 = all); default 1024",
+                        ),
+                        Param::opt(
+                            "keymap",
+                            Ty::Enum(&crate::layout::KEYMAP_NAMES),
+                            "The target's keyboard layout; default `en-us`",
+                        ),
+                        Param::opt("slow", Ty::Bool, "Wait 20 ms between key events"),
+                        Param::opt(
+                            "delay",
+                            Ty::Float { min: Some(0.0), max: Some(5.0) },
+                            "Seconds between key events (overrides `slow`)",
+                        ),
+                    ]
+                },
+            )
+            .body(Body::Raw("text/plain")),
+        print,
+    )
+    .route(
+        Route::get("/hid/inactivity")
+            .doc("Seconds since the last HID event")
+            .answer(Answer::Envelope("`{\"inactivity\": <seconds>}`")),
+        inactivity,
+    )
+    .route(
+        Route::post("/hid/set_params").doc("Changes the mouse output and the jiggler").params(
+            const {
+                &[
+                    Param::opt(
+                        "keyboard_output",
+                        Ty::Enum(&["usb", "ps2", "disabled"]),
+                        "Accepted; OTG has one keyboard",
+                    ),
+                    Param::opt(
+                        "mouse_output",
+                        Ty::Enum(&["usb", "usb_win98", "usb_rel", "ps2", "disabled"]),
+                        "`usb` (absolute) or `usb_rel` (relative); the others are accepted and ignored",
+                    ),
+                    Param::opt("jiggler", Ty::Bool, "Moves the mouse now and then while idle"),
+                ]
+            },
+        ),
+        set_params,
+    )
+    .route(
+        Route::post("/hid/set_connected")
+            .doc("Connects or disconnects the HID (a no-op on OTG)")
+            .params(const { &[Param::req("connected", Ty::Bool, "Connected")] }),
+        set_connected,
+    )
+    .route(Route::post("/hid/reset").doc("Releases every key and button"), reset)
+    .route(
+        Route::post("/hid/events/send_key").doc("Presses and/or releases a key").params(
+            const {
+                &[
+                    KEY,
+                    KEY_STATE,
+                    Param::opt("finish", Ty::Bool, "With `state=true`: release it again at once (modifiers stay held)"),
+                ]
+            },
+        ),
+        send_key,
+    )
+    .route(
+        Route::post("/hid/events/send_shortcut")
+            .doc("Presses the keys in order, then releases them in reverse")
+            .params(const { &[Param::req("keys", Ty::List(&[]), "Comma-separated web key names")] }),
+        send_shortcut,
+    )
+    .route(
+        Route::post("/hid/events/send_mouse_button").doc("Presses and/or releases a mouse button").params(
+            const {
+                &[
+                    Param::req("button", Ty::Enum(BUTTONS), "The button"),
+                    Param::opt("state", Ty::Bool, "Pressed (true) or released; without it, a click"),
+                ]
+            },
+        ),
+        send_mouse_button,
+    )
+    .route(
+        Route::post("/hid/events/send_mouse_move").doc("Moves the absolute pointer").params(
+            const {
+                &[
+                    Param::req("to_x", MOVE, "Horizontal position, -32768 (left) to 32767 (right)"),
+                    Param::req("to_y", MOVE, "Vertical position, -32768 (top) to 32767 (bottom)"),
+                ]
+            },
+        ),
+        send_mouse_move,
+    )
+    .route(
+        Route::post("/hid/events/send_mouse_relative").doc("Moves the relative mouse").params(DELTAS),
+        send_mouse_relative,
+    )
+    .route(Route::post("/hid/events/send_mouse_wheel").doc("Scrolls the wheel").params(DELTAS), send_mouse_wheel);
 }
 
 /// `valid_hid_key`: a web key name (case-sensitive), raw limit 16.
@@ -81,7 +183,7 @@ fn empty() -> ApiResponse<Value> {
     ApiResponse::empty()
 }
 
-async fn state(hid: web::Data<Hid>, _user: Authed) -> ApiResult<HidState> {
+async fn state(hid: web::Data<Hid>) -> ApiResult<HidState> {
     Ok(ApiResponse::new(hid.state()))
 }
 
@@ -116,7 +218,7 @@ pub fn keymaps_value() -> KeymapsState {
 /// The keymap `/hid/print` uses without `keymap=` (kvmd's `hid.keymap`).
 pub const DEFAULT_KEYMAP: &str = "en-us";
 
-async fn keymaps(_user: Authed) -> ApiResult<KeymapsState> {
+async fn keymaps() -> ApiResult<KeymapsState> {
     Ok(ApiResponse::new(keymaps_value()))
 }
 
@@ -149,8 +251,7 @@ async fn print(
     layouts: web::Data<crate::layout::Layouts>,
     req: HttpRequest,
     body: web::Payload,
-    _user: Authed,
-) -> Result<HttpResponse, ApiError> {
+) -> actix_web::Result<HttpResponse> {
     let q = Query::of(&req);
     let limit = valid::int(Some(q.get("limit").unwrap_or("1024")), "text limit", Some(0), None)?;
     let keymap = q.get("keymap").unwrap_or(DEFAULT_KEYMAP).trim().to_owned();
@@ -161,10 +262,7 @@ async fn print(
         None if slow => 0.02,
         None => 0.0,
     };
-    let bytes = match kvmd_core::envelope::read_body(body, kvmd_core::envelope::BODY_LIMIT).await {
-        Ok(b) => b,
-        Err(resp) => return Ok(resp),
-    };
+    let bytes = kvmd_core::envelope::read_body(body, kvmd_core::envelope::BODY_LIMIT).await?;
     // kvmd answers undecodable text with aiohttp's 500; a clear 400 says the same thing.
     let text = String::from_utf8(bytes).map_err(|_| ApiError::validator("The text is not valid UTF-8"))?;
     let chars: Vec<char> = if limit > 0 {
@@ -173,7 +271,7 @@ async fn print(
         text.chars().collect()
     };
     let (Some(shift_key), Some(altgr_key)) = (keys::by_name("ShiftLeft"), keys::by_name("AltRight")) else {
-        return Err(ApiError::internal("no modifier keys in the key table"));
+        return Err(ApiError::internal("no modifier keys in the key table").into());
     };
     let mut guard = PasteGuard { hid: hid.get_ref().clone(), shift: false, altgr: false, done: false };
     let pause = Duration::from_secs_f64(delay);
@@ -219,11 +317,11 @@ async fn print(
     Ok(kvmd_core::envelope::json_response(actix_web::http::StatusCode::OK, &json!({})))
 }
 
-async fn inactivity(hid: web::Data<Hid>, _user: Authed) -> ApiResult<Value> {
+async fn inactivity(hid: web::Data<Hid>) -> ApiResult<Value> {
     Ok(ApiResponse::new(json!({"inactivity": hid.inactivity()})))
 }
 
-async fn set_params(hid: web::Data<Hid>, req: HttpRequest, _user: Authed) -> ApiResult<Value> {
+async fn set_params(hid: web::Data<Hid>, req: HttpRequest) -> ApiResult<Value> {
     let q = Query::of(&req);
     if let Some(v) = q.get("keyboard_output") {
         // OTG has one keyboard: validated, then ignored.
@@ -246,18 +344,18 @@ async fn set_params(hid: web::Data<Hid>, req: HttpRequest, _user: Authed) -> Api
     Ok(empty())
 }
 
-async fn set_connected(req: HttpRequest, _user: Authed) -> ApiResult<Value> {
+async fn set_connected(req: HttpRequest) -> ApiResult<Value> {
     // OTG: a no-op, but the argument is validated.
     valid::boolean(Query::of(&req).get("connected"))?;
     Ok(empty())
 }
 
-async fn reset(hid: web::Data<Hid>, _user: Authed) -> ApiResult<Value> {
+async fn reset(hid: web::Data<Hid>) -> ApiResult<Value> {
     hid.send(Event::Reset).await;
     Ok(empty())
 }
 
-async fn send_key(hid: web::Data<Hid>, req: HttpRequest, _user: Authed) -> ApiResult<Value> {
+async fn send_key(hid: web::Data<Hid>, req: HttpRequest) -> ApiResult<Value> {
     let q = Query::of(&req);
     let key = keyboard_key(q.get("key"))?;
     let state = opt_bool(&q, "state")?;
@@ -274,7 +372,7 @@ async fn send_key(hid: web::Data<Hid>, req: HttpRequest, _user: Authed) -> ApiRe
     Ok(empty())
 }
 
-async fn send_shortcut(hid: web::Data<Hid>, req: HttpRequest, _user: Authed) -> ApiResult<Value> {
+async fn send_shortcut(hid: web::Data<Hid>, req: HttpRequest) -> ApiResult<Value> {
     let keys = valid::string_list(Query::of(&req).get("keys"), |k| keyboard_key(Some(k)))?;
     for (key, pressed) in keys.iter().map(|k| (*k, true)).chain(keys.iter().rev().map(|k| (*k, false))) {
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -283,7 +381,7 @@ async fn send_shortcut(hid: web::Data<Hid>, req: HttpRequest, _user: Authed) -> 
     Ok(empty())
 }
 
-async fn send_mouse_button(hid: web::Data<Hid>, req: HttpRequest, _user: Authed) -> ApiResult<Value> {
+async fn send_mouse_button(hid: web::Data<Hid>, req: HttpRequest) -> ApiResult<Value> {
     let q = Query::of(&req);
     let name = valid::string_in_list(q.get("button"), "Mouse button", &["left", "right", "middle", "up", "down"])?;
     let bit = button_bit(&name).ok_or_else(|| valid::invalid_error(&name, "Mouse button"))?;
@@ -297,7 +395,7 @@ async fn send_mouse_button(hid: web::Data<Hid>, req: HttpRequest, _user: Authed)
     Ok(empty())
 }
 
-async fn send_mouse_move(hid: web::Data<Hid>, req: HttpRequest, _user: Authed) -> ApiResult<Value> {
+async fn send_mouse_move(hid: web::Data<Hid>, req: HttpRequest) -> ApiResult<Value> {
     let q = Query::of(&req);
     let x = clamped(&q, "to_x", "Mouse move", -32768, 32767)?;
     let y = clamped(&q, "to_y", "Mouse move", -32768, 32767)?;
@@ -305,7 +403,7 @@ async fn send_mouse_move(hid: web::Data<Hid>, req: HttpRequest, _user: Authed) -
     Ok(empty())
 }
 
-async fn send_mouse_relative(hid: web::Data<Hid>, req: HttpRequest, _user: Authed) -> ApiResult<Value> {
+async fn send_mouse_relative(hid: web::Data<Hid>, req: HttpRequest) -> ApiResult<Value> {
     let q = Query::of(&req);
     let dx = clamped(&q, "delta_x", "Mouse delta", -127, 127)? as i8;
     let dy = clamped(&q, "delta_y", "Mouse delta", -127, 127)? as i8;
@@ -313,7 +411,7 @@ async fn send_mouse_relative(hid: web::Data<Hid>, req: HttpRequest, _user: Authe
     Ok(empty())
 }
 
-async fn send_mouse_wheel(hid: web::Data<Hid>, req: HttpRequest, _user: Authed) -> ApiResult<Value> {
+async fn send_mouse_wheel(hid: web::Data<Hid>, req: HttpRequest) -> ApiResult<Value> {
     let q = Query::of(&req);
     let dx = clamped(&q, "delta_x", "Mouse delta", -127, 127)? as i8;
     let dy = clamped(&q, "delta_y", "Mouse delta", -127, 127)? as i8;

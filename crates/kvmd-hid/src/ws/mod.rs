@@ -1,7 +1,7 @@
 //! `/ws`: kvmd's event and input WebSocket (spec `ws.md`).
 //!
-//! Authentication happens before the upgrade (nginx's `auth_request`, or [`Authed`] for a
-//! direct caller), so a refusal is kvmd's JSON 401/403/400. After the upgrade the session
+//! Authentication happens before the upgrade (nginx's `auth_request`, then the route's own check, as for
+//! every `Access::User` route), so a refusal is kvmd's JSON 401/403/400. After the upgrade the session
 //! sends `loop`, then every subsystem's full state, in kvmd's compact JSON with insertion
 //! order; it then forwards changes: the HID state when a flag changes, the `info` feed
 //! of kvmd-info (its `/info/feed` over kvmd-info's socket) and the `streamer` feed of
@@ -23,16 +23,26 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, web};
 use actix_ws::Message;
 use futures_util::StreamExt;
-use kvmd_core::authn::Authed;
 use kvmd_core::query::Query;
-use kvmd_core::routes::{Access, Flow, Route, resource};
+use kvmd_core::routes::{Answer, Api, Flow, Param, Route, Ty};
 use kvmd_core::service::CancellationToken;
 use kvmd_core::{ApiError, valid};
 
 use crate::hid::{Event, Hid};
 
 /// The group's route.
-pub const ROUTES: &[Route] = &[Route::get("/ws", Access::User).flow(Flow::WebSocket)];
+pub fn routes(api: &mut Api) {
+    api.route(
+        Route::get("/ws")
+            .flow(Flow::WebSocket)
+            .doc("kvmd's event and input WebSocket: state events out, keyboard and mouse events in")
+            .params(
+                const { &[Param::opt("stream", Ty::Bool, "Be a video stream client (capture runs); default true")] },
+            )
+            .answer(Answer::WebSocket),
+        ws,
+    );
+}
 
 /// kvmd's disabled or absent subsystems, as its WebSocket shows them
 /// (`tests/golden/kvmd-4.197/ws/ws_stream0.txt`): `<event_type> <event JSON>` per line.
@@ -81,11 +91,6 @@ impl WsShared {
     }
 }
 
-/// Mounts the group.
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(resource("/ws").route(web::get().to(ws)));
-}
-
 /// aiohttp's answer to a GET without the upgrade headers
 /// (`tests/golden/kvmd-4.197/direct/ws_plain_get_no_upgrade.http`).
 fn no_upgrade() -> HttpResponse {
@@ -103,7 +108,6 @@ async fn ws(
     body: web::Payload,
     hid: web::Data<Hid>,
     shared: web::Data<WsShared>,
-    _user: Authed,
 ) -> Result<HttpResponse, ApiError> {
     let stream = valid::boolean(Some(Query::of(&req).get("stream").unwrap_or("1")))?;
     let upgrade = req.headers().get(header::UPGRADE).and_then(|v| v.to_str().ok()).unwrap_or("");

@@ -6,19 +6,32 @@ use std::time::{Duration, Instant};
 
 use actix_web::http::header::{CONTENT_TYPE, HeaderValue};
 use actix_web::{HttpResponse, web};
-use kvmd_core::authn::Authed;
-use kvmd_core::routes::{Access, Route, resource};
+use kvmd_core::routes::{Answer, Api, Route};
 use serde_json::Value;
 
 use crate::info::Info;
 
 /// The group's routes.
-pub const ROUTES: &[Route] = &[Route::get("/export/prometheus/metrics", Access::User)];
+pub fn routes(api: &mut Api) {
+    api.route(
+        Route::get("/export/prometheus/metrics")
+            .doc("kvmd's metrics and the suite's own, in the Prometheus text format")
+            .answer(Answer::Media("text/plain; version=0.0.4")),
+        metrics,
+    )
+    .route(
+        Route::get("/openapi.json")
+            .doc("This document: every route of the suite (generated from the route declarations)")
+            .answer(Answer::Media("application/json")),
+        openapi,
+    );
+}
 
-/// Mounts the group.
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.app_data(web::Data::new(MetricsCache::default()))
-        .service(resource("/export/prometheus/metrics").route(web::get().to(metrics)));
+/// The suite's OpenAPI document (`docs/openapi.json`, which a test keeps current).
+pub const OPENAPI: &str = include_str!("../../../../docs/openapi.json");
+
+async fn openapi() -> HttpResponse {
+    HttpResponse::Ok().insert_header((CONTENT_TYPE, HeaderValue::from_static("application/json"))).body(OPENAPI)
 }
 
 /// The last rendered body.
@@ -118,7 +131,7 @@ pub async fn render_suite(services: &std::collections::BTreeMap<String, std::pat
     out
 }
 
-async fn metrics(state: web::Data<Info>, cache: web::Data<MetricsCache>, _user: Authed) -> HttpResponse {
+async fn metrics(state: web::Data<Info>, cache: web::Data<MetricsCache>) -> HttpResponse {
     let cached = cache.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
     let body = match cached {
         Some((at, body)) if at.elapsed() < TTL => body,

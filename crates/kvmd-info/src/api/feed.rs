@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use actix_web::{HttpResponse, web};
 use bytes::Bytes;
+use kvmd_core::routes::{Access, Answer, Api, Route};
 use kvmd_core::service::CancellationToken;
 
 use crate::info::{Category, Info};
@@ -14,9 +15,16 @@ use crate::info::{Category, Info};
 /// The feed's path on the service socket.
 pub const PATH: &str = "/info/feed";
 
-/// Mounts the feed.
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource(PATH).route(web::get().to(feed)));
+/// The group's route.
+pub fn routes(api: &mut Api) {
+    api.route(
+        Route::get(PATH)
+            .access(Access::Public)
+            .internal()
+            .doc("The `info` part of kvmd-hid's `/ws`, as NDJSON")
+            .answer(Answer::Stream("application/x-ndjson")),
+        feed,
+    );
 }
 
 fn line(c: Category, v: &crate::info::Value) -> Bytes {

@@ -4,21 +4,50 @@
 use std::collections::BTreeMap;
 
 use actix_web::{HttpRequest, web};
-use kvmd_core::authn::Authed;
 use kvmd_core::envelope::{ApiResponse, ApiResult};
 use kvmd_core::query::Query;
-use kvmd_core::routes::{Access, Route, resource};
+use kvmd_core::routes::{Answer, Api, Param, Route, Ty};
 use kvmd_core::valid;
 use serde_json::Value;
 
 use crate::info::{Category, Info};
 
-/// The group's routes.
-pub const ROUTES: &[Route] = &[Route::get("/info", Access::User)];
+/// What `fields` accepts: the categories, and `hw` in legacy mode.
+const FIELDS: [&str; 9] = {
+    let mut names = [""; 9];
+    let mut i = 0;
+    while i < 8 {
+        names[i] = Category::NAMES[i];
+        i += 1;
+    }
+    names[8] = "hw";
+    names
+};
 
-/// Mounts the group.
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(resource("/info").route(web::get().to(info)));
+/// The group's routes.
+pub fn routes(api: &mut Api) {
+    api.route(
+        Route::get("/info")
+            .doc("System information by category")
+            .params(
+                const {
+                    &[
+                        Param::opt(
+                            "fields",
+                            Ty::List(&FIELDS),
+                            "Comma-separated categories (all when empty; `hw` too in legacy mode)",
+                        ),
+                        Param::opt(
+                            "legacy",
+                            Ty::Bool,
+                            "kvmd's legacy rendering (default true): `hw` holds health and platform",
+                        ),
+                    ]
+                },
+            )
+            .answer(Answer::Envelope("an object with one member per requested category")),
+        info,
+    );
 }
 
 fn category(name: &str) -> Option<Category> {
@@ -41,7 +70,7 @@ pub fn requested(legacy: bool, fields: Option<&str>) -> Result<Vec<String>, kvmd
     }
 }
 
-async fn info(state: web::Data<Info>, req: HttpRequest, _user: Authed) -> ApiResult<BTreeMap<String, Value>> {
+async fn info(state: web::Data<Info>, req: HttpRequest) -> ApiResult<BTreeMap<String, Value>> {
     let q = Query::of(&req);
     let legacy = match q.get("legacy") {
         None => true,

@@ -3,9 +3,8 @@
 
 use actix_web::http::header::{CONTENT_TYPE, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, web};
-use kvmd_core::authn::Authed;
 use kvmd_core::query::Query;
-use kvmd_core::routes::{Access, Flow, Route, resource};
+use kvmd_core::routes::{Answer, Api, Flow, Param, Route, Ty};
 use kvmd_core::service::CancellationToken;
 use kvmd_core::{ApiError, valid};
 
@@ -13,11 +12,26 @@ use crate::config::LogSourceKind;
 use crate::info::Info;
 
 /// The group's routes.
-pub const ROUTES: &[Route] = &[Route::get("/log", Access::User).flow(Flow::Stream)];
-
-/// Mounts the group.
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(resource("/log").route(web::get().to(log)));
+pub fn routes(api: &mut Api) {
+    api.route(
+        Route::get("/log")
+            .flow(Flow::Stream)
+            .doc("The suite's log lines, optionally followed")
+            .params(
+                const {
+                    &[
+                        Param::opt(
+                            "seek",
+                            Ty::Int { min: Some(0), max: None, clamp: false },
+                            "Lines of the last this many seconds",
+                        ),
+                        Param::opt("follow", Ty::Bool, "Keep the response open and send new lines as they come"),
+                    ]
+                },
+            )
+            .answer(Answer::Stream("text/plain")),
+        log,
+    );
 }
 
 async fn log(
@@ -25,7 +39,6 @@ async fn log(
     shutdown: web::Data<CancellationToken>,
     tail: web::Data<crate::logs::FileTail>,
     req: HttpRequest,
-    _user: Authed,
 ) -> Result<HttpResponse, ApiError> {
     let cfg = state.config().log.clone();
     if cfg.source == LogSourceKind::Disabled {

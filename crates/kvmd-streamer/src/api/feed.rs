@@ -10,6 +10,7 @@ use std::time::Duration;
 use actix_web::{HttpRequest, HttpResponse, web};
 use bytes::Bytes;
 use kvmd_core::query::Query;
+use kvmd_core::routes::{Access, Answer, Api, Param, Route, Ty};
 use kvmd_core::service::CancellationToken;
 
 use crate::streamer::Streamer;
@@ -17,9 +18,17 @@ use crate::streamer::Streamer;
 /// The feed's path on the service socket.
 pub const PATH: &str = "/streamer/feed";
 
-/// Mounts the feed.
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource(PATH).route(web::get().to(feed)));
+/// The group's route.
+pub fn routes(api: &mut Api) {
+    api.route(
+        Route::get(PATH)
+            .access(Access::Public)
+            .internal()
+            .doc("The `streamer` part of kvmd-hid's `/ws`, as NDJSON")
+            .params(const { &[Param::opt("stream", Ty::Bool, "Be a stream client (capture runs while connected)")] })
+            .answer(Answer::Stream("application/x-ndjson")),
+        feed,
+    );
 }
 
 /// The compact JSON of each top-level part, in kvmd's order.

@@ -3,37 +3,66 @@
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use bytes::Bytes;
-use kvmd_core::authn::Authed;
 use kvmd_core::envelope::ApiResponse;
 use kvmd_core::query::Query;
-use kvmd_core::routes::{Access, Method, Route, resource};
+use kvmd_core::routes::{Answer, Api, Param, Route, Ty};
 use kvmd_core::{ApiError, valid};
 use serde::Serialize;
 
 use crate::streamer::{Params, Saved, Streamer, UState, parse_resolution};
 
-/// The group's routes.
-pub const ROUTES: &[Route] = &[
-    Route::get("/streamer", Access::User),
-    Route::get("/streamer/snapshot", Access::User),
-    Route {
-        method: Method::Delete,
-        path: "/streamer/snapshot",
-        access: Access::User,
-        flow: kvmd_core::routes::Flow::Plain,
-    },
-    Route::get("/streamer/ocr", Access::User),
-    Route::post("/streamer/set_params", Access::User),
-    Route::post("/streamer/reset", Access::User),
-];
+const PREVIEW_SIZE: Ty = Ty::Int { min: Some(0), max: None, clamp: false };
 
-/// Mounts the group.
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(resource("/streamer").route(web::get().to(state)))
-        .service(resource("/streamer/snapshot").route(web::get().to(snapshot)).route(web::delete().to(forget_snapshot)))
-        .service(resource("/streamer/ocr").route(web::get().to(ocr)))
-        .service(resource("/streamer/set_params").route(web::post().to(set_params)))
-        .service(resource("/streamer/reset").route(web::post().to(reset)));
+/// The group's routes.
+pub fn routes(api: &mut Api) {
+    api.route(
+        Route::get("/streamer")
+            .doc("The streamer's state: features, limits, params, uStreamer's state, the saved snapshot")
+            .answer(Answer::Envelope("`{features, limits, params, applied, streamer, snapshot}`")),
+        state,
+    )
+    .route(
+        Route::get("/streamer/snapshot")
+            .doc("A JPEG of the screen (or the saved one), optionally shrunk")
+            .params(const { &[
+                Param::opt("save", Ty::Bool, "Keep it as the saved snapshot"),
+                Param::opt("load", Ty::Bool, "Answer the saved snapshot instead"),
+                Param::opt("allow_offline", Ty::Bool, "Answer the no-signal picture too, rather than 503"),
+                Param::opt("ocr", Ty::Bool, "Recognise text (not built in: kvmd's `OcrError`)"),
+                Param::opt("preview", Ty::Bool, "Shrink it"),
+                Param::opt("preview_max_width", PREVIEW_SIZE, "Preview width limit (0 = none)"),
+                Param::opt("preview_max_height", PREVIEW_SIZE, "Preview height limit (0 = none)"),
+                Param::opt("preview_quality", Ty::int(1, 100), "Preview JPEG quality; default 80"),
+            ] })
+            .answer(Answer::Media("image/jpeg")),
+        snapshot,
+    )
+    .route(Route::delete("/streamer/snapshot").doc("Forgets the saved snapshot"), forget_snapshot)
+    .route(
+        Route::get("/streamer/ocr")
+            .doc("The OCR state (OCR is not built in)")
+            .answer(Answer::Envelope("`{\"ocr\": {\"enabled\", \"langs\"}}`")),
+        ocr,
+    )
+    .route(
+        Route::post("/streamer/set_params").doc("Changes the stream's parameters (applied after a quiet second)").params(const { &[
+            Param::opt("quality", Ty::int(1, 100), "JPEG quality"),
+            Param::opt(
+                "desired_fps",
+                Ty::int(0, 120),
+                "Frames per second (0 = as many as the source gives); outside the configured limits it is ignored",
+            ),
+            Param::opt(
+                "resolution",
+                Ty::pattern(64, "^[0-9]+x[0-9]+$"),
+                "`WxH`, one of `limits.available_resolutions` (others are ignored)",
+            ),
+            Param::opt("h264_bitrate", Ty::str(16), "H.264 bitrate (no H.264 yet: kvmd's `StreamerH264NotSupported`)"),
+            Param::opt("h264_gop", Ty::str(16), "H.264 GOP (no H.264 yet: kvmd's `StreamerH264NotSupported`)"),
+        ] }),
+        set_params,
+    )
+    .route(Route::post("/streamer/reset").doc("Restarts capture"), reset);
 }
 
 /// `features`.
@@ -147,7 +176,7 @@ pub fn kvmd_state(s: &Streamer) -> KvmdState {
     KvmdState { features, limits, params: params_out(&params), applied, streamer, snapshot: SnapshotOut { saved } }
 }
 
-async fn state(s: web::Data<Streamer>, _user: Authed) -> ApiResponse<KvmdState> {
+async fn state(s: web::Data<Streamer>) -> ApiResponse<KvmdState> {
     ApiResponse::new(kvmd_state(&s))
 }
 
@@ -160,7 +189,7 @@ fn uint(q: &Query, name: &str, default: &str, min: i64, max: Option<i64>) -> Res
     Ok(u32::try_from(v).unwrap_or(u32::MAX))
 }
 
-async fn snapshot(req: HttpRequest, s: web::Data<Streamer>, _user: Authed) -> Result<HttpResponse, ApiError> {
+async fn snapshot(req: HttpRequest, s: web::Data<Streamer>) -> Result<HttpResponse, ApiError> {
     let q = Query::of(&req);
     let save = flag(&q, "save")?;
     let load = flag(&q, "load")?;
@@ -204,13 +233,13 @@ async fn snapshot(req: HttpRequest, s: web::Data<Streamer>, _user: Authed) -> Re
     Ok(super::image_response(&frame, body, "image/jpeg"))
 }
 
-async fn forget_snapshot(s: web::Data<Streamer>, _user: Authed) -> ApiResponse<serde_json::Value> {
+async fn forget_snapshot(s: web::Data<Streamer>) -> ApiResponse<serde_json::Value> {
     s.save(None);
     ApiResponse::empty()
 }
 
 /// `/streamer/ocr`: OCR is not built in; kvmd's answer without libtesseract.
-async fn ocr(_user: Authed) -> ApiResponse<serde_json::Value> {
+async fn ocr() -> ApiResponse<serde_json::Value> {
     ApiResponse::new(serde_json::json!({"ocr": {"enabled": false, "langs": {"available": [], "default": []}}}))
 }
 
@@ -223,11 +252,7 @@ fn resolution(arg: &str) -> Result<(u32, u32), ApiError> {
     Ok((u32::try_from(w).unwrap_or(u32::MAX), u32::try_from(h).unwrap_or(u32::MAX)))
 }
 
-async fn set_params(
-    req: HttpRequest,
-    s: web::Data<Streamer>,
-    _user: Authed,
-) -> Result<ApiResponse<serde_json::Value>, ApiError> {
+async fn set_params(req: HttpRequest, s: web::Data<Streamer>) -> Result<ApiResponse<serde_json::Value>, ApiError> {
     let q = Query::of(&req);
     let cfg = &s.config().params;
     let mut p = s.queued_params();
@@ -271,7 +296,7 @@ async fn set_params(
     Ok(ApiResponse::empty())
 }
 
-async fn reset(s: web::Data<Streamer>, _user: Authed) -> ApiResponse<serde_json::Value> {
+async fn reset(s: web::Data<Streamer>) -> ApiResponse<serde_json::Value> {
     s.reset();
     ApiResponse::empty()
 }

@@ -6,13 +6,12 @@
 
 use std::sync::Arc;
 
-use actix_web::http::Method;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, web};
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
-use kvmd_core::authn::Authed;
 use kvmd_core::query::Query;
+use kvmd_core::routes::{Access, Answer, Api, Expose, Flow, Method, Param, Route, Ty};
 use kvmd_core::service::CancellationToken;
 
 use crate::frame::{Jpeg, Kind, monotonic, realtime, stamp};
@@ -20,8 +19,50 @@ use crate::streamer::{ClientFlags, DemandGuard, Streamer};
 
 const BOUNDARY: &str = "boundarydonotcross";
 
-/// The paths of this face.
-pub const PATHS: &[&str] = &["/", "/state", "/snapshot", "/stream", "/favicon.ico"];
+/// Where the front exposes this face: `/streamer/<x>` is `/<x>` here.
+pub const PREFIX: &str = "/streamer";
+
+const STREAM_PARAMS: &[Param] = &[
+    Param::opt(
+        "key",
+        Ty::pattern(64, "^[A-Za-z0-9_-]{1,64}$"),
+        "The client's key, echoed in its cookie and `clients_stat`",
+    ),
+    Param::opt("extra_headers", Ty::Bool, "Per-frame `X-UStreamer-*` headers"),
+    Param::opt("advance_headers", Ty::Bool, "Each part's headers sent before its frame is ready"),
+    Param::opt("dual_final_frames", Ty::Bool, "Each frame sent twice (for browsers that show one frame late)"),
+    Param::opt("zero_data", Ty::Bool, "Part headers without the JPEG bytes"),
+];
+
+/// The paths of this face, what each serves and its parameters.
+const PATHS: &[(&str, &str, &[Param], Answer)] = &[
+    (
+        "/",
+        "uStreamer's index page (`?action=snapshot` and `?action=stream` are aliases)",
+        &[Param::opt("action", Ty::Enum(&["snapshot", "stream"]), "mjpg-streamer's aliases")],
+        Answer::Media("text/html"),
+    ),
+    ("/state", "uStreamer's state: source, encoder, stream clients", &[], Answer::Media("application/json")),
+    ("/snapshot", "One JPEG of the screen", &[], Answer::Media("image/jpeg")),
+    (
+        "/stream",
+        "The MJPEG stream",
+        STREAM_PARAMS,
+        Answer::Stream("multipart/x-mixed-replace;boundary=boundarydonotcross"),
+    ),
+    ("/favicon.ico", "An icon", &[], Answer::Media("image/x-icon")),
+];
+
+/// The face's routes: GET (authenticated), HEAD (200, empty), OPTIONS (200); any other
+/// method is uStreamer's 501.
+pub fn routes(api: &mut Api) {
+    for &(path, summary, params, answer) in PATHS {
+        let base = Route::get(path).expose(Expose::Mount(PREFIX)).flow(Flow::Stream).doc(summary);
+        api.route(base.params(params).answer(answer), get)
+            .route(Route { method: Method::Head, ..base }.doc("The same, headers only"), head)
+            .route(Route { method: Method::Options, ..base }.access(Access::Public).doc("200, for CORS"), options);
+    }
+}
 
 /// A 1x1 icon.
 const FAVICON: &[u8] = &[
@@ -33,24 +74,7 @@ const INDEX: &str = "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title
 <body><h3>kvmd-streamer</h3><ul><li><a href=\"state\">/state</a></li><li><a href=\"snapshot\">/snapshot</a></li>\
 <li><a href=\"stream\">/stream</a></li></ul></body></html>\n";
 
-/// Mounts the face: GET (authenticated), HEAD (200, empty), OPTIONS (200), others 501.
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    for path in PATHS {
-        cfg.service(
-            web::resource(*path)
-                .route(web::get().to(get))
-                .route(web::head().to(head))
-                .route(web::method(Method::OPTIONS).to(options))
-                .default_service(web::to(not_implemented)),
-        );
-    }
-}
-
-async fn not_implemented() -> HttpResponse {
-    HttpResponse::NotImplemented().content_type("text/plain").body("501: Not Implemented")
-}
-
-async fn head(_user: Authed) -> HttpResponse {
+async fn head() -> HttpResponse {
     HttpResponse::Ok().finish()
 }
 
@@ -58,12 +82,7 @@ async fn options() -> HttpResponse {
     HttpResponse::Ok().finish()
 }
 
-async fn get(
-    req: HttpRequest,
-    s: web::Data<Streamer>,
-    shutdown: web::Data<CancellationToken>,
-    _user: Authed,
-) -> HttpResponse {
+async fn get(req: HttpRequest, s: web::Data<Streamer>, shutdown: web::Data<CancellationToken>) -> HttpResponse {
     let q = Query::of(&req);
     let path = match (req.path(), q.get("action")) {
         ("/", Some("snapshot")) => "/snapshot",

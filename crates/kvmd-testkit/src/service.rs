@@ -1,0 +1,268 @@
+//! [`TestService`]: one service's real actix app, driven in-process (no socket, no nginx),
+//! with the state it needs in a private directory; and [`check_routes`], the table-driven
+//! walk over every route the service declares. Milliseconds a service: the suite's fast
+//! layer.
+
+use std::path::PathBuf;
+
+use actix_web::body::{BoxBody, MessageBody as _};
+use actix_web::dev::{Service, ServiceResponse};
+use actix_web::http::{Method, StatusCode};
+use actix_web::test::{self, TestRequest};
+use actix_web::web;
+use kvmd_core::routes::{Access, Expose, Route, ServiceRoutes};
+
+/// What nginx sets for a user kvmd-auth accepted (the in-process stand-in for a login).
+const USER: (&str, &str) = (kvmd_core::authn::AUTH_USER_HEADER, "admin");
+
+/// A service's app with its state, in-process.
+pub struct TestService<S> {
+    app: S,
+    /// The service's declared routes.
+    pub table: ServiceRoutes,
+    _dir: tempfile::TempDir,
+    _shutdown: kvmd_core::service::CancellationToken,
+}
+
+/// The answer to one in-process request: status, headers and the body when it is short.
+#[derive(Debug)]
+pub struct Answer {
+    /// The status.
+    pub status: StatusCode,
+    /// `Allow:`.
+    pub allow: Option<String>,
+    /// `Location:`.
+    pub location: Option<String>,
+    /// The body, unless it is a stream (then empty).
+    pub body: String,
+}
+
+impl<S> TestService<S>
+where
+    S: Service<actix_http::Request, Response = ServiceResponse<BoxBody>, Error = actix_web::Error>,
+{
+    /// Sends `method path` (`path` may carry a query), logged in or not, and reads the body
+    /// unless the route streams.
+    pub async fn call(&self, method: &str, path: &str, logged_in: bool) -> Answer {
+        let method = Method::from_bytes(method.as_bytes()).unwrap_or(Method::GET);
+        let mut req = TestRequest::default().method(method).uri(path);
+        if logged_in {
+            req = req.insert_header(USER);
+        }
+        let res = match self.app.call(req.to_request()).await {
+            Ok(r) => r,
+            Err(e) => {
+                let r = e.error_response();
+                return Answer { status: r.status(), allow: None, location: None, body: e.to_string() };
+            }
+        };
+        let h = |n| res.headers().get(n).map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+        let (status, allow, location) =
+            (res.status(), h(actix_web::http::header::ALLOW), h(actix_web::http::header::LOCATION));
+        let streams = matches!(res.response().body().size(), actix_web::body::BodySize::Stream);
+        let body =
+            if streams { String::new() } else { String::from_utf8_lossy(&test::read_body(res).await).into_owned() };
+        Answer { status, allow, location, body }
+    }
+}
+
+fn tmp() -> tempfile::TempDir {
+    tempfile::tempdir().unwrap_or_else(|e| panic!("temp dir: {e}"))
+}
+
+/// kvmd-auth with one user, `admin` / `admin`.
+pub async fn auth()
+-> TestService<impl Service<actix_http::Request, Response = ServiceResponse<BoxBody>, Error = actix_web::Error>> {
+    let dir = tmp();
+    let htpasswd = dir.path().join("htpasswd");
+    let _ = std::fs::write(&htpasswd, format!("admin:{}\n", kvmd_auth::hash::make_ssha512("admin")));
+    let cfg = kvmd_auth::Config {
+        htpasswd,
+        totp_secret: dir.path().join("totp.secret"),
+        sessions: dir.path().join("sessions.json"),
+        ..kvmd_auth::Config::default()
+    };
+    let app = test::init_service(kvmd_auth::create_app(web::Data::new(kvmd_auth::Manager::new(cfg)))).await;
+    let table = kvmd_auth::api().table();
+    TestService { app, table, _dir: dir, _shutdown: Default::default() }
+}
+
+/// kvmd-hid on the virtual output (reports kept in memory).
+pub async fn hid()
+-> TestService<impl Service<actix_http::Request, Response = ServiceResponse<BoxBody>, Error = actix_web::Error>> {
+    let dir = tmp();
+    let shutdown = kvmd_core::service::CancellationToken::new();
+    let output: std::sync::Arc<dyn kvmd_hid::backend::HidOutput> =
+        std::sync::Arc::new(kvmd_hid::backend::vtarget::Vtarget::default());
+    let hid = web::Data::new(kvmd_hid::hid::Hid::start(output, Default::default()));
+    let missing = |n: &str| dir.path().join(n);
+    let ws =
+        web::Data::new(kvmd_hid::ws::WsShared::new(missing("info.sock"), missing("streamer.sock"), shutdown.clone()));
+    let layouts = web::Data::new(kvmd_hid::layout::Layouts::default());
+    let app =
+        test::init_service(kvmd_hid::create_app(hid, ws, layouts, missing("auth.sock"), Default::default())).await;
+    let table = kvmd_hid::api().table();
+    TestService { app, table, _dir: dir, _shutdown: shutdown }
+}
+
+/// kvmd-info on the golden captures' fake tree, logs off.
+pub async fn info()
+-> TestService<impl Service<actix_http::Request, Response = ServiceResponse<BoxBody>, Error = actix_web::Error>> {
+    let dir = tmp();
+    let root = dir.path().join("root");
+    let _ = crate::fake_tree(&root);
+    let mut cfg = kvmd_info::Config { auth_socket: dir.path().join("auth.sock"), ..kvmd_info::Config::default() };
+    cfg.root = root;
+    cfg.log.source = kvmd_info::config::LogSourceKind::Disabled;
+    cfg.services.clear();
+    let shutdown = kvmd_core::service::CancellationToken::new();
+    let app = test::init_service(kvmd_info::create_app(
+        web::Data::new(kvmd_info::Info::new(cfg)),
+        web::Data::new(shutdown.clone()),
+        web::Data::new(kvmd_info::logs::FileTail::default()),
+    ))
+    .await;
+    let table = kvmd_info::api().table();
+    TestService { app, table, _dir: dir, _shutdown: shutdown }
+}
+
+/// kvmd-streamer on the test pattern, its controller running.
+pub async fn streamer()
+-> TestService<impl Service<actix_http::Request, Response = ServiceResponse<BoxBody>, Error = actix_web::Error>> {
+    let dir = tmp();
+    let mut cfg =
+        kvmd_streamer::Config { auth_socket: dir.path().join("auth.sock"), ..kvmd_streamer::Config::default() };
+    cfg.source.kind = kvmd_streamer::config::SourceKind::Pattern;
+    cfg.workers = 1;
+    let shutdown = kvmd_core::service::CancellationToken::new();
+    let s = kvmd_streamer::Streamer::new(cfg);
+    actix_web::rt::spawn(s.clone().run(shutdown.clone()));
+    let app = test::init_service(kvmd_streamer::create_app(web::Data::new(s), web::Data::new(shutdown.clone()))).await;
+    let table = kvmd_streamer::api().table();
+    TestService { app, table, _dir: dir, _shutdown: shutdown }
+}
+
+impl<S> Drop for TestService<S> {
+    fn drop(&mut self) {
+        self._shutdown.cancel();
+    }
+}
+
+/// Every method a wrong-method probe may use.
+const METHODS: &[&str] = &["GET", "POST", "PUT", "DELETE", "PATCH"];
+
+/// The route walk: for every declared route, the right method is routed (not 404/405/501);
+/// a method the path does not have gets kvmd's 405 with `Allow:` listing exactly the
+/// declared ones (uStreamer's 501 on its mounted face); a trailing slash gets kvmd's 308 to
+/// the path (a 404 on the mounted face, whose matching is exact); an `Access::User` route
+/// without credentials gets kvmd's 401 body. Also every `spec` route (method, front path)
+/// is declared and exposed. Returns every failure, one line each.
+pub async fn check_routes<S>(svc: &TestService<S>, spec: &[(&str, &str)]) -> Vec<String>
+where
+    S: Service<actix_http::Request, Response = ServiceResponse<BoxBody>, Error = actix_web::Error>,
+{
+    let mut errors = Vec::new();
+    if let Err(e) = svc.table.check() {
+        errors.push(e);
+    }
+    let routes: &[Route] = &svc.table.routes;
+    for (method, front) in spec {
+        let found = routes.iter().any(|r| r.method.as_str() == *method && r.front_path().as_deref() == Some(front));
+        if !found {
+            errors.push(format!("{method} {front}: in the spec, not declared"));
+        }
+    }
+    for r in routes {
+        let (m, p) = (r.method.as_str(), r.path);
+        let a = svc.call(m, p, true).await;
+        if matches!(a.status.as_u16(), 404 | 405 | 501) {
+            errors.push(format!("{m} {p}: {} with the declared method", a.status));
+        }
+        let declared: Vec<&str> = routes.iter().filter(|o| o.path == p).map(|o| o.method.as_str()).collect();
+        if let Some(wrong) = METHODS.iter().find(|w| !declared.contains(w)) {
+            let a = svc.call(wrong, p, false).await;
+            match r.expose {
+                Expose::Mount(_) => {
+                    if a.status != StatusCode::NOT_IMPLEMENTED {
+                        errors.push(format!("{wrong} {p}: {} instead of uStreamer's 501", a.status));
+                    }
+                }
+                Expose::Api | Expose::Internal => {
+                    let mut allow = declared.clone();
+                    allow.sort_unstable();
+                    allow.dedup();
+                    if a.status != StatusCode::METHOD_NOT_ALLOWED
+                        || a.allow.as_deref() != Some(allow.join(",").as_str())
+                        || a.body != "405: Method Not Allowed"
+                    {
+                        errors.push(format!(
+                            "{wrong} {p}: {} Allow {:?} {:?}, not kvmd's 405",
+                            a.status, a.allow, a.body
+                        ));
+                    }
+                }
+            }
+        }
+        if p != "/" {
+            let a = svc.call(m, &format!("{p}/?x=1"), true).await;
+            match r.expose {
+                Expose::Mount(_) => {
+                    if a.status != StatusCode::NOT_FOUND {
+                        errors.push(format!("{m} {p}/: {} instead of uStreamer's 404", a.status));
+                    }
+                }
+                Expose::Api | Expose::Internal => {
+                    let want = format!("{p}?x=1");
+                    if a.status != StatusCode::PERMANENT_REDIRECT || a.location.as_deref() != Some(want.as_str()) {
+                        errors.push(format!("{m} {p}/: {} to {:?}, not kvmd's 308 to {want}", a.status, a.location));
+                    }
+                }
+            }
+        }
+        if r.access == Access::User {
+            let a = svc.call(m, p, false).await;
+            let unauthorized = kvmd_core::envelope::envelope_body(
+                StatusCode::UNAUTHORIZED,
+                &serde_json::json!({"error": "UnauthorizedError", "error_msg": "Unauthorized"}),
+            );
+            if a.status != StatusCode::UNAUTHORIZED || a.body != unauthorized {
+                errors.push(format!("{m} {p} without credentials: {} {:?}", a.status, a.body));
+            }
+        }
+    }
+    errors
+}
+
+/// The (method, front path) pairs that the OpenAPI document `doc` lists for `service`.
+pub fn documented(doc: &serde_json::Value, service: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for (path, item) in doc["paths"].as_object().into_iter().flatten() {
+        for (method, op) in item.as_object().into_iter().flatten() {
+            if op["x-kvmd-service"] == service {
+                out.push((method.to_ascii_uppercase(), path.clone()));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// The (method, front path) pairs that `table` exposes (a mounted `/` also at its bare prefix).
+pub fn exposed(table: &ServiceRoutes) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for r in table.exposed() {
+        if let Some(front) = r.front_path() {
+            out.push((r.method.as_str().to_owned(), front));
+        }
+        if let (Expose::Mount(prefix), "/") = (r.expose, r.path) {
+            out.push((r.method.as_str().to_owned(), prefix.to_owned()));
+        }
+    }
+    out.sort();
+    out
+}
+
+/// The checked-in OpenAPI document (what kvmd-info serves).
+pub fn openapi_file() -> PathBuf {
+    crate::repo_root().join("docs/openapi.json")
+}
