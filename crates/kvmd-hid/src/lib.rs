@@ -10,7 +10,9 @@
 //! - [`keys`]: the web key names and their USB usages.
 //! - [`layout`]: keyboard layouts (XKB) for text paste.
 //! - [`report`]: keyboard and mouse state and their reports.
-//! - [`hid`]: the HID task that owns the state and the output.
+//! - [`hid`]: the HID core and the HID thread that own the state and the output.
+//! - [`jiggler`]: the mouse jiggler the HID thread runs.
+//! - [`state`]: the HID state view (`GET /hid`, the WebSocket `hid` event).
 //! - [`backend`]: the outputs (OTG gadget, virtual target).
 //! - [`ws`]: the `/ws` WebSocket (state events and input).
 //! - [`api`]: the HTTP routes.
@@ -20,9 +22,11 @@ pub mod backend;
 pub mod config;
 pub mod gadget;
 pub mod hid;
+pub mod jiggler;
 pub mod keys;
 pub mod layout;
 pub mod report;
+pub mod state;
 pub mod ws;
 
 use std::os::unix::net::UnixListener;
