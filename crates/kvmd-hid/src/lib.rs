@@ -9,6 +9,7 @@
 //! - [`gadget`]: the USB gadget through configfs (`kvmd-otg`).
 //! - [`keys`]: the web key names and their USB usages.
 //! - [`layout`]: keyboard layouts (XKB) for text paste.
+//! - [`valid`]: kvmd's HID validators, shared by the HTTP routes and the WebSocket input.
 //! - [`report`]: keyboard and mouse state and their reports.
 //! - [`hid`]: the HID core and the HID thread that own the state and the output.
 //! - [`jiggler`]: the mouse jiggler the HID thread runs.
@@ -27,6 +28,7 @@ pub mod keys;
 pub mod layout;
 pub mod report;
 pub mod state;
+pub mod valid;
 pub mod ws;
 
 use std::os::unix::net::UnixListener;

@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 
 use crate::hid::{Event, Hid, HidState};
 use crate::keys;
-use crate::report::button_bit;
+use crate::valid as hid_valid;
 
 /// The group's routes.
 pub const ROUTES: &[Route] = &[
@@ -51,30 +51,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(resource("/hid/events/send_mouse_wheel").route(web::post().to(send_mouse_wheel)));
 }
 
-/// `valid_hid_key`: a web key name (case-sensitive), raw limit 16.
-pub fn keyboard_key(arg: Option<&str>) -> Result<keys::Key, ApiError> {
-    const NAME: &str = "Keyboard key";
-    let arg = arg.ok_or_else(|| valid::none_error(NAME))?;
-    if arg.chars().count() > 16 {
-        return Err(ApiError::validator(valid::RAW_LIMIT_MSG));
-    }
-    let v = arg.trim();
-    keys::by_name(v).ok_or_else(|| valid::invalid_error(v, NAME))
-}
-
 /// An optional bool.
 fn opt_bool(q: &Query, name: &str) -> Result<Option<bool>, ApiError> {
     q.get(name).map(|v| valid::boolean(Some(v))).transpose()
-}
-
-/// kvmd's `valid_hid_mouse_move` / `valid_hid_mouse_delta`: a number (else the
-/// validator's error under `what`), clamped to `min..=max`; raw limit 8.
-fn clamped(q: &Query, arg: &str, what: &str, min: i64, max: i64) -> Result<i64, ApiError> {
-    let v = q.get(arg);
-    if v.is_some_and(|v| v.chars().count() > 8) {
-        return Err(ApiError::validator(valid::RAW_LIMIT_MSG));
-    }
-    Ok(valid::int(v, what, None, None)?.clamp(min, max))
 }
 
 fn empty() -> ApiResponse<Value> {
@@ -227,12 +206,9 @@ async fn set_params(hid: web::Data<Hid>, req: HttpRequest, _user: Authed) -> Api
     let q = Query::of(&req);
     if let Some(v) = q.get("keyboard_output") {
         // OTG has one keyboard: validated, then ignored.
-        valid::string_in_list(Some(v), "Keyboard output", &["usb", "ps2", "disabled"])?;
+        hid_valid::keyboard_output(Some(v))?;
     }
-    let mouse = q
-        .get("mouse_output")
-        .map(|v| valid::string_in_list(Some(v), "Mouse output", &["usb", "usb_win98", "usb_rel", "ps2", "disabled"]))
-        .transpose()?;
+    let mouse = q.get("mouse_output").map(|v| hid_valid::mouse_output(Some(v))).transpose()?;
     let jiggler = opt_bool(&q, "jiggler")?;
     match mouse.as_deref() {
         Some("usb") => hid.send(Event::MouseRelative(false)).await,
@@ -259,7 +235,7 @@ async fn reset(hid: web::Data<Hid>, _user: Authed) -> ApiResult<Value> {
 
 async fn send_key(hid: web::Data<Hid>, req: HttpRequest, _user: Authed) -> ApiResult<Value> {
     let q = Query::of(&req);
-    let key = keyboard_key(q.get("key"))?;
+    let key = hid_valid::key(q.get("key"))?;
     let state = opt_bool(&q, "state")?;
     let finish = opt_bool(&q, "finish")?.unwrap_or(false);
     // Without `state`: a press with finish (press + release, but modifiers stick).
@@ -275,7 +251,7 @@ async fn send_key(hid: web::Data<Hid>, req: HttpRequest, _user: Authed) -> ApiRe
 }
 
 async fn send_shortcut(hid: web::Data<Hid>, req: HttpRequest, _user: Authed) -> ApiResult<Value> {
-    let keys = valid::string_list(Query::of(&req).get("keys"), |k| keyboard_key(Some(k)))?;
+    let keys = valid::string_list(Query::of(&req).get("keys"), |k| hid_valid::key(Some(k)))?;
     for (key, pressed) in keys.iter().map(|k| (*k, true)).chain(keys.iter().rev().map(|k| (*k, false))) {
         tokio::time::sleep(Duration::from_millis(50)).await;
         hid.send(Event::Key(key, pressed)).await;
@@ -285,8 +261,7 @@ async fn send_shortcut(hid: web::Data<Hid>, req: HttpRequest, _user: Authed) -> 
 
 async fn send_mouse_button(hid: web::Data<Hid>, req: HttpRequest, _user: Authed) -> ApiResult<Value> {
     let q = Query::of(&req);
-    let name = valid::string_in_list(q.get("button"), "Mouse button", &["left", "right", "middle", "up", "down"])?;
-    let bit = button_bit(&name).ok_or_else(|| valid::invalid_error(&name, "Mouse button"))?;
+    let bit = hid_valid::mouse_button(q.get("button"))?;
     match opt_bool(&q, "state")? {
         Some(s) => hid.send(Event::Button(bit, s)).await,
         None => {
@@ -299,41 +274,24 @@ async fn send_mouse_button(hid: web::Data<Hid>, req: HttpRequest, _user: Authed)
 
 async fn send_mouse_move(hid: web::Data<Hid>, req: HttpRequest, _user: Authed) -> ApiResult<Value> {
     let q = Query::of(&req);
-    let x = clamped(&q, "to_x", "Mouse move", -32768, 32767)?;
-    let y = clamped(&q, "to_y", "Mouse move", -32768, 32767)?;
+    let x = hid_valid::mouse_move(q.get("to_x"))?;
+    let y = hid_valid::mouse_move(q.get("to_y"))?;
     hid.send(Event::MoveTo(x, y)).await;
     Ok(empty())
 }
 
 async fn send_mouse_relative(hid: web::Data<Hid>, req: HttpRequest, _user: Authed) -> ApiResult<Value> {
     let q = Query::of(&req);
-    let dx = clamped(&q, "delta_x", "Mouse delta", -127, 127)? as i8;
-    let dy = clamped(&q, "delta_y", "Mouse delta", -127, 127)? as i8;
+    let dx = hid_valid::mouse_delta(q.get("delta_x"))?;
+    let dy = hid_valid::mouse_delta(q.get("delta_y"))?;
     hid.send(Event::Relative(dx, dy)).await;
     Ok(empty())
 }
 
 async fn send_mouse_wheel(hid: web::Data<Hid>, req: HttpRequest, _user: Authed) -> ApiResult<Value> {
     let q = Query::of(&req);
-    let dx = clamped(&q, "delta_x", "Mouse delta", -127, 127)? as i8;
-    let dy = clamped(&q, "delta_y", "Mouse delta", -127, 127)? as i8;
+    let dx = hid_valid::mouse_delta(q.get("delta_x"))?;
+    let dy = hid_valid::mouse_delta(q.get("delta_y"))?;
     hid.send(Event::Wheel(dx, dy)).await;
     Ok(empty())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn key_messages_are_kvmds() {
-        let msg = |r: Result<keys::Key, ApiError>| r.err().map(|e| e.message.into_owned());
-        // tests/golden/kvmd-4.197/direct/hid_send_key_bad_key.http, hid_send_key_no_key.http
-        assert_eq!(
-            msg(keyboard_key(Some("NoSuchKey"))).as_deref(),
-            Some("The argument 'NoSuchKey' is not a valid Keyboard key")
-        );
-        assert_eq!(msg(keyboard_key(None)).as_deref(), Some("None argument is not a valid Keyboard key"));
-        assert!(keyboard_key(Some("KeyA")).is_ok());
-    }
 }
