@@ -18,6 +18,9 @@ use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use anyhow::Context as _;
+use kvmd_core::service::CancellationToken;
+
 use crate::backend::{Device, HidOutput};
 use crate::config::JigglerConfig;
 use crate::jiggler::Jiggler;
@@ -78,13 +81,24 @@ fn idx(d: Device) -> usize {
 #[derive(Clone)]
 pub struct Hid {
     shared: Arc<Shared>,
-    /// Fires when the HID thread has ended (after its final release reports).
-    finished: Arc<Mutex<Option<tokio::sync::oneshot::Receiver<()>>>>,
+    /// Cancelled when the HID thread has ended, however it ended (a panic included).
+    ended: CancellationToken,
+    /// Set when the HID thread ended because it was stopped, after its release reports.
+    stopped: Arc<AtomicBool>,
+}
+
+/// Cancels its token when dropped: at the end of the HID thread, also when it unwinds.
+struct OnEnd(CancellationToken);
+
+impl Drop for OnEnd {
+    fn drop(&mut self) {
+        self.0.cancel();
+    }
 }
 
 impl Hid {
-    /// Starts the HID thread, with `output`.
-    pub fn start(output: Arc<dyn HidOutput>, jiggler: JigglerConfig) -> Self {
+    /// Starts the HID thread, with `output`; fails when the thread cannot be spawned.
+    pub fn start(output: Arc<dyn HidOutput>, jiggler: JigglerConfig) -> anyhow::Result<Self> {
         let shared = Arc::new(Shared {
             online: [AtomicBool::new(true), AtomicBool::new(true), AtomicBool::new(true)],
             relative: AtomicBool::new(false),
@@ -98,16 +112,31 @@ impl Hid {
             wake: std::sync::Condvar::new(),
             room: tokio::sync::Notify::new(),
         });
-        let (done, finished) = tokio::sync::oneshot::channel();
-        let s = shared.clone();
-        let spawned = std::thread::Builder::new().name("hid-task".into()).spawn(move || {
-            run(&s);
-            let _ = done.send(());
-        });
-        if let Err(e) = spawned {
-            tracing::error!(error = %e, "cannot start the HID thread");
+        let (ended, stopped) = (CancellationToken::new(), Arc::new(AtomicBool::new(false)));
+        let (s, on_end, done) = (shared.clone(), OnEnd(ended.clone()), stopped.clone());
+        std::thread::Builder::new()
+            .name("hid".into())
+            .spawn(move || {
+                let _on_end = on_end;
+                run(&s);
+                done.store(true, Ordering::SeqCst);
+            })
+            .context("cannot start the HID thread")?;
+        Ok(Self { shared, ended, stopped })
+    }
+
+    /// Whether the HID thread has ended without finishing a stop (it panicked).
+    pub fn has_failed(&self) -> bool {
+        self.ended.is_cancelled() && !self.stopped.load(Ordering::SeqCst)
+    }
+
+    /// Resolves when the HID thread has ended without being stopped (it panicked): the
+    /// service cannot deliver input any more and must end.
+    pub async fn failed(&self) {
+        self.ended.cancelled().await;
+        if self.stopped.load(Ordering::SeqCst) {
+            std::future::pending::<()>().await;
         }
-        Self { shared, finished: Arc::new(Mutex::new(Some(finished))) }
     }
 
     /// Stops the HID thread and waits (at most `limit`) for it: it writes what is queued,
@@ -115,10 +144,7 @@ impl Hid {
     pub async fn stop(&self, limit: Duration) {
         self.shared.lock().stop = true;
         self.shared.wake.notify_one();
-        let rx = self.finished.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
-        if let Some(rx) = rx
-            && tokio::time::timeout(limit, rx).await.is_err()
-        {
+        if tokio::time::timeout(limit, self.ended.cancelled()).await.is_err() {
             tracing::warn!("the HID thread did not finish its release reports in time");
         }
     }
@@ -479,7 +505,7 @@ mod tests {
     }
 
     fn start(gate: &Arc<Gate>) -> Hid {
-        Hid::start(gate.clone(), JigglerConfig::default())
+        Hid::start(gate.clone(), JigglerConfig::default()).unwrap_or_else(|e| panic!("{e:#}"))
     }
 
     #[tokio::test]
@@ -528,5 +554,35 @@ mod tests {
         let tail: Vec<_> = log[log.len() - 3..].iter().map(|(d, r, _)| (*d, r[0])).collect();
         assert_eq!(tail, [(Device::Keyboard, 0), (Device::Mouse, 0), (Device::MouseAlt, 0)], "no button held");
         assert_eq!(log[log.len() - 3].1, [0; 8], "no key held");
+    }
+
+    /// An output whose every write panics.
+    struct Panics;
+
+    impl HidOutput for Panics {
+        fn write(&self, _device: Device, _report: &[u8]) -> bool {
+            panic!("a write that panics (expected by the test)");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_hid_thread_that_dies_is_reported() {
+        let hid = Hid::start(Arc::new(Panics), JigglerConfig::default()).unwrap_or_else(|e| panic!("{e:#}"));
+        assert!(!hid.has_failed());
+        hid.send(Event::Key(key("KeyA"), true)).await;
+        tokio::time::timeout(Duration::from_secs(5), hid.failed()).await.unwrap_or_else(|_| panic!("not reported"));
+        assert!(hid.has_failed());
+        // Stopping a dead thread does not wait.
+        tokio::time::timeout(Duration::from_millis(100), hid.stop(Duration::from_secs(5)))
+            .await
+            .unwrap_or_else(|_| panic!("stop waited"));
+    }
+
+    #[tokio::test]
+    async fn a_stopped_hid_thread_has_not_failed() {
+        let hid = start(&Arc::new(Gate::default()));
+        hid.stop(Duration::from_secs(1)).await;
+        assert!(hid.ended.is_cancelled() && !hid.has_failed());
+        assert!(tokio::time::timeout(Duration::from_millis(50), hid.failed()).await.is_err(), "never resolves");
     }
 }

@@ -82,7 +82,18 @@ pub async fn run(config: Config, listener: UnixListener, shutdown: CancellationT
         config::Backend::Ch9329 { device, speed } => Arc::new(backend::ch9329::Ch9329::new(device.clone(), *speed)),
         config::Backend::Vtarget => Arc::new(backend::vtarget::Vtarget::default()),
     };
-    let hid = web::Data::new(hid::Hid::start(output, config.jiggler.clone()));
+    let hid = web::Data::new(hid::Hid::start(output, config.jiggler.clone())?);
+    // A HID thread that dies (a panic) ends the service with an error, for systemd to
+    // restart it: it stops the server as a signal would.
+    let shutdown = shutdown.child_token();
+    let failed = {
+        let (hid, shutdown) = (hid.clone(), shutdown.clone());
+        tokio::spawn(async move {
+            hid.failed().await;
+            tracing::error!("the HID thread died");
+            shutdown.cancel();
+        })
+    };
     let workers = config.workers;
     let ws =
         web::Data::new(ws::WsShared::new(config.info_socket.clone(), config.streamer_socket.clone(), shutdown.clone()));
@@ -94,5 +105,10 @@ pub async fn run(config: Config, listener: UnixListener, shutdown: CancellationT
     // Stopped after the HTTP server: the HID thread's release reports come last (each may
     // wait 100 ms for a host).
     task.stop(std::time::Duration::from_secs(1)).await;
-    result
+    failed.abort();
+    result?;
+    if task.has_failed() {
+        anyhow::bail!("the HID thread died");
+    }
+    Ok(())
 }

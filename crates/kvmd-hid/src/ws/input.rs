@@ -240,7 +240,7 @@ mod tests {
     #[tokio::test]
     async fn invalid_events_are_dropped_and_the_session_goes_on() {
         let out = std::sync::Arc::new(Keep::default());
-        let hid = Hid::start(out.clone(), crate::config::JigglerConfig::default());
+        let hid = Hid::start(out.clone(), crate::config::JigglerConfig::default()).unwrap_or_else(|e| panic!("{e:#}"));
         let log = || out.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
         for bad in [
             r#"{"event_type": "key", "event": {"key": "NoSuchKey", "state": true}}"#,
@@ -257,7 +257,7 @@ mod tests {
         hid.stop(std::time::Duration::from_secs(1)).await;
         // Only the release-everything of the stop reached the devices.
         assert_eq!(log().len(), 3, "{:?}", log());
-        let hid = Hid::start(out.clone(), crate::config::JigglerConfig::default());
+        let hid = Hid::start(out.clone(), crate::config::JigglerConfig::default()).unwrap_or_else(|e| panic!("{e:#}"));
         // Stripped, as kvmd's validator strips.
         assert_eq!(json(&hid, r#"{"event_type": "key", "event": {"key": " KeyA ", "state": true}}"#).await, None);
         assert_eq!(binary(&hid, b"\x02\x01 Left").await, Reply::None);
