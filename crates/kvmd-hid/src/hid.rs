@@ -48,7 +48,7 @@ pub enum Event {
     Reset,
 }
 
-/// State the handlers read without asking the task.
+/// State the handlers read without asking the HID thread.
 pub struct Shared {
     online: [AtomicBool; 3],
     relative: AtomicBool,

@@ -99,15 +99,15 @@ pub async fn run(config: Config, listener: UnixListener, shutdown: CancellationT
         web::Data::new(ws::WsShared::new(config.info_socket.clone(), config.streamer_socket.clone(), shutdown.clone()));
     let (auth_socket, usc) = (config.auth_socket.clone(), config.usc.clone());
     let layouts = web::Data::new(layout::Layouts::default());
-    let task = hid.clone();
+    let hid_thread = hid.clone();
     let factory = move || create_app(hid.clone(), ws.clone(), layouts.clone(), auth_socket.clone(), usc.clone());
     let result = kvmd_core::service::serve(listener, workers, shutdown, factory).await;
     // Stopped after the HTTP server: the HID thread's release reports come last (each may
     // wait 100 ms for a host).
-    task.stop(std::time::Duration::from_secs(1)).await;
+    hid_thread.stop(std::time::Duration::from_secs(1)).await;
     failed.abort();
     result?;
-    if task.has_failed() {
+    if hid_thread.has_failed() {
         anyhow::bail!("the HID thread died");
     }
     Ok(())
