@@ -8,7 +8,7 @@
 //! - [`config`]: the service's configuration.
 //! - [`gadget`]: the USB gadget through configfs (`kvmd-otg`).
 //! - [`keys`]: the web key names and their USB usages.
-//! - [`layout`]: keyboard layouts (XKB) for text paste.
+//! - [`layout`]: keyboard layouts (XKB) and the key events of a text paste.
 //! - [`valid`]: kvmd's HID validators, shared by the HTTP routes and the WebSocket input.
 //! - [`report`]: keyboard and mouse state and their reports.
 //! - [`hid`]: the HID core and the HID thread that own the state and the output.

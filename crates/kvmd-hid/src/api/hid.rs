@@ -99,25 +99,31 @@ async fn keymaps(_user: Authed) -> ApiResult<KeymapsState> {
     Ok(ApiResponse::new(keymaps_value()))
 }
 
-/// Releases the modifiers a paste holds if the paste is cut short (the client went away).
+/// Releases the keys a paste holds if the paste is cut short (the client went away).
 struct PasteGuard {
     hid: Hid,
-    shift: bool,
-    altgr: bool,
-    done: bool,
+    /// Pressed and not released yet (the paste's Shift and AltGr).
+    held: Vec<keys::Key>,
+}
+
+impl PasteGuard {
+    fn sent(&mut self, key: keys::Key, pressed: bool) {
+        self.held.retain(|k| *k != key);
+        if pressed {
+            self.held.push(key);
+        }
+    }
 }
 
 impl Drop for PasteGuard {
     fn drop(&mut self) {
-        if self.done || !(self.shift || self.altgr) {
+        if self.held.is_empty() {
             return;
         }
-        let (hid, shift, altgr) = (self.hid.clone(), self.shift, self.altgr);
+        let (hid, held) = (self.hid.clone(), std::mem::take(&mut self.held));
         actix_web::rt::spawn(async move {
-            for (held, name) in [(shift, "ShiftLeft"), (altgr, "AltRight")] {
-                if let (true, Some(k)) = (held, keys::by_name(name)) {
-                    hid.send(Event::Key(k, false)).await;
-                }
+            for k in held {
+                hid.send(Event::Key(k, false)).await;
             }
         });
     }
@@ -146,54 +152,19 @@ async fn print(
     };
     // kvmd answers undecodable text with aiohttp's 500; a clear 400 says the same thing.
     let text = String::from_utf8(bytes).map_err(|_| ApiError::validator("The text is not valid UTF-8"))?;
-    let chars: Vec<char> = if limit > 0 {
-        text.chars().take(usize::try_from(limit).unwrap_or(usize::MAX)).collect()
-    } else {
-        text.chars().collect()
-    };
-    let (Some(shift_key), Some(altgr_key)) = (keys::by_name("ShiftLeft"), keys::by_name("AltRight")) else {
-        return Err(ApiError::internal("no modifier keys in the key table"));
-    };
-    let mut guard = PasteGuard { hid: hid.get_ref().clone(), shift: false, altgr: false, done: false };
+    let paste = crate::layout::paste(&layout, &text, usize::try_from(limit).unwrap_or(usize::MAX))
+        .ok_or_else(|| ApiError::internal("no modifier keys in the key table"))?;
     let pause = Duration::from_secs_f64(delay);
-    let mut skipped = 0usize;
-    for stroke in chars
-        .into_iter()
-        .filter_map(|c| {
-            let s = layout.strokes(c);
-            if s.is_none() {
-                skipped += 1;
-            }
-            s
-        })
-        .flatten()
-    {
-        let mut events = Vec::new();
-        if stroke.shift != guard.shift {
-            events.push(Event::Key(shift_key, stroke.shift));
-            guard.shift = stroke.shift;
+    let mut guard = PasteGuard { hid: hid.get_ref().clone(), held: Vec::new() };
+    for (key, pressed) in paste.events {
+        if !pause.is_zero() {
+            tokio::time::sleep(pause).await;
         }
-        if stroke.altgr != guard.altgr {
-            events.push(Event::Key(altgr_key, stroke.altgr));
-            guard.altgr = stroke.altgr;
-        }
-        events.push(Event::Key(stroke.key, true));
-        events.push(Event::Key(stroke.key, false));
-        for e in events {
-            if !pause.is_zero() {
-                tokio::time::sleep(pause).await;
-            }
-            hid.send(e).await;
-        }
+        hid.send(Event::Key(key, pressed)).await;
+        guard.sent(key, pressed);
     }
-    for (held, key) in [(guard.shift, shift_key), (guard.altgr, altgr_key)] {
-        if held {
-            hid.send(Event::Key(key, false)).await;
-        }
-    }
-    guard.done = true;
-    if skipped > 0 {
-        tracing::info!(skipped, keymap = %keymap, "characters the layout cannot type were skipped");
+    if paste.skipped > 0 {
+        tracing::info!(skipped = paste.skipped, keymap = %keymap, "characters the layout cannot type were skipped");
     }
     Ok(kvmd_core::envelope::json_response(actix_web::http::StatusCode::OK, &json!({})))
 }
