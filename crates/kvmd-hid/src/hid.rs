@@ -18,12 +18,16 @@ use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
+use anyhow::Context as _;
+use kvmd_core::service::CancellationToken;
 
 use crate::backend::{Device, HidOutput};
 use crate::config::JigglerConfig;
+use crate::jiggler::Jiggler;
 use crate::keys::Key;
 use crate::report::{AbsMouse, Keyboard, RelMouse};
+use crate::state::Flags;
+pub use crate::state::HidState;
 
 /// One queued input event.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,7 +48,7 @@ pub enum Event {
     Reset,
 }
 
-/// State the handlers read without asking the task.
+/// State the handlers read without asking the HID thread.
 pub struct Shared {
     online: [AtomicBool; 3],
     relative: AtomicBool,
@@ -77,59 +81,24 @@ fn idx(d: Device) -> usize {
 #[derive(Clone)]
 pub struct Hid {
     shared: Arc<Shared>,
-    /// Fires when the HID thread has ended (after its final release reports).
-    finished: Arc<Mutex<Option<tokio::sync::oneshot::Receiver<()>>>>,
+    /// Cancelled when the HID thread has ended, however it ended (a panic included).
+    ended: CancellationToken,
+    /// Set when the HID thread ended because it was stopped, after its release reports.
+    stopped: Arc<AtomicBool>,
 }
 
-/// `GET /hid` (and the WebSocket `hid` event), in kvmd's insertion order.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct HidState {
-    enabled: bool,
-    online: bool,
-    busy: bool,
-    connected: Option<bool>,
-    keyboard: KeyboardState,
-    mouse: MouseState,
-    jiggler: JigglerState,
-}
+/// Cancels its token when dropped: at the end of the HID thread, also when it unwinds.
+struct OnEnd(CancellationToken);
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
-struct KeyboardState {
-    online: bool,
-    leds: Leds,
-    outputs: Outputs,
-}
-
-#[derive(Debug, Clone, Serialize, PartialEq)]
-struct Leds {
-    caps: bool,
-    scroll: bool,
-    num: bool,
-}
-
-#[derive(Debug, Clone, Serialize, PartialEq)]
-struct Outputs {
-    available: Vec<&'static str>,
-    active: &'static str,
-}
-
-#[derive(Debug, Clone, Serialize, PartialEq)]
-struct MouseState {
-    outputs: Outputs,
-    online: bool,
-    absolute: bool,
-}
-
-#[derive(Debug, Clone, Serialize, PartialEq)]
-struct JigglerState {
-    enabled: bool,
-    active: bool,
-    interval: u64,
+impl Drop for OnEnd {
+    fn drop(&mut self) {
+        self.0.cancel();
+    }
 }
 
 impl Hid {
-    /// Starts the HID thread, with `output`.
-    pub fn start(output: Arc<dyn HidOutput>, jiggler: JigglerConfig) -> Self {
+    /// Starts the HID thread, with `output`; fails when the thread cannot be spawned.
+    pub fn start(output: Arc<dyn HidOutput>, jiggler: JigglerConfig) -> anyhow::Result<Self> {
         let shared = Arc::new(Shared {
             online: [AtomicBool::new(true), AtomicBool::new(true), AtomicBool::new(true)],
             relative: AtomicBool::new(false),
@@ -143,16 +112,31 @@ impl Hid {
             wake: std::sync::Condvar::new(),
             room: tokio::sync::Notify::new(),
         });
-        let (done, finished) = tokio::sync::oneshot::channel();
-        let s = shared.clone();
-        let spawned = std::thread::Builder::new().name("hid-task".into()).spawn(move || {
-            run(&s);
-            let _ = done.send(());
-        });
-        if let Err(e) = spawned {
-            tracing::error!(error = %e, "cannot start the HID thread");
+        let (ended, stopped) = (CancellationToken::new(), Arc::new(AtomicBool::new(false)));
+        let (s, on_end, done) = (shared.clone(), OnEnd(ended.clone()), stopped.clone());
+        std::thread::Builder::new()
+            .name("hid".into())
+            .spawn(move || {
+                let _on_end = on_end;
+                run(&s);
+                done.store(true, Ordering::SeqCst);
+            })
+            .context("cannot start the HID thread")?;
+        Ok(Self { shared, ended, stopped })
+    }
+
+    /// Whether the HID thread has ended without finishing a stop (it panicked).
+    pub fn has_failed(&self) -> bool {
+        self.ended.is_cancelled() && !self.stopped.load(Ordering::SeqCst)
+    }
+
+    /// Resolves when the HID thread has ended without being stopped (it panicked): the
+    /// service cannot deliver input any more and must end.
+    pub async fn failed(&self) {
+        self.ended.cancelled().await;
+        if self.stopped.load(Ordering::SeqCst) {
+            std::future::pending::<()>().await;
         }
-        Self { shared, finished: Arc::new(Mutex::new(Some(finished))) }
     }
 
     /// Stops the HID thread and waits (at most `limit`) for it: it writes what is queued,
@@ -160,10 +144,7 @@ impl Hid {
     pub async fn stop(&self, limit: Duration) {
         self.shared.lock().stop = true;
         self.shared.wake.notify_one();
-        let rx = self.finished.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
-        if let Some(rx) = rx
-            && tokio::time::timeout(limit, rx).await.is_err()
-        {
+        if tokio::time::timeout(limit, self.ended.cancelled()).await.is_err() {
             tracing::warn!("the HID thread did not finish its release reports in time");
         }
     }
@@ -235,34 +216,16 @@ impl Hid {
     /// The state object.
     pub fn state(&self) -> HidState {
         let s = &self.shared;
-        let leds = s.leds.load(Ordering::SeqCst);
         let relative = s.relative.load(Ordering::SeqCst);
-        let mouse_online =
-            s.online[idx(if relative { Device::MouseAlt } else { Device::Mouse })].load(Ordering::SeqCst);
-        HidState {
-            enabled: true,
-            online: true,
-            busy: false,
-            connected: None,
-            keyboard: KeyboardState {
-                online: s.online[0].load(Ordering::SeqCst),
-                leds: Leds { caps: leds & 2 != 0, scroll: leds & 4 != 0, num: leds & 1 != 0 },
-                outputs: Outputs { available: vec![], active: "" },
-            },
-            mouse: MouseState {
-                outputs: Outputs {
-                    available: vec!["usb", "usb_rel"],
-                    active: if relative { "usb_rel" } else { "usb" },
-                },
-                online: mouse_online,
-                absolute: !relative,
-            },
-            jiggler: JigglerState {
-                enabled: s.jiggler.enabled,
-                active: s.jiggler_active.load(Ordering::SeqCst),
-                interval: s.jiggler.interval,
-            },
-        }
+        let mouse = if relative { Device::MouseAlt } else { Device::Mouse };
+        HidState::new(Flags {
+            keyboard_online: s.online[idx(Device::Keyboard)].load(Ordering::SeqCst),
+            mouse_online: s.online[idx(mouse)].load(Ordering::SeqCst),
+            leds: s.leds.load(Ordering::SeqCst),
+            relative,
+            jiggler: &s.jiggler,
+            jiggler_active: s.jiggler_active.load(Ordering::SeqCst),
+        })
     }
 }
 
@@ -409,73 +372,6 @@ impl Shared {
             }
         }
     }
-
-    /// kvmd's jiggler moves: absolute, 11 moves around the last position ending on it;
-    /// relative, 10 moves of (±10, ±10). Played one per tick.
-    fn jiggle_steps(&self) -> std::collections::VecDeque<Event> {
-        if self.relative.load(Ordering::SeqCst) {
-            (0..10).map(|i| if i % 2 == 0 { Event::Relative(10, 10) } else { Event::Relative(-10, -10) }).collect()
-        } else {
-            let (x, y) = self.lock().pos;
-            (0..11)
-                .map(|i| {
-                    let d = if i == 10 {
-                        0
-                    } else if i % 2 == 0 {
-                        100
-                    } else {
-                        -100
-                    };
-                    Event::MoveTo(x + d, y + d)
-                })
-                .collect()
-        }
-    }
-
-    /// The next jiggler interval: a random whole number of seconds within ±25 % of the
-    /// configured one, at least 1 (kvmd's `systask`).
-    fn next_interval(&self) -> Duration {
-        use std::hash::{BuildHasher, Hasher};
-        let base = self.jiggler.interval.max(1);
-        let spread = base / 4;
-        let r = std::collections::hash_map::RandomState::new().build_hasher().finish();
-        let secs = if spread == 0 { base } else { base - spread + r % (2 * spread + 1) };
-        Duration::from_secs(secs.max(1))
-    }
-}
-
-/// The jiggler's progress, kept by the HID thread.
-struct Jiggler {
-    last_check: Instant,
-    /// The first interval is 0: a jiggler switched on moves at its next check.
-    interval: Duration,
-    last: Instant,
-    steps: std::collections::VecDeque<Event>,
-}
-
-impl Jiggler {
-    fn tick(&mut self, s: &Shared) {
-        if let Some(step) = self.steps.pop_front() {
-            s.dispatch(&mut s.lock(), step, None);
-            if self.steps.is_empty() {
-                self.last = Instant::now();
-            }
-        }
-        if self.last_check.elapsed() < Duration::from_secs(1) {
-            return;
-        }
-        self.last_check = Instant::now();
-        if !s.jiggler_active.load(Ordering::SeqCst) {
-            self.interval = Duration::ZERO;
-            self.steps.clear();
-        } else if self.steps.is_empty() {
-            let idle = s.last_activity.lock().unwrap_or_else(std::sync::PoisonError::into_inner).elapsed();
-            if idle >= self.interval && self.last.elapsed() >= self.interval {
-                self.steps = s.jiggle_steps();
-                self.interval = s.next_interval();
-            }
-        }
-    }
 }
 
 /// The periodic work: retries, the host check, the LEDs, the jiggler.
@@ -490,14 +386,19 @@ fn tick(s: &Shared, jiggler: &mut Jiggler) {
     if let Some(leds) = s.out.read_leds() {
         s.leds.store(leds, Ordering::SeqCst);
     }
-    jiggler.tick(s);
+    if let Some(step) = jiggler.next_step() {
+        s.dispatch(&mut s.lock(), step, None);
+    }
+    let idle = s.last_activity.lock().unwrap_or_else(std::sync::PoisonError::into_inner).elapsed();
+    let (active, relative) = (s.jiggler_active.load(Ordering::SeqCst), s.relative.load(Ordering::SeqCst));
+    jiggler.check(active, idle, relative, || s.lock().pos);
 }
 
 /// The HID thread: writes queued reports (waiting for the device as long as the output
 /// does), ticks every 100 ms, and when stopped writes what is left and releases everything.
 fn run(s: &Shared) {
     let now = Instant::now();
-    let mut jiggler = Jiggler { last_check: now, interval: Duration::ZERO, last: now, steps: Default::default() };
+    let mut jiggler = Jiggler::new(s.jiggler.interval, now);
     let mut next_tick = now + TICK;
     let mut core = s.lock();
     loop {
@@ -604,7 +505,7 @@ mod tests {
     }
 
     fn start(gate: &Arc<Gate>) -> Hid {
-        Hid::start(gate.clone(), JigglerConfig::default())
+        Hid::start(gate.clone(), JigglerConfig::default()).unwrap_or_else(|e| panic!("{e:#}"))
     }
 
     #[tokio::test]
@@ -653,5 +554,35 @@ mod tests {
         let tail: Vec<_> = log[log.len() - 3..].iter().map(|(d, r, _)| (*d, r[0])).collect();
         assert_eq!(tail, [(Device::Keyboard, 0), (Device::Mouse, 0), (Device::MouseAlt, 0)], "no button held");
         assert_eq!(log[log.len() - 3].1, [0; 8], "no key held");
+    }
+
+    /// An output whose every write panics.
+    struct Panics;
+
+    impl HidOutput for Panics {
+        fn write(&self, _device: Device, _report: &[u8]) -> bool {
+            panic!("a write that panics (expected by the test)");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_hid_thread_that_dies_is_reported() {
+        let hid = Hid::start(Arc::new(Panics), JigglerConfig::default()).unwrap_or_else(|e| panic!("{e:#}"));
+        assert!(!hid.has_failed());
+        hid.send(Event::Key(key("KeyA"), true)).await;
+        tokio::time::timeout(Duration::from_secs(5), hid.failed()).await.unwrap_or_else(|_| panic!("not reported"));
+        assert!(hid.has_failed());
+        // Stopping a dead thread does not wait.
+        tokio::time::timeout(Duration::from_millis(100), hid.stop(Duration::from_secs(5)))
+            .await
+            .unwrap_or_else(|_| panic!("stop waited"));
+    }
+
+    #[tokio::test]
+    async fn a_stopped_hid_thread_has_not_failed() {
+        let hid = start(&Arc::new(Gate::default()));
+        hid.stop(Duration::from_secs(1)).await;
+        assert!(hid.ended.is_cancelled() && !hid.has_failed());
+        assert!(tokio::time::timeout(Duration::from_millis(50), hid.failed()).await.is_err(), "never resolves");
     }
 }

@@ -1,4 +1,5 @@
-//! Keyboard layouts for `/hid/print`: which key and modifiers type a character.
+//! Keyboard layouts for `/hid/print`: which key and modifiers type a character, and the
+//! key events that type a text ([`paste`]).
 //!
 //! kvmd types text through QEMU-style keymap files. kvmd-rs reads the same layouts from
 //! the system's XKB data through libxkbcommon (the `xkbcommon` crate): each of kvmd's 36
@@ -183,6 +184,52 @@ impl Layout {
     }
 }
 
+/// What typing a text takes (kvmd's `text_to_evdev_keys`): key presses (`true`) and
+/// releases, in order, and how many characters the layout could not type (skipped).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Paste {
+    /// The key events, in order.
+    pub events: Vec<(Key, bool)>,
+    /// Characters skipped: no key for them in the layout, or not printable.
+    pub skipped: usize,
+}
+
+/// The key events that type the first `limit` characters of `text` (all of it when
+/// `limit` is 0) with `layout` (spec `hid.md` section 5): per stroke, ShiftLeft and
+/// AltRight pressed or released as the stroke needs them, then the key pressed and
+/// released; at the end, the modifiers still held are released. `None` only if the key
+/// table has no ShiftLeft or AltRight.
+pub fn paste(layout: &Layout, text: &str, limit: usize) -> Option<Paste> {
+    let (shift_key, altgr_key) = (keys::by_name("ShiftLeft")?, keys::by_name("AltRight")?);
+    let limit = if limit == 0 { usize::MAX } else { limit };
+    let (mut shift, mut altgr) = (false, false);
+    let mut events = Vec::new();
+    let mut skipped = 0;
+    for c in text.chars().take(limit) {
+        let Some(strokes) = layout.strokes(c) else {
+            skipped += 1;
+            continue;
+        };
+        for stroke in strokes {
+            if stroke.shift != shift {
+                shift = stroke.shift;
+                events.push((shift_key, shift));
+            }
+            if stroke.altgr != altgr {
+                altgr = stroke.altgr;
+                events.push((altgr_key, altgr));
+            }
+            events.extend([(stroke.key, true), (stroke.key, false)]);
+        }
+    }
+    for (held, key) in [(shift, shift_key), (altgr, altgr_key)] {
+        if held {
+            events.push((key, false));
+        }
+    }
+    Some(Paste { events, skipped })
+}
+
 /// Compiled layouts, each built on first use.
 #[derive(Default)]
 pub struct Layouts {
@@ -244,5 +291,63 @@ mod tests {
             assert!(l.strokes.len() > 40, "{name} types only {} keysyms", l.strokes.len());
         }
         assert_eq!(NAMES.len(), 36);
+    }
+
+    fn events(p: &Paste) -> Vec<(&'static str, bool)> {
+        p.events.iter().map(|(k, pressed)| (k.name, *pressed)).collect()
+    }
+
+    #[test]
+    fn paste_like_kvmd() {
+        let us = Layout::compile("en-us").unwrap_or_else(|| panic!("us"));
+        // tests/golden/kvmd-4.197/direct/hid_print.hid-keyboard.txt: "Hello, World!".
+        let p = paste(&us, "Hello, World!", 1024).unwrap_or_else(|| panic!("no modifiers"));
+        let e = events(&p);
+        assert_eq!(
+            e[..6],
+            [
+                ("ShiftLeft", true),
+                ("KeyH", true),
+                ("KeyH", false),
+                ("ShiftLeft", false),
+                ("KeyE", true),
+                ("KeyE", false)
+            ]
+        );
+        assert_eq!(
+            e[e.len() - 4..],
+            [("ShiftLeft", true), ("Digit1", true), ("Digit1", false), ("ShiftLeft", false)],
+            "Shift released at the end"
+        );
+        // 13 characters, each a press and a release, and Shift pressed and released 3 times.
+        assert_eq!((e.len(), p.skipped), (13 * 2 + 3 * 2, 0));
+        // tests/golden/kvmd-4.197/direct/hid_print_limit.*: limit=3, "abcdef"; 0 = no limit.
+        let names = |p: &Paste| events(p).into_iter().filter(|(_, d)| *d).map(|(n, _)| n).collect::<Vec<_>>();
+        assert_eq!(names(&paste(&us, "abcdef", 3).unwrap_or_else(|| panic!())), ["KeyA", "KeyB", "KeyC"]);
+        assert_eq!(names(&paste(&us, "abcdef", 0).unwrap_or_else(|| panic!())).len(), 6);
+        // The limit counts characters, not bytes; what cannot be typed is skipped, counted.
+        let p = paste(&us, "é—a\u{7}b", 4).unwrap_or_else(|| panic!());
+        assert_eq!((names(&p), p.skipped), (vec!["KeyA"], 3));
+    }
+
+    #[test]
+    fn paste_with_altgr_and_dead_keys() {
+        let de = Layout::compile("de").unwrap_or_else(|| panic!("de"));
+        let p = paste(&de, "@é", 0).unwrap_or_else(|| panic!());
+        assert_eq!(
+            events(&p),
+            [
+                ("AltRight", true),
+                ("KeyQ", true),
+                ("KeyQ", false),
+                ("AltRight", false),
+                ("Equal", true),
+                ("Equal", false),
+                ("KeyE", true),
+                ("KeyE", false),
+            ]
+        );
+        // AltGr still held at the end is released.
+        assert_eq!(events(&paste(&de, "a@", 0).unwrap_or_else(|| panic!())).last(), Some(&("AltRight", false)));
     }
 }

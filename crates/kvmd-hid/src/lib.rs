@@ -8,9 +8,12 @@
 //! - [`config`]: the service's configuration.
 //! - [`gadget`]: the USB gadget through configfs (`kvmd-otg`).
 //! - [`keys`]: the web key names and their USB usages.
-//! - [`layout`]: keyboard layouts (XKB) for text paste.
+//! - [`layout`]: keyboard layouts (XKB) and the key events of a text paste.
+//! - [`valid`]: kvmd's HID validators, shared by the HTTP routes and the WebSocket input.
 //! - [`report`]: keyboard and mouse state and their reports.
-//! - [`hid`]: the HID task that owns the state and the output.
+//! - [`hid`]: the HID core and the HID thread that own the state and the output.
+//! - [`jiggler`]: the mouse jiggler the HID thread runs.
+//! - [`state`]: the HID state view (`GET /hid`, the WebSocket `hid` event).
 //! - [`backend`]: the outputs (OTG gadget, virtual target).
 //! - [`ws`]: the `/ws` WebSocket (state events and input).
 //! - [`api`]: the HTTP routes.
@@ -20,9 +23,12 @@ pub mod backend;
 pub mod config;
 pub mod gadget;
 pub mod hid;
+pub mod jiggler;
 pub mod keys;
 pub mod layout;
 pub mod report;
+pub mod state;
+pub mod valid;
 pub mod ws;
 
 use std::os::unix::net::UnixListener;
@@ -65,17 +71,33 @@ pub async fn run(config: Config, listener: UnixListener, shutdown: CancellationT
         config::Backend::Ch9329 { device, speed } => Arc::new(backend::ch9329::Ch9329::new(device.clone(), *speed)),
         config::Backend::Vtarget => Arc::new(backend::vtarget::Vtarget::default()),
     };
-    let hid = web::Data::new(hid::Hid::start(output, config.jiggler.clone()));
+    let hid = web::Data::new(hid::Hid::start(output, config.jiggler.clone())?);
+    // A HID thread that dies (a panic) ends the service with an error, for systemd to
+    // restart it: it stops the server as a signal would.
+    let shutdown = shutdown.child_token();
+    let failed = {
+        let (hid, shutdown) = (hid.clone(), shutdown.clone());
+        tokio::spawn(async move {
+            hid.failed().await;
+            tracing::error!("the HID thread died");
+            shutdown.cancel();
+        })
+    };
     let workers = config.workers;
     let ws =
         web::Data::new(ws::WsShared::new(config.info_socket.clone(), config.streamer_socket.clone(), shutdown.clone()));
     let (auth_socket, usc) = (config.auth_socket.clone(), config.usc.clone());
     let layouts = web::Data::new(layout::Layouts::default());
-    let task = hid.clone();
+    let hid_thread = hid.clone();
     let factory = move || create_app(hid.clone(), ws.clone(), layouts.clone(), auth_socket.clone(), usc.clone());
     let result = kvmd_core::service::serve(listener, workers, shutdown, factory).await;
     // Stopped after the HTTP server: the HID thread's release reports come last (each may
     // wait 100 ms for a host).
-    task.stop(std::time::Duration::from_secs(1)).await;
-    result
+    hid_thread.stop(std::time::Duration::from_secs(1)).await;
+    failed.abort();
+    result?;
+    if hid_thread.has_failed() {
+        anyhow::bail!("the HID thread died");
+    }
+    Ok(())
 }

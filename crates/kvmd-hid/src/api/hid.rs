@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 
 use crate::hid::{Event, Hid, HidState};
 use crate::keys;
-use crate::report::button_bit;
+use crate::valid as hid_valid;
 
 const KEY: Param = Param::req("key", Ty::str(16), "A web key name (`KeyboardEvent.code`, e.g. `KeyA`, `ShiftLeft`)");
 const KEY_STATE: Param = Param::opt("state", Ty::Bool, "Pressed (true) or released; without it, a press and a release");
@@ -153,30 +153,9 @@ pub fn routes(api: &mut Api) {
     .route(Route::post("/hid/events/send_mouse_wheel").doc("Scrolls the wheel").params(DELTAS), send_mouse_wheel);
 }
 
-/// `valid_hid_key`: a web key name (case-sensitive), raw limit 16.
-pub fn keyboard_key(arg: Option<&str>) -> Result<keys::Key, ApiError> {
-    const NAME: &str = "Keyboard key";
-    let arg = arg.ok_or_else(|| valid::none_error(NAME))?;
-    if arg.chars().count() > 16 {
-        return Err(ApiError::validator(valid::RAW_LIMIT_MSG));
-    }
-    let v = arg.trim();
-    keys::by_name(v).ok_or_else(|| valid::invalid_error(v, NAME))
-}
-
 /// An optional bool.
 fn opt_bool(q: &Query, name: &str) -> Result<Option<bool>, ApiError> {
     q.get(name).map(|v| valid::boolean(Some(v))).transpose()
-}
-
-/// kvmd's `valid_hid_mouse_move` / `valid_hid_mouse_delta`: a number (else the
-/// validator's error under `what`), clamped to `min..=max`; raw limit 8.
-fn clamped(q: &Query, arg: &str, what: &str, min: i64, max: i64) -> Result<i64, ApiError> {
-    let v = q.get(arg);
-    if v.is_some_and(|v| v.chars().count() > 8) {
-        return Err(ApiError::validator(valid::RAW_LIMIT_MSG));
-    }
-    Ok(valid::int(v, what, None, None)?.clamp(min, max))
 }
 
 fn empty() -> ApiResponse<Value> {
@@ -222,25 +201,31 @@ async fn keymaps() -> ApiResult<KeymapsState> {
     Ok(ApiResponse::new(keymaps_value()))
 }
 
-/// Releases the modifiers a paste holds if the paste is cut short (the client went away).
+/// Releases the keys a paste holds if the paste is cut short (the client went away).
 struct PasteGuard {
     hid: Hid,
-    shift: bool,
-    altgr: bool,
-    done: bool,
+    /// Pressed and not released yet (the paste's Shift and AltGr).
+    held: Vec<keys::Key>,
+}
+
+impl PasteGuard {
+    fn sent(&mut self, key: keys::Key, pressed: bool) {
+        self.held.retain(|k| *k != key);
+        if pressed {
+            self.held.push(key);
+        }
+    }
 }
 
 impl Drop for PasteGuard {
     fn drop(&mut self) {
-        if self.done || !(self.shift || self.altgr) {
+        if self.held.is_empty() {
             return;
         }
-        let (hid, shift, altgr) = (self.hid.clone(), self.shift, self.altgr);
+        let (hid, held) = (self.hid.clone(), std::mem::take(&mut self.held));
         actix_web::rt::spawn(async move {
-            for (held, name) in [(shift, "ShiftLeft"), (altgr, "AltRight")] {
-                if let (true, Some(k)) = (held, keys::by_name(name)) {
-                    hid.send(Event::Key(k, false)).await;
-                }
+            for k in held {
+                hid.send(Event::Key(k, false)).await;
             }
         });
     }
@@ -265,54 +250,19 @@ async fn print(
     let bytes = kvmd_core::envelope::read_body(body, kvmd_core::envelope::BODY_LIMIT).await?;
     // kvmd answers undecodable text with aiohttp's 500; a clear 400 says the same thing.
     let text = String::from_utf8(bytes).map_err(|_| ApiError::validator("The text is not valid UTF-8"))?;
-    let chars: Vec<char> = if limit > 0 {
-        text.chars().take(usize::try_from(limit).unwrap_or(usize::MAX)).collect()
-    } else {
-        text.chars().collect()
-    };
-    let (Some(shift_key), Some(altgr_key)) = (keys::by_name("ShiftLeft"), keys::by_name("AltRight")) else {
-        return Err(ApiError::internal("no modifier keys in the key table").into());
-    };
-    let mut guard = PasteGuard { hid: hid.get_ref().clone(), shift: false, altgr: false, done: false };
+    let paste = crate::layout::paste(&layout, &text, usize::try_from(limit).unwrap_or(usize::MAX))
+        .ok_or_else(|| ApiError::internal("no modifier keys in the key table"))?;
     let pause = Duration::from_secs_f64(delay);
-    let mut skipped = 0usize;
-    for stroke in chars
-        .into_iter()
-        .filter_map(|c| {
-            let s = layout.strokes(c);
-            if s.is_none() {
-                skipped += 1;
-            }
-            s
-        })
-        .flatten()
-    {
-        let mut events = Vec::new();
-        if stroke.shift != guard.shift {
-            events.push(Event::Key(shift_key, stroke.shift));
-            guard.shift = stroke.shift;
+    let mut guard = PasteGuard { hid: hid.get_ref().clone(), held: Vec::new() };
+    for (key, pressed) in paste.events {
+        if !pause.is_zero() {
+            tokio::time::sleep(pause).await;
         }
-        if stroke.altgr != guard.altgr {
-            events.push(Event::Key(altgr_key, stroke.altgr));
-            guard.altgr = stroke.altgr;
-        }
-        events.push(Event::Key(stroke.key, true));
-        events.push(Event::Key(stroke.key, false));
-        for e in events {
-            if !pause.is_zero() {
-                tokio::time::sleep(pause).await;
-            }
-            hid.send(e).await;
-        }
+        hid.send(Event::Key(key, pressed)).await;
+        guard.sent(key, pressed);
     }
-    for (held, key) in [(guard.shift, shift_key), (guard.altgr, altgr_key)] {
-        if held {
-            hid.send(Event::Key(key, false)).await;
-        }
-    }
-    guard.done = true;
-    if skipped > 0 {
-        tracing::info!(skipped, keymap = %keymap, "characters the layout cannot type were skipped");
+    if paste.skipped > 0 {
+        tracing::info!(skipped = paste.skipped, keymap = %keymap, "characters the layout cannot type were skipped");
     }
     Ok(kvmd_core::envelope::json_response(actix_web::http::StatusCode::OK, &json!({})))
 }
@@ -325,12 +275,9 @@ async fn set_params(hid: web::Data<Hid>, req: HttpRequest) -> ApiResult<Value> {
     let q = Query::of(&req);
     if let Some(v) = q.get("keyboard_output") {
         // OTG has one keyboard: validated, then ignored.
-        valid::string_in_list(Some(v), "Keyboard output", &["usb", "ps2", "disabled"])?;
+        hid_valid::keyboard_output(Some(v))?;
     }
-    let mouse = q
-        .get("mouse_output")
-        .map(|v| valid::string_in_list(Some(v), "Mouse output", &["usb", "usb_win98", "usb_rel", "ps2", "disabled"]))
-        .transpose()?;
+    let mouse = q.get("mouse_output").map(|v| hid_valid::mouse_output(Some(v))).transpose()?;
     let jiggler = opt_bool(&q, "jiggler")?;
     match mouse.as_deref() {
         Some("usb") => hid.send(Event::MouseRelative(false)).await,
@@ -357,7 +304,7 @@ async fn reset(hid: web::Data<Hid>) -> ApiResult<Value> {
 
 async fn send_key(hid: web::Data<Hid>, req: HttpRequest) -> ApiResult<Value> {
     let q = Query::of(&req);
-    let key = keyboard_key(q.get("key"))?;
+    let key = hid_valid::key(q.get("key"))?;
     let state = opt_bool(&q, "state")?;
     let finish = opt_bool(&q, "finish")?.unwrap_or(false);
     // Without `state`: a press with finish (press + release, but modifiers stick).
@@ -373,7 +320,7 @@ async fn send_key(hid: web::Data<Hid>, req: HttpRequest) -> ApiResult<Value> {
 }
 
 async fn send_shortcut(hid: web::Data<Hid>, req: HttpRequest) -> ApiResult<Value> {
-    let keys = valid::string_list(Query::of(&req).get("keys"), |k| keyboard_key(Some(k)))?;
+    let keys = valid::string_list(Query::of(&req).get("keys"), |k| hid_valid::key(Some(k)))?;
     for (key, pressed) in keys.iter().map(|k| (*k, true)).chain(keys.iter().rev().map(|k| (*k, false))) {
         tokio::time::sleep(Duration::from_millis(50)).await;
         hid.send(Event::Key(key, pressed)).await;
@@ -383,8 +330,7 @@ async fn send_shortcut(hid: web::Data<Hid>, req: HttpRequest) -> ApiResult<Value
 
 async fn send_mouse_button(hid: web::Data<Hid>, req: HttpRequest) -> ApiResult<Value> {
     let q = Query::of(&req);
-    let name = valid::string_in_list(q.get("button"), "Mouse button", &["left", "right", "middle", "up", "down"])?;
-    let bit = button_bit(&name).ok_or_else(|| valid::invalid_error(&name, "Mouse button"))?;
+    let bit = hid_valid::mouse_button(q.get("button"))?;
     match opt_bool(&q, "state")? {
         Some(s) => hid.send(Event::Button(bit, s)).await,
         None => {
@@ -397,41 +343,24 @@ async fn send_mouse_button(hid: web::Data<Hid>, req: HttpRequest) -> ApiResult<V
 
 async fn send_mouse_move(hid: web::Data<Hid>, req: HttpRequest) -> ApiResult<Value> {
     let q = Query::of(&req);
-    let x = clamped(&q, "to_x", "Mouse move", -32768, 32767)?;
-    let y = clamped(&q, "to_y", "Mouse move", -32768, 32767)?;
+    let x = hid_valid::mouse_move(q.get("to_x"))?;
+    let y = hid_valid::mouse_move(q.get("to_y"))?;
     hid.send(Event::MoveTo(x, y)).await;
     Ok(empty())
 }
 
 async fn send_mouse_relative(hid: web::Data<Hid>, req: HttpRequest) -> ApiResult<Value> {
     let q = Query::of(&req);
-    let dx = clamped(&q, "delta_x", "Mouse delta", -127, 127)? as i8;
-    let dy = clamped(&q, "delta_y", "Mouse delta", -127, 127)? as i8;
+    let dx = hid_valid::mouse_delta(q.get("delta_x"))?;
+    let dy = hid_valid::mouse_delta(q.get("delta_y"))?;
     hid.send(Event::Relative(dx, dy)).await;
     Ok(empty())
 }
 
 async fn send_mouse_wheel(hid: web::Data<Hid>, req: HttpRequest) -> ApiResult<Value> {
     let q = Query::of(&req);
-    let dx = clamped(&q, "delta_x", "Mouse delta", -127, 127)? as i8;
-    let dy = clamped(&q, "delta_y", "Mouse delta", -127, 127)? as i8;
+    let dx = hid_valid::mouse_delta(q.get("delta_x"))?;
+    let dy = hid_valid::mouse_delta(q.get("delta_y"))?;
     hid.send(Event::Wheel(dx, dy)).await;
     Ok(empty())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn key_messages_are_kvmds() {
-        let msg = |r: Result<keys::Key, ApiError>| r.err().map(|e| e.message.into_owned());
-        // tests/golden/kvmd-4.197/direct/hid_send_key_bad_key.http, hid_send_key_no_key.http
-        assert_eq!(
-            msg(keyboard_key(Some("NoSuchKey"))).as_deref(),
-            Some("The argument 'NoSuchKey' is not a valid Keyboard key")
-        );
-        assert_eq!(msg(keyboard_key(None)).as_deref(), Some("None argument is not a valid Keyboard key"));
-        assert!(keyboard_key(Some("KeyA")).is_ok());
-    }
 }

@@ -9,7 +9,7 @@
 //!
 //! The port is opened raw (termios: 8N1, no echo, no flow control) at the configured
 //! speed. A writer thread owns it: [`HidOutput::write`] only queues a frame and reports
-//! whether the chip answered the previous one, so the HID task never waits on the UART.
+//! whether the chip answered the previous one, so the HID thread never waits on the UART.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};

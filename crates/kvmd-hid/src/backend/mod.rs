@@ -1,5 +1,6 @@
-//! Where HID reports go. The HID task ([`crate::hid`]) owns the keyboard and mouse state and
-//! hands finished reports to one [`HidOutput`]; the implementations are real code paths:
+//! Where HID reports go. The HID core ([`crate::hid`]) owns the keyboard and mouse state and
+//! hands finished reports to one [`HidOutput`] (written by the sender, or by the HID
+//! thread when they must wait); the implementations are real code paths:
 //! [`otg::Otg`] writes the USB gadget's character devices, [`ch9329::Ch9329`] drives the
 //! CH9329 serial HID chip, [`vtarget::Vtarget`] keeps the reports for the virtual target.
 

@@ -1,15 +1,19 @@
 //! WebSocket input: kvmd's JSON events and the web UI's binary protocol (spec `ws.md`
-//! sections 3 and 4), turned into HID events. Anything malformed is dropped silently, as
-//! kvmd does; nothing here can end the session except a zero-length binary frame (the
-//! caller's business) and, as in kvmd, a numeric key code it does not know.
+//! sections 3 and 4), turned into HID events. Every field goes through the validator the
+//! HTTP routes use ([`crate::valid`]; JSON values as Python's `str()` of them, as kvmd's
+//! handlers pass them); an event that is malformed or fails a validator is dropped (logged
+//! at debug level), as kvmd drops it, with no reply. Nothing here can end the session
+//! except a zero-length binary frame (the caller's business) and, as in kvmd, a numeric
+//! key or button code it does not know.
 
 use std::time::Instant;
 
+use kvmd_core::{ApiError, valid};
 use serde_json::Value;
 
 use crate::hid::{Event, Hid};
 use crate::keys::{self, Key};
-use crate::report::button_bit;
+use crate::valid::{self as hid_valid, json_arg};
 
 /// What a binary message asks the session to do.
 #[derive(Debug, PartialEq, Eq)]
@@ -22,28 +26,39 @@ pub enum Reply {
     Close,
 }
 
-/// A bool as kvmd's WebSocket accepts it: JSON bool, 0/1, or the HTTP bool strings.
-fn as_bool(v: Option<&Value>) -> Option<bool> {
-    match v? {
-        Value::Bool(b) => Some(*b),
-        Value::Number(n) => match n.as_i64()? {
-            0 => Some(false),
-            1 => Some(true),
-            _ => None,
-        },
-        Value::String(s) => kvmd_core::valid::boolean(Some(s)).ok(),
-        _ => None,
+/// kvmd's validator result for a WebSocket field: an invalid field drops its whole event
+/// (kvmd's handlers `return` on any validator error), logged here at debug level.
+fn checked<T>(r: Result<T, ApiError>, event_type: &str) -> Option<T> {
+    r.map_err(|e| tracing::debug!(event_type, error = %e.message, "invalid WebSocket event ignored")).ok()
+}
+
+/// `valid_bool(event.get(name, default))`.
+fn bool_field(e: &Value, name: &str, default: Option<bool>) -> Result<bool, ApiError> {
+    match (e.get(name), default) {
+        (None, Some(d)) => Ok(d),
+        (v, _) => valid::boolean(json_arg(v).as_deref()),
     }
 }
 
-/// An integer, also from a numeric string, clamped.
-fn as_int(v: Option<&Value>, min: i64, max: i64) -> Option<i64> {
-    let n = match v? {
-        Value::Number(n) => n.as_i64().or_else(|| n.as_f64().map(|f| f as i64))?,
-        Value::String(s) => s.trim().parse().ok()?,
-        _ => return None,
+/// `(valid_hid_mouse_delta(d["x"]), valid_hid_mouse_delta(d["y"]))` for one delta or a
+/// list of them.
+fn delta_list(v: Option<&Value>) -> Result<Vec<(i8, i8)>, ApiError> {
+    let one = |d: &Value| {
+        Ok((
+            hid_valid::mouse_delta(json_arg(d.get("x")).as_deref())?,
+            hid_valid::mouse_delta(json_arg(d.get("y")).as_deref())?,
+        ))
     };
-    Some(n.clamp(min, max))
+    match v {
+        Some(Value::Array(a)) => a.iter().map(one).collect(),
+        Some(d) => Ok(vec![one(d)?]),
+        None => Err(valid::none_error("Mouse delta")),
+    }
+}
+
+/// A binary name field as kvmd reads it: at most 32 bytes, ASCII only.
+fn ascii_name(rest: &[u8]) -> Option<&str> {
+    std::str::from_utf8(&rest[..rest.len().min(32)]).ok().filter(|s| s.is_ascii())
 }
 
 async fn key(hid: &Hid, key: Key, pressed: bool, finish: bool, arrival: Instant) {
@@ -54,12 +69,13 @@ async fn key(hid: &Hid, key: Key, pressed: bool, finish: bool, arrival: Instant)
 }
 
 /// kvmd's squash: deltas summed while both sums stay within ±127.
-fn squash(deltas: &[(i64, i64)]) -> Vec<(i8, i8)> {
+fn squash(deltas: &[(i8, i8)]) -> Vec<(i8, i8)> {
     let mut out = Vec::new();
     let (mut sx, mut sy) = (0i64, 0i64);
     for &(x, y) in deltas {
+        let (x, y) = (i64::from(x), i64::from(y));
         if (sx + x).abs() > 127 || (sy + y).abs() > 127 {
-            out.push((sx as i8, sy as i8));
+            out.push((hid_valid::clamp_delta(sx), hid_valid::clamp_delta(sy)));
             (sx, sy) = (x, y);
         } else {
             sx += x;
@@ -67,25 +83,15 @@ fn squash(deltas: &[(i64, i64)]) -> Vec<(i8, i8)> {
         }
     }
     if sx != 0 || sy != 0 {
-        out.push((sx as i8, sy as i8));
+        out.push((hid_valid::clamp_delta(sx), hid_valid::clamp_delta(sy)));
     }
     out
 }
 
-async fn deltas(hid: &Hid, list: Vec<(i64, i64)>, squashed: bool, wheel: bool) {
-    let steps: Vec<(i8, i8)> =
-        if squashed { squash(&list) } else { list.iter().map(|&(x, y)| (x as i8, y as i8)).collect() };
+async fn deltas(hid: &Hid, list: Vec<(i8, i8)>, squashed: bool, wheel: bool) {
+    let steps = if squashed { squash(&list) } else { list };
     for (x, y) in steps {
         hid.send(if wheel { Event::Wheel(x, y) } else { Event::Relative(x, y) }).await;
-    }
-}
-
-fn delta_list(v: Option<&Value>) -> Option<Vec<(i64, i64)>> {
-    let one = |d: &Value| Some((as_int(d.get("x"), -127, 127)?, as_int(d.get("y"), -127, 127)?));
-    match v? {
-        Value::Array(a) => a.iter().map(one).collect(),
-        d @ Value::Object(_) => Some(vec![one(d)?]),
-        _ => None,
     }
 }
 
@@ -98,23 +104,25 @@ pub async fn json(hid: &Hid, text: &str) -> Option<String> {
     match t {
         "ping" => return Some(r#"{"event_type": "pong", "event": {}}"#.to_owned()),
         "key" => {
-            let k = keys::by_name(e.get("key")?.as_str()?)?;
-            let state = as_bool(e.get("state"))?;
-            let finish = e.get("finish").map_or(Some(false), |f| as_bool(Some(f)))?;
+            let k = checked(hid_valid::key(json_arg(e.get("key")).as_deref()), t)?;
+            let state = checked(bool_field(e, "state", None), t)?;
+            let finish = checked(bool_field(e, "finish", Some(false)), t)?;
             key(hid, k, state, finish, arrival).await;
         }
         "mouse_button" => {
-            let bit = button_bit(&e.get("button")?.as_str()?.trim().to_lowercase())?;
-            hid.send(Event::Button(bit, as_bool(e.get("state"))?)).await;
+            let bit = checked(hid_valid::mouse_button(json_arg(e.get("button")).as_deref()), t)?;
+            let state = checked(bool_field(e, "state", None), t)?;
+            hid.send(Event::Button(bit, state)).await;
         }
         "mouse_move" => {
-            let to = e.get("to")?;
-            let (x, y) = (as_int(to.get("x"), -32768, 32767)?, as_int(to.get("y"), -32768, 32767)?);
+            let to = e.get("to");
+            let coord = |c| hid_valid::mouse_move(json_arg(to.and_then(|to| to.get(c))).as_deref());
+            let (x, y) = (checked(coord("x"), t)?, checked(coord("y"), t)?);
             hid.send(Event::MoveTo(x, y)).await;
         }
         "mouse_relative" | "mouse_wheel" => {
-            let list = delta_list(e.get("delta"))?;
-            let squashed = e.get("squash").map_or(Some(false), |s| as_bool(Some(s)))?;
+            let list = checked(delta_list(e.get("delta")), t)?;
+            let squashed = checked(bool_field(e, "squash", Some(false)), t)?;
             deltas(hid, list, squashed, t == "mouse_wheel").await;
         }
         other => tracing::debug!(event_type = other, "unknown WebSocket event ignored"),
@@ -140,10 +148,9 @@ pub async fn binary(hid: &Hid, b: &[u8]) -> Reply {
                         None => return Reply::Close,
                     }
                 } else {
-                    let name = String::from_utf8_lossy(&rest[..rest.len().min(32)]).into_owned();
-                    match keys::by_name(&name).filter(|_| name.len() <= 16) {
-                        Some(k) => k,
-                        None => return Reply::None,
+                    match ascii_name(rest).map(|n| hid_valid::key(Some(n))) {
+                        Some(Ok(k)) => k,
+                        _ => return Reply::None,
                     }
                 };
                 key(hid, k, pressed, flags & 0x02 != 0, arrival).await;
@@ -159,9 +166,9 @@ pub async fn binary(hid: &Hid, b: &[u8]) -> Reply {
                         _ => return Reply::Close,
                     }
                 } else {
-                    match button_bit(&String::from_utf8_lossy(rest)) {
-                        Some(bit) => bit,
-                        None => return Reply::None,
+                    match ascii_name(rest).map(|n| hid_valid::mouse_button(Some(n))) {
+                        Some(Ok(bit)) => bit,
+                        _ => return Reply::None,
                     }
                 };
                 hid.send(Event::Button(bit, pressed)).await;
@@ -170,16 +177,17 @@ pub async fn binary(hid: &Hid, b: &[u8]) -> Reply {
         0x03 => {
             let [x1, x2, y1, y2] = data else { return Reply::None };
             let (x, y) = (i16::from_be_bytes([*x1, *x2]), i16::from_be_bytes([*y1, *y2]));
-            hid.send(Event::MoveTo(i64::from(x), i64::from(y))).await;
+            let (x, y) = (hid_valid::clamp_move(i64::from(x)), hid_valid::clamp_move(i64::from(y)));
+            hid.send(Event::MoveTo(x, y)).await;
         }
         0x04 | 0x05 => {
             let Some((&flags, pairs)) = data.split_first() else { return Reply::None };
             if pairs.len() % 2 != 0 {
                 return Reply::None;
             }
-            let list: Vec<(i64, i64)> = pairs
+            let list: Vec<(i8, i8)> = pairs
                 .chunks(2)
-                .map(|p| (i64::from(p[0] as i8).clamp(-127, 127), i64::from(p[1] as i8).clamp(-127, 127)))
+                .map(|p| (hid_valid::clamp_delta(i64::from(p[0] as i8)), hid_valid::clamp_delta(i64::from(p[1] as i8))))
                 .collect();
             deltas(hid, list, flags & 0x01 != 0, op == 0x05).await;
         }
@@ -200,10 +208,63 @@ mod tests {
     }
 
     #[test]
-    fn loose_values() {
-        assert_eq!(as_bool(Some(&Value::from("yes"))), Some(true));
-        assert_eq!(as_bool(Some(&Value::from(0))), Some(false));
-        assert_eq!(as_bool(Some(&Value::from(2))), None);
-        assert_eq!(as_int(Some(&Value::from("-99999")), -32768, 32767), Some(-32768));
+    fn fields_go_through_kvmds_validators() {
+        let e = |v: Value| v;
+        assert!(bool_field(&e(serde_json::json!({"state": "yes"})), "state", None).is_ok_and(|b| b));
+        assert!(bool_field(&e(serde_json::json!({"state": 0})), "state", None).is_ok_and(|b| !b));
+        assert!(bool_field(&e(serde_json::json!({"state": 2})), "state", None).is_err());
+        assert!(bool_field(&e(serde_json::json!({})), "state", None).is_err(), "required");
+        assert!(bool_field(&e(serde_json::json!({})), "finish", Some(false)).is_ok_and(|b| !b));
+        assert!(bool_field(&e(serde_json::json!({"finish": null})), "finish", Some(false)).is_err());
+        let d = |v: Value| delta_list(Some(&v)).ok();
+        assert_eq!(d(serde_json::json!({"x": "-500", "y": 3})), Some(vec![(-127, 3)]));
+        assert_eq!(d(serde_json::json!([{"x": 1, "y": 2}, {"x": 3, "y": 4}])), Some(vec![(1, 2), (3, 4)]));
+        assert_eq!(d(serde_json::json!([{"x": 1, "y": 2}, {"x": 1.5, "y": 4}])), None, "one bad delta drops all");
+        assert_eq!(d(serde_json::json!("x")), None);
+        assert_eq!(ascii_name(b" KeyA"), Some(" KeyA"));
+        assert_eq!(ascii_name("Ké".as_bytes()), None);
+        assert_eq!(ascii_name(&[b'a'; 40]).map(str::len), Some(32));
+    }
+
+    /// An output that keeps what it is given.
+    #[derive(Default)]
+    struct Keep(std::sync::Mutex<Vec<(crate::backend::Device, Vec<u8>)>>);
+
+    impl crate::backend::HidOutput for Keep {
+        fn write(&self, device: crate::backend::Device, report: &[u8]) -> bool {
+            self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push((device, report.to_vec()));
+            true
+        }
+    }
+
+    #[tokio::test]
+    async fn invalid_events_are_dropped_and_the_session_goes_on() {
+        let out = std::sync::Arc::new(Keep::default());
+        let hid = Hid::start(out.clone(), crate::config::JigglerConfig::default()).unwrap_or_else(|e| panic!("{e:#}"));
+        let log = || out.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+        for bad in [
+            r#"{"event_type": "key", "event": {"key": "NoSuchKey", "state": true}}"#,
+            r#"{"event_type": "key", "event": {"key": "KeyA", "state": "maybe"}}"#,
+            r#"{"event_type": "key", "event": {"key": "KeyA                 ", "state": true}}"#,
+            r#"{"event_type": "mouse_move", "event": {"to": {"x": 1.5, "y": 0}}}"#,
+            r#"{"event_type": "mouse_button", "event": {"button": "back", "state": true}}"#,
+        ] {
+            assert_eq!(json(&hid, bad).await, None);
+        }
+        assert_eq!(binary(&hid, b"\x01\x01NoSuchKey").await, Reply::None);
+        assert_eq!(binary(&hid, "\x01\x01Ké".as_bytes()).await, Reply::None);
+        assert_eq!(binary(&hid, b"\x02\x01back").await, Reply::None);
+        hid.stop(std::time::Duration::from_secs(1)).await;
+        // Only the release-everything of the stop reached the devices.
+        assert_eq!(log().len(), 3, "{:?}", log());
+        let hid = Hid::start(out.clone(), crate::config::JigglerConfig::default()).unwrap_or_else(|e| panic!("{e:#}"));
+        // Stripped, as kvmd's validator strips.
+        assert_eq!(json(&hid, r#"{"event_type": "key", "event": {"key": " KeyA ", "state": true}}"#).await, None);
+        assert_eq!(binary(&hid, b"\x02\x01 Left").await, Reply::None);
+        hid.stop(std::time::Duration::from_secs(1)).await;
+        let log = log();
+        assert_eq!(log[3], (crate::backend::Device::Keyboard, vec![0, 0, 4, 0, 0, 0, 0, 0]), "{log:?}");
+        assert_eq!(log[4].0, crate::backend::Device::Mouse, "{log:?}");
+        assert_eq!(log[4].1[0], 1, "{log:?}");
     }
 }

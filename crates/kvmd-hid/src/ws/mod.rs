@@ -9,7 +9,7 @@
 //! is open), each resumed when its service comes back. Subsystems the suite does not have send kvmd's disabled states. As in kvmd, a new
 //! session makes every other session receive the full states again, and every session
 //! hears the stream-client count when it changes. Input arrives as
-//! JSON events or the web UI's binary protocol and goes straight to the HID task; connect
+//! JSON events or the web UI's binary protocol and goes straight to the HID core; connect
 //! and disconnect release every key and button, as kvmd does.
 
 pub mod input;
