@@ -10,6 +10,7 @@
 //! - [`config`]: the service's configuration.
 //! - [`api`]: the HTTP routes (`/auth/*` and nginx's internal ones).
 //! - [`manager`]: password checks, TOTP, cache, lockout, sessions.
+//! - [`store`]: where the users come from: the credential-store trait, the htpasswd file.
 //! - [`htpasswd`], [`hash`]: the user file and its hash schemes.
 //! - [`totp`]: two-factor codes.
 //! - [`sessions`]: the persistent session table.
@@ -23,6 +24,7 @@ pub mod htpasswd;
 pub mod lockout;
 pub mod manager;
 pub mod sessions;
+pub mod store;
 pub mod totp;
 
 use std::os::unix::net::UnixListener;

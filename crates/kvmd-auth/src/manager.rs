@@ -3,15 +3,14 @@
 //! kvmd re-reads the htpasswd and TOTP files on every password check (0.5 ms of its 1 ms
 //! per header-authenticated request). We `stat` them instead and re-read only when
 //! they change; a change bumps the file generation, which drops the credential cache.
+//! The users come from a [`CredentialStore`] (the htpasswd file unless another is given).
 //! A broken file never takes the service down: a corrupt htpasswd keeps the last good
 //! copy (or, with none, refuses every password), and a configured TOTP file that cannot
 //! be read refuses every password (kvmd answers 500 in both cases).
 
 use std::collections::HashMap;
-use std::os::unix::fs::MetadataExt;
-use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use tokio::sync::OnceCell;
@@ -19,19 +18,10 @@ use tokio::sync::OnceCell;
 use crate::cache::CredCache;
 use crate::config::Config;
 use crate::hash;
-use crate::htpasswd::Htpasswd;
 use crate::lockout::Lockout;
 use crate::sessions::{Sessions, unix_now};
+use crate::store::{CredentialStore, HtpasswdFile, Stamp, stamp};
 use crate::totp;
-
-/// What identifies a version of a file without reading it.
-type Stamp = Option<(u64, u64, u64, i64, i64, i64, i64)>;
-
-fn stamp(path: &Path) -> Stamp {
-    std::fs::metadata(path)
-        .ok()
-        .map(|m| (m.dev(), m.ino(), m.size(), m.mtime(), m.mtime_nsec(), m.ctime(), m.ctime_nsec()))
-}
 
 #[derive(Clone)]
 enum TotpState {
@@ -41,17 +31,18 @@ enum TotpState {
     Broken,
 }
 
+/// What the checks read, behind one lock: the users and the TOTP secret.
 struct Files {
-    htpasswd_stamp: Stamp,
-    users: Arc<Htpasswd>,
+    users: Box<dyn CredentialStore>,
     totp_stamp: Stamp,
     totp: TotpState,
     loaded: bool,
 }
 
-#[derive(Clone)]
+/// One check's view of the files: the user's stored hash, the TOTP state, and the
+/// generation they belong to.
 struct Snapshot {
-    users: Arc<Htpasswd>,
+    stored: Option<String>,
     totp: TotpState,
     generation: u64,
 }
@@ -72,25 +63,27 @@ pub struct Manager {
 }
 
 impl Manager {
-    /// A manager for `cfg`; reads the files once so start-up logs their state.
+    /// A manager for `cfg`, with the users of its htpasswd file; reads the files once so
+    /// start-up logs their state.
     pub fn new(cfg: Config) -> Self {
+        let users = HtpasswdFile::new(cfg.htpasswd.clone());
+        Self::with_store(cfg, Box::new(users))
+    }
+
+    /// A manager for `cfg` with the users of `users` (`cfg.htpasswd` is not read); reads
+    /// them and the TOTP secret once so start-up logs their state.
+    pub fn with_store(cfg: Config, users: Box<dyn CredentialStore>) -> Self {
         let sessions_path = (!cfg.sessions.as_os_str().is_empty()).then(|| cfg.sessions.clone());
         let m = Self {
             sessions: Sessions::open(sessions_path, cfg.expire),
             cache: CredCache::new(Duration::from_secs(cfg.cache_ttl_secs)),
             lockout: Lockout::new(cfg.lockout.clone()),
-            files: Mutex::new(Files {
-                htpasswd_stamp: None,
-                users: Arc::new(Htpasswd::default()),
-                totp_stamp: None,
-                totp: TotpState::Off,
-                loaded: false,
-            }),
+            files: Mutex::new(Files { users, totp_stamp: None, totp: TotpState::Off, loaded: false }),
             generation: AtomicU64::new(0),
             inflight: Mutex::new(HashMap::new()),
             cfg,
         };
-        let _ = m.refresh();
+        drop(m.refresh());
         m
     }
 
@@ -99,29 +92,10 @@ impl Manager {
         &self.cfg
     }
 
-    fn refresh(&self) -> Snapshot {
+    /// Brings the users and the TOTP secret up to date; returns them, still locked.
+    fn refresh(&self) -> MutexGuard<'_, Files> {
         let mut f = self.files.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let mut changed = false;
-        let hs = stamp(&self.cfg.htpasswd);
-        if !f.loaded || hs != f.htpasswd_stamp {
-            f.htpasswd_stamp = hs;
-            changed = true;
-            match std::fs::read_to_string(&self.cfg.htpasswd) {
-                Ok(text) => match Htpasswd::parse(&text) {
-                    Ok(h) => f.users = Arc::new(h),
-                    Err(e) => tracing::error!(path = %self.cfg.htpasswd.display(), error = %e,
-                        "invalid htpasswd file; keeping the previous users"),
-                },
-                Err(e) => {
-                    tracing::error!(path = %self.cfg.htpasswd.display(), error = %e, "cannot read the htpasswd file");
-                    f.users = Arc::new(Htpasswd::default());
-                }
-            }
-            if f.users.users().is_empty() {
-                tracing::warn!(path = %self.cfg.htpasswd.display(),
-                    "no users: every login is refused; create one with `kvmd-htpasswd add admin`");
-            }
-        }
+        let mut changed = f.users.reload();
         if !self.cfg.totp_secret.as_os_str().is_empty() {
             let ts = stamp(&self.cfg.totp_secret);
             if !f.loaded || ts != f.totp_stamp {
@@ -149,13 +123,23 @@ impl Manager {
             self.generation.fetch_add(1, Ordering::SeqCst);
             self.cache.clear();
         }
-        Snapshot { users: f.users.clone(), totp: f.totp.clone(), generation: self.generation.load(Ordering::SeqCst) }
+        f
     }
 
-    /// Whether `user` is (still) in the htpasswd file: a deleted user's sessions are
-    /// refused at once (kvmd keeps them until it restarts).
+    /// `user`'s view of the files, up to date.
+    fn snapshot(&self, user: &str) -> Snapshot {
+        let f = self.refresh();
+        Snapshot {
+            stored: f.users.hash(user),
+            totp: f.totp.clone(),
+            generation: self.generation.load(Ordering::SeqCst),
+        }
+    }
+
+    /// Whether `user` is (still) in the credential store (the htpasswd file): a deleted
+    /// user's sessions are refused at once (kvmd keeps them until it restarts).
     pub fn user_exists(&self, user: &str) -> bool {
-        self.refresh().users.get(user).is_some()
+        self.refresh().users.contains(user)
     }
 
     /// kvmd's `authorize(user, passwd)`: TOTP first, then the htpasswd entry. `addr` is
@@ -165,7 +149,7 @@ impl Manager {
             tracing::warn!(user, addr, "access denied: too many failed attempts, locked out");
             return false;
         }
-        let snap = self.refresh();
+        let snap = self.snapshot(user);
         let fp = self.cache.fingerprint(user, passwd);
         if self.cache.hit(&fp, snap.generation) {
             return true;
@@ -185,13 +169,13 @@ impl Manager {
                 }
             }
         };
-        let Some(stored) = snap.users.get(user) else {
+        let Some(stored) = snap.stored else {
             return self.denied(user, addr, "htpasswd");
         };
-        let ok = if hash::identify(stored).is_slow() {
-            self.verify_slow(fp, stored.to_owned(), pw.to_owned()).await
+        let ok = if hash::identify(&stored).is_slow() {
+            self.verify_slow(fp, stored, pw.to_owned()).await
         } else {
-            hash::verify(stored, pw)
+            hash::verify(&stored, pw)
         };
         if !ok {
             return self.denied(user, addr, "htpasswd");
@@ -227,5 +211,39 @@ impl Manager {
             tracing::warn!(user, addr, secs = self.cfg.lockout.lock_secs, "too many failed attempts: locked out");
         }
         false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Users in memory, changed by the test through a shared handle.
+    struct Memory(Arc<Mutex<(bool, HashMap<String, String>)>>);
+
+    impl CredentialStore for Memory {
+        fn reload(&mut self) -> bool {
+            std::mem::take(&mut self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).0)
+        }
+
+        fn hash(&self, user: &str) -> Option<String> {
+            self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).1.get(user).cloned()
+        }
+    }
+
+    #[tokio::test]
+    async fn another_store_plugs_in_and_its_changes_drop_the_cache() {
+        let users = Arc::new(Mutex::new((true, HashMap::from([("admin".to_owned(), "pw".to_owned())]))));
+        let cfg = Config { totp_secret: "".into(), sessions: "".into(), ..Config::default() };
+        let m = Manager::with_store(cfg, Box::new(Memory(users.clone())));
+        assert!(m.user_exists("admin"));
+        assert!(!m.user_exists("bob"));
+        assert!(m.authorize("admin", "pw", "127.0.0.1").await);
+        assert!(!m.authorize("admin", "nope", "127.0.0.1").await);
+        let generation = m.generation.load(Ordering::SeqCst);
+        *users.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = (true, HashMap::new());
+        assert!(!m.authorize("admin", "pw", "127.0.0.1").await, "a removed user's cached password is refused");
+        assert_eq!(m.generation.load(Ordering::SeqCst), generation + 1);
+        assert!(!m.user_exists("admin"));
     }
 }

@@ -8,7 +8,8 @@
 //! - [`config`]: the service's configuration.
 //! - [`info`]: the categories and their sources and caches.
 //! - [`yaml`]: order-keeping YAML values (`meta.yaml`, extras manifests).
-//! - [`logs`]: the journal and log-file sources of `/log`.
+//! - [`logs`]: the `/log` source trait and its two sources, the journal (`logs/journal.rs`)
+//!   and the services' log files (`logs/files.rs`).
 //! - [`api`]: the HTTP routes, one module per URL group.
 
 pub mod api;

@@ -7,7 +7,8 @@
 //! - [`source`]: the video sources (V4L2, test pattern).
 //! - [`encode`]: mozjpeg, the fast way (planar I420 input).
 //! - [`blank`]: uStreamer's no-signal frames.
-//! - [`streamer`]: demand, lifecycle, capture, same-frame check, encoders, latest frame.
+//! - [`streamer`]: the controller (demand, parameters, start and stop, snapshots), the
+//!   capture threads (grab, same-frame check, encode, latest frame), uStreamer's `/state`.
 //! - [`preview`]: snapshot previews.
 //! - [`api`]: the HTTP routes.
 
@@ -60,8 +61,7 @@ pub async fn run(config: Config, listener: UnixListener, shutdown: CancellationT
     let controller = tokio::spawn(streamer.clone().run(shutdown.clone()));
     let data = web::Data::new(streamer);
     let token = web::Data::new(shutdown.clone());
-    let result =
-        kvmd_core::service::serve(listener, workers, shutdown, move || create_app(data.clone(), token.clone())).await;
-    let _ = controller.await;
-    result
+    let server =
+        kvmd_core::service::serve(listener, workers, shutdown.clone(), move || create_app(data.clone(), token.clone()));
+    streamer::supervise(controller, server, shutdown).await
 }
