@@ -70,3 +70,45 @@ fn oversized_bodies_get_nginx_413_not_500() {
     let r = get(&stack, "/", &["-X", "POST", "-u", "admin:admin", "-d", &big]);
     assert_ne!(r.status(), 500);
 }
+
+/// The front exposes exactly the declared routes: under `/streamer/` only uStreamer's public
+/// paths reach kvmd-streamer (its internal feed and every service's `/metrics/self` never do).
+#[test]
+fn only_declared_paths_reach_the_services() {
+    let stack = common::stack();
+    let auth = ["-u", "admin:admin"];
+    for p in
+        ["/streamer/metrics/self", "/streamer/streamer/feed", "/streamer/state/", "/streamer/hid", "/streamer/nosuch"]
+    {
+        let r = get(&stack, p, &auth);
+        assert_eq!(r.status(), 404, "{p}");
+        assert!(!text(&r).contains("kvmd-rs"), "{p}: {}", text(&r));
+    }
+    for p in ["/api/metrics/self", "/api/info/feed", "/api/hid/input_latency"] {
+        assert_eq!(get(&stack, p, &auth).status(), 404, "{p}");
+    }
+    // uStreamer's paths are served (and need credentials), `/streamer` alone is its index.
+    for p in ["/streamer/state", "/streamer/", "/streamer", "/streamer/favicon.ico"] {
+        assert_eq!(get(&stack, p, &auth).status(), 200, "{p}");
+        assert_eq!(get(&stack, p, &[]).status(), 401, "{p}");
+    }
+    // A wrong method on uStreamer's face is uStreamer's 501, behind auth as in kvmd's nginx.
+    assert_eq!(get(&stack, "/streamer/state", &["-X", "POST", "-u", "admin:admin"]).status(), 501);
+    assert_eq!(get(&stack, "/streamer/state", &["-X", "POST"]).status(), 401);
+}
+
+/// `GET /api/openapi.json`: the checked-in document, to a logged-in user only.
+#[test]
+fn openapi_document_through_the_front() {
+    let stack = common::stack();
+    let r = get(&stack, "/api/openapi.json", &["-u", "admin:admin"]);
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.header("Content-Type"), Some("application/json"));
+    let file = std::fs::read_to_string(kvmd_testkit::repo_root().join("docs/openapi.json")).unwrap_or_default();
+    assert_eq!(text(&r), file);
+    let doc: serde_json::Value = serde_json::from_str(&file).unwrap_or_default();
+    assert_eq!(doc["paths"]["/api/hid/events/send_key"]["post"]["parameters"][0]["name"], "key");
+    let r = get(&stack, "/api/openapi.json", &[]);
+    assert_eq!(r.status(), 401);
+    assert!(text(&r).contains("UnauthorizedError"));
+}

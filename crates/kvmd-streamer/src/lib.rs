@@ -57,7 +57,7 @@ pub async fn run(config: Config, listener: UnixListener, shutdown: CancellationT
     }
     let workers = config.workers;
     let streamer = Streamer::new(config);
-    tracing::info!(encoders = streamer.workers(), "encoder workers");
+    tracing::info!(threads = streamer.workers(), "capture threads (each grabs and encodes)");
     let controller = tokio::spawn(streamer.clone().run(shutdown.clone()));
     let data = web::Data::new(streamer);
     let token = web::Data::new(shutdown.clone());

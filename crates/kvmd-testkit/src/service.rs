@@ -94,7 +94,8 @@ pub async fn hid()
     let shutdown = kvmd_core::service::CancellationToken::new();
     let output: std::sync::Arc<dyn kvmd_hid::backend::HidOutput> =
         std::sync::Arc::new(kvmd_hid::backend::vtarget::Vtarget::default());
-    let hid = web::Data::new(kvmd_hid::hid::Hid::start(output, Default::default()));
+    let hid = kvmd_hid::hid::Hid::start(output, Default::default()).unwrap_or_else(|e| panic!("HID thread: {e}"));
+    let hid = web::Data::new(hid);
     let missing = |n: &str| dir.path().join(n);
     let ws =
         web::Data::new(kvmd_hid::ws::WsShared::new(missing("info.sock"), missing("streamer.sock"), shutdown.clone()));
