@@ -36,7 +36,7 @@ pub use config::Config;
 pub use manager::Manager;
 
 /// Every route of the service, with its handler.
-pub fn api() -> kvmd_core::routes::Api {
+pub fn routes() -> kvmd_core::routes::Api {
     let mut api = kvmd_core::routes::Api::new("kvmd-auth", "auth");
     api.group(api::auth::routes);
     api
@@ -44,7 +44,7 @@ pub fn api() -> kvmd_core::routes::Api {
 
 /// The actix app around `manager` (tests drive it without a socket).
 pub fn create_app(manager: web::Data<Manager>) -> actix_web::App<impl kvmd_core::service::ServiceApp> {
-    kvmd_core::service::app(api()).app_data(manager)
+    kvmd_core::service::app(routes()).app_data(manager)
 }
 
 /// Serves kvmd-auth on `listener` until `shutdown` is cancelled.

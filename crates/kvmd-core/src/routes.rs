@@ -1,13 +1,15 @@
-//! The route table: what each service serves, declared once, as data.
+//! The routes: what each service serves, each route declared once ([`Route`] with its
+//! handler, collected in an [`Api`]). The service's actix app ([`crate::service::app`]),
+//! the nginx front (`kvmd-nginx render`), the OpenAPI document ([`crate::openapi`]) and
+//! the route tests (kvmd-testkit) are all made from these declarations.
 //!
 //! kvmd routes before it authenticates: an unknown path is `404: Not Found`, a known path
 //! with the wrong method is `405: Method Not Allowed` with `Allow:`, and a path that only
 //! matches after removing a trailing slash or merging `//` is a `308` to the normalised
-//! kvmd path — all without credentials (spec `http.md` section 2). In kvmd-rs the nginx
-//! front is rendered from these tables (`kvmd-nginx`), so nginx answers unknown paths
-//! itself and sends wrong methods and odd slashes to the owning service, whose actix app
-//! answers them through [`resource`] and [`default_service`] below, reading the same table.
-
+//! kvmd path — all without credentials (spec `http.md` section 2). nginx answers unknown
+//! paths itself and sends wrong methods and odd slashes to the owning service, whose actix
+//! app answers them from the same table (each path's resource and [`default_service`]).
+//! An `Access::User` route authenticates in [`require_user`] before its handler runs.
 use std::sync::Arc;
 
 use actix_web::dev::{ServiceRequest, ServiceResponse};
@@ -341,7 +343,7 @@ impl Api {
     }
 
     /// Declares `route`, answered by `handler`. A second declaration of the same method and
-    /// path is a bug, caught by [`Api::check`] (and every service's route test).
+    /// path is a bug, caught by [`ServiceRoutes::check`] (and every service's route test).
     pub fn route<F, Args>(&mut self, route: Route, handler: F) -> &mut Self
     where
         F: Handler<Args>,

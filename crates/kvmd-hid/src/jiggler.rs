@@ -1,9 +1,9 @@
 //! The mouse jiggler (kvmd's `hid.jiggler`): after a spell without HID activity it moves
 //! the mouse a little, so the host does not fall asleep.
 //!
-//! The HID thread ([`crate::hid`]) owns one [`Jiggler`] and, every tick, plays its next
-//! move ([`Jiggler::next_step`]) and lets it decide whether a new round is due
-//! ([`Jiggler::check`]). Nothing here touches the devices: moves are ordinary
+//! The HID thread ([`crate::hid`]) owns one `Jiggler` and, every tick, plays its next
+//! move (`Jiggler::next_step`) and lets it decide whether a new round is due
+//! (`Jiggler::check`). Nothing here touches the devices: moves are ordinary
 //! [`Event`]s that the HID thread dispatches like any other.
 
 use std::collections::VecDeque;

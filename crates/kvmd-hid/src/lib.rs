@@ -40,7 +40,7 @@ use kvmd_core::service::CancellationToken;
 pub use config::Config;
 
 /// Every route of the service, with its handler.
-pub fn api() -> kvmd_core::routes::Api {
+pub fn routes() -> kvmd_core::routes::Api {
     let mut api = kvmd_core::routes::Api::new("kvmd-hid", "hid");
     api.group(api::hid::routes).group(ws::routes);
     api
@@ -54,7 +54,7 @@ pub fn create_app(
     auth_socket: std::path::PathBuf,
     usc: kvmd_core::net::UscConfig,
 ) -> actix_web::App<impl kvmd_core::service::ServiceApp> {
-    kvmd_core::service::app(api())
+    kvmd_core::service::app(routes())
         .app_data(hid)
         .app_data(ws)
         .app_data(layouts)

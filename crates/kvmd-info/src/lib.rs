@@ -27,7 +27,7 @@ pub use config::Config;
 pub use info::Info;
 
 /// Every route of the service, with its handler.
-pub fn api() -> kvmd_core::routes::Api {
+pub fn routes() -> kvmd_core::routes::Api {
     let mut api = kvmd_core::routes::Api::new("kvmd-info", "info");
     api.group(api::info::routes).group(api::log::routes).group(api::export::routes).group(api::feed::routes);
     api
@@ -41,7 +41,7 @@ pub fn create_app(
 ) -> actix_web::App<impl kvmd_core::service::ServiceApp> {
     let auth = kvmd_core::authn::AuthClient::new(&info.config().auth_socket);
     let usc = info.config().usc.clone();
-    kvmd_core::service::app(api())
+    kvmd_core::service::app(routes())
         .app_data(info)
         .app_data(shutdown)
         .app_data(tail)

@@ -32,7 +32,7 @@ pub use streamer::Streamer;
 
 /// Every route of the service, with its handler: kvmd's control API under `/api`, and
 /// uStreamer's face under `/streamer/` (streamed, unbuffered, authenticated).
-pub fn api() -> kvmd_core::routes::Api {
+pub fn routes() -> kvmd_core::routes::Api {
     let mut api = kvmd_core::routes::Api::new("kvmd-streamer", "streamer");
     api.group(api::kvmd::routes).group(api::ustreamer::routes).group(api::feed::routes);
     api
@@ -45,7 +45,7 @@ pub fn create_app(
 ) -> actix_web::App<impl kvmd_core::service::ServiceApp> {
     let auth = kvmd_core::authn::AuthClient::new(&streamer.config().auth_socket);
     let usc = streamer.config().usc.clone();
-    kvmd_core::service::app(api()).app_data(streamer).app_data(shutdown).app_data(auth).app_data(usc)
+    kvmd_core::service::app(routes()).app_data(streamer).app_data(shutdown).app_data(auth).app_data(usc)
 }
 
 /// Serves kvmd-streamer on `listener` until `shutdown` is cancelled.

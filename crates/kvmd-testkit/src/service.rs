@@ -83,7 +83,7 @@ pub async fn auth()
         ..kvmd_auth::Config::default()
     };
     let app = test::init_service(kvmd_auth::create_app(web::Data::new(kvmd_auth::Manager::new(cfg)))).await;
-    let table = kvmd_auth::api().table();
+    let table = kvmd_auth::routes().table();
     TestService { app, table, _dir: dir, _shutdown: Default::default() }
 }
 
@@ -102,7 +102,7 @@ pub async fn hid()
     let layouts = web::Data::new(kvmd_hid::layout::Layouts::default());
     let app =
         test::init_service(kvmd_hid::create_app(hid, ws, layouts, missing("auth.sock"), Default::default())).await;
-    let table = kvmd_hid::api().table();
+    let table = kvmd_hid::routes().table();
     TestService { app, table, _dir: dir, _shutdown: shutdown }
 }
 
@@ -123,7 +123,7 @@ pub async fn info()
         web::Data::new(kvmd_info::logs::FileTail::default()),
     ))
     .await;
-    let table = kvmd_info::api().table();
+    let table = kvmd_info::routes().table();
     TestService { app, table, _dir: dir, _shutdown: shutdown }
 }
 
@@ -139,7 +139,7 @@ pub async fn streamer()
     let s = kvmd_streamer::Streamer::new(cfg);
     actix_web::rt::spawn(s.clone().run(shutdown.clone()));
     let app = test::init_service(kvmd_streamer::create_app(web::Data::new(s), web::Data::new(shutdown.clone()))).await;
-    let table = kvmd_streamer::api().table();
+    let table = kvmd_streamer::routes().table();
     TestService { app, table, _dir: dir, _shutdown: shutdown }
 }
 
