@@ -205,24 +205,14 @@ pub fn schema(ty: &Ty) -> Value {
             if clamp {
                 m.insert("x-kvmd-clamped-to".into(), json!([min, max]));
             } else {
-                if let Some(min) = min {
-                    m.insert("minimum".into(), json!(min));
-                }
-                if let Some(max) = max {
-                    m.insert("maximum".into(), json!(max));
-                }
+                bounds(&mut m, min, max);
             }
             Value::Object(m)
         }
         Ty::Float { min, max } => {
             let mut m = Map::new();
             m.insert("type".into(), json!("number"));
-            if let Some(min) = min {
-                m.insert("minimum".into(), json!(min));
-            }
-            if let Some(max) = max {
-                m.insert("maximum".into(), json!(max));
-            }
+            bounds(&mut m, min, max);
             Value::Object(m)
         }
         Ty::Str { max_len, pattern } => {
@@ -239,6 +229,16 @@ pub fn schema(ty: &Ty) -> Value {
         Ty::Enum(values) => json!({"type": "string", "enum": values}),
         Ty::List([]) => json!({"type": "array", "items": {"type": "string"}}),
         Ty::List(values) => json!({"type": "array", "items": {"type": "string", "enum": values}}),
+    }
+}
+
+/// `minimum` and `maximum`, where there are.
+fn bounds<T: serde::Serialize>(m: &mut Map<String, Value>, min: Option<T>, max: Option<T>) {
+    if let Some(min) = min {
+        m.insert("minimum".into(), json!(min));
+    }
+    if let Some(max) = max {
+        m.insert("maximum".into(), json!(max));
     }
 }
 

@@ -15,6 +15,11 @@ use kvmd_core::routes::{Access, Expose, Route, ServiceRoutes};
 /// What nginx sets for a user kvmd-auth accepted (the in-process stand-in for a login).
 const USER: (&str, &str) = (kvmd_core::authn::AUTH_USER_HEADER, "admin");
 
+/// What `actix_web::test::init_service` gives for a service's app.
+pub trait App: Service<actix_http::Request, Response = ServiceResponse<BoxBody>, Error = actix_web::Error> {}
+
+impl<S> App for S where S: Service<actix_http::Request, Response = ServiceResponse<BoxBody>, Error = actix_web::Error> {}
+
 /// A service's app with its state, in-process.
 pub struct TestService<S> {
     app: S,
@@ -37,10 +42,7 @@ pub struct Answer {
     pub body: String,
 }
 
-impl<S> TestService<S>
-where
-    S: Service<actix_http::Request, Response = ServiceResponse<BoxBody>, Error = actix_web::Error>,
-{
+impl<S: App> TestService<S> {
     /// Sends `method path` (`path` may carry a query), logged in or not, and reads the body
     /// unless the route streams.
     pub async fn call(&self, method: &str, path: &str, logged_in: bool) -> Answer {
@@ -71,8 +73,7 @@ fn tmp() -> tempfile::TempDir {
 }
 
 /// kvmd-auth with one user, `admin` / `admin`.
-pub async fn auth()
--> TestService<impl Service<actix_http::Request, Response = ServiceResponse<BoxBody>, Error = actix_web::Error>> {
+pub async fn auth() -> TestService<impl App> {
     let dir = tmp();
     let htpasswd = dir.path().join("htpasswd");
     let _ = std::fs::write(&htpasswd, format!("admin:{}\n", kvmd_auth::hash::make_ssha512("admin")));
@@ -88,8 +89,7 @@ pub async fn auth()
 }
 
 /// kvmd-hid on the virtual output (reports kept in memory).
-pub async fn hid()
--> TestService<impl Service<actix_http::Request, Response = ServiceResponse<BoxBody>, Error = actix_web::Error>> {
+pub async fn hid() -> TestService<impl App> {
     let dir = tmp();
     let shutdown = kvmd_core::service::CancellationToken::new();
     let output: std::sync::Arc<dyn kvmd_hid::backend::HidOutput> =
@@ -107,8 +107,7 @@ pub async fn hid()
 }
 
 /// kvmd-info on the golden captures' fake tree, logs off.
-pub async fn info()
--> TestService<impl Service<actix_http::Request, Response = ServiceResponse<BoxBody>, Error = actix_web::Error>> {
+pub async fn info() -> TestService<impl App> {
     let dir = tmp();
     let root = dir.path().join("root");
     let _ = crate::fake_tree(&root);
@@ -128,8 +127,7 @@ pub async fn info()
 }
 
 /// kvmd-streamer on the test pattern, its controller running.
-pub async fn streamer()
--> TestService<impl Service<actix_http::Request, Response = ServiceResponse<BoxBody>, Error = actix_web::Error>> {
+pub async fn streamer() -> TestService<impl App> {
     let dir = tmp();
     let mut cfg =
         kvmd_streamer::Config { auth_socket: dir.path().join("auth.sock"), ..kvmd_streamer::Config::default() };
@@ -158,10 +156,7 @@ const METHODS: &[&str] = &["GET", "POST", "PUT", "DELETE", "PATCH"];
 /// the path (a 404 on the mounted face, whose matching is exact); an `Access::User` route
 /// without credentials gets kvmd's 401 body. Also every `spec` route (method, front path)
 /// is declared and exposed. Returns every failure, one line each.
-pub async fn check_routes<S>(svc: &TestService<S>, spec: &[(&str, &str)]) -> Vec<String>
-where
-    S: Service<actix_http::Request, Response = ServiceResponse<BoxBody>, Error = actix_web::Error>,
-{
+pub async fn check_routes<S: App>(svc: &TestService<S>, spec: &[(&str, &str)]) -> Vec<String> {
     let mut errors = Vec::new();
     if let Err(e) = svc.table.check() {
         errors.push(e);

@@ -72,14 +72,7 @@ fn same_as_spec_and_document(table: &kvmd_core::routes::ServiceRoutes, spec: &[(
     errors
 }
 
-async fn walk<S>(svc: service::TestService<S>, spec: &[(&str, &str)])
-where
-    S: actix_web::dev::Service<
-            actix_http::Request,
-            Response = actix_web::dev::ServiceResponse<actix_web::body::BoxBody>,
-            Error = actix_web::Error,
-        >,
-{
+async fn walk<S: service::App>(svc: service::TestService<S>, spec: &[(&str, &str)]) {
     let mut errors = check_routes(&svc, spec).await;
     errors.extend(same_as_spec_and_document(&svc.table, spec));
     assert!(errors.is_empty(), "{}:\n{}", svc.table.service, errors.join("\n"));
