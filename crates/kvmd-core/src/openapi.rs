@@ -29,9 +29,10 @@ pub fn document(services: &[ServiceRoutes], version: &str) -> Value {
                 fronts.push(prefix.to_owned());
             }
             for front in fronts {
+                let op = operation(s, r, &front);
                 let item = paths.entry(front).or_insert_with(|| Value::Object(Map::new()));
                 if let Value::Object(item) = item {
-                    item.insert(r.method.as_str().to_ascii_lowercase(), operation(s, r));
+                    item.insert(r.method.as_str().to_ascii_lowercase(), op);
                 }
             }
         }
@@ -104,11 +105,13 @@ fn reference(name: &str) -> Value {
     json!({"$ref": format!("#/components/responses/{name}")})
 }
 
-fn operation(s: &ServiceRoutes, r: &Route) -> Value {
+/// The operation `r` at the front's `front` (unique ids: a mounted `/` is served twice).
+fn operation(s: &ServiceRoutes, r: &Route, front: &str) -> Value {
     let mut op = Map::new();
+    let suffix = if front.ends_with('/') { format!("{front}index") } else { front.to_owned() };
     op.insert(
         "operationId".into(),
-        json!(format!("{}{}", r.method.as_str().to_ascii_lowercase(), operation_suffix(r)).replace(['/', '.'], "_")),
+        json!(format!("{}{suffix}", r.method.as_str().to_ascii_lowercase()).replace(['/', '.'], "_")),
     );
     op.insert("summary".into(), json!(r.summary));
     op.insert("tags".into(), json!([s.service]));
@@ -174,11 +177,6 @@ fn operation(s: &ServiceRoutes, r: &Route) -> Value {
     };
     op.insert("responses".into(), Value::Object(responses));
     Value::Object(op)
-}
-
-fn operation_suffix(r: &Route) -> String {
-    let front = r.front_path().unwrap_or_default();
-    if front.ends_with('/') { format!("{front}index") } else { front }
 }
 
 fn user_security() -> Value {
@@ -288,6 +286,15 @@ mod tests {
             json!("#/components/responses/NotImplemented")
         );
         assert_eq!(doc["paths"]["/streamer/"]["get"]["operationId"], json!("get_streamer_index"));
+        assert_eq!(doc["paths"]["/streamer"]["get"]["operationId"], json!("get_streamer"));
+        let mut ids: Vec<&Value> = Vec::new();
+        for item in doc["paths"].as_object().into_iter().flat_map(|m| m.values()) {
+            ids.extend(item.as_object().into_iter().flat_map(|m| m.values()).map(|op| &op["operationId"]));
+        }
+        let n = ids.len();
+        ids.sort_by_key(|v| v.to_string());
+        ids.dedup();
+        assert_eq!(ids.len(), n, "operation ids are unique");
     }
 
     #[test]
