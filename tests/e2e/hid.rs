@@ -174,3 +174,58 @@ fn the_jiggler_moves_around_the_last_position() {
     assert_eq!(moves[1], (kvmd_hid::report::to_device(0), kvmd_hid::report::to_device(-200)));
     assert_eq!(moves[10], (x, y), "it ends where the mouse was");
 }
+
+/// Waits until the keyboard is quiet (nothing written for 300 ms) and released; returns the
+/// length of what was written.
+fn keyboard_settled(stack: &kvmd_testkit::Stack) -> usize {
+    let mut len = 0;
+    wait_for("the keyboard to stop, released", || {
+        let all = stack.hid_written("keyboard");
+        std::thread::sleep(Duration::from_millis(300));
+        len = stack.hid_written("keyboard").len();
+        len == all.len() && all.len() >= 8 && all[all.len() - 8..] == [0u8; 8]
+    });
+    len
+}
+
+/// A paste stops, releasing its keys, when its client goes away and when `/hid/reset` is
+/// posted (it used to type on for its whole length, Shift held, after both).
+#[test]
+fn a_paste_stops_when_its_client_leaves_and_on_reset() {
+    let stack = common::stack();
+    let cookie = common::cookie(&stack);
+    // 200 capitals, 20 ms between events: 16 s of typing.
+    let text200 = "A".repeat(200);
+    let paste = || {
+        Command::new("curl")
+            .args(["-sS", "-k", "-o", "/dev/null", "-w", "%{http_code}", "-X", "POST", "-H", &cookie])
+            .args(["--data-binary", &text200])
+            .arg(stack.url("/api/hid/print?limit=0&delay=0.02"))
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{e}"))
+    };
+    // The whole paste is 402 reports (Shift, 200 x press and release, Shift) of 8 bytes.
+    let whole = 402 * 8;
+    let start = stack.hid_written("keyboard").len();
+    let mut client = paste();
+    std::thread::sleep(Duration::from_millis(600));
+    let _ = client.kill();
+    let _ = client.wait();
+    let stopped = keyboard_settled(&stack);
+    assert!(stopped - start < whole / 2, "the paste went on: {} of {whole} bytes", stopped - start);
+    std::thread::sleep(Duration::from_millis(1000));
+    assert_eq!(stack.hid_written("keyboard").len(), stopped, "the paste went on after its client left");
+
+    let start = stack.hid_written("keyboard").len();
+    let client = paste();
+    std::thread::sleep(Duration::from_millis(600));
+    let r = get(&stack, "/api/hid/reset", &["-X", "POST", "-H", &cookie]);
+    assert_eq!(r.status(), 200);
+    let stopped = keyboard_settled(&stack);
+    assert!(stopped - start < whole / 2, "the paste went on: {} of {whole} bytes", stopped - start);
+    std::thread::sleep(Duration::from_millis(1000));
+    assert_eq!(stack.hid_written("keyboard").len(), stopped, "the paste went on after a reset");
+    let out = client.wait_with_output().unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "200", "the cancelled paste is still answered");
+}

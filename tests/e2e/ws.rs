@@ -181,3 +181,44 @@ fn a_new_session_is_announced_to_the_others() {
     drop(b);
     assert_eq!(until(&mut a, r#"{"event_type": "clients""#), r#"{"event_type": "clients", "event": {"count": 0}}"#);
 }
+
+/// A raw frame: `fin` ends the message; `op` is Text or Continue.
+fn frame(payload: &[u8], op: tungstenite::protocol::frame::coding::Data, fin: bool) -> Message {
+    use tungstenite::protocol::frame::{Frame, coding::OpCode};
+    Message::Frame(Frame::message(payload.to_vec(), OpCode::Data(op), fin))
+}
+
+/// A message split across continuation frames is one input event (a fragmented ShiftLeft
+/// release used to be dropped, leaving Shift held); one over the cap closes with 1009.
+#[test]
+fn fragmented_messages_are_reassembled_and_capped() {
+    use tungstenite::protocol::frame::coding::Data;
+    let stack = common::stack();
+    let token = login(&stack, "admin", "admin");
+    let mut ws = connect(&stack, &token);
+    until(&mut ws, r#"{"event_type": "hid""#);
+    let start = wait_reports(&stack, 0, 1).len() * 8;
+    let press = r#"{"event_type": "key", "event": {"key": "ShiftLeft", "state": true}}"#;
+    ws.send(Message::text(press)).unwrap_or_else(|e| panic!("{e}"));
+    let release = r#"{"event_type": "key", "event": {"key": "ShiftLeft", "state": false}}"#.as_bytes();
+    let (a, rest) = release.split_at(10);
+    let (b, c) = rest.split_at(20);
+    for m in [frame(a, Data::Text, false), frame(b, Data::Continue, false), frame(c, Data::Continue, true)] {
+        ws.send(m).unwrap_or_else(|e| panic!("{e}"));
+    }
+    let got = wait_reports(&stack, start, 2);
+    assert_eq!(got, ["0200000000000000", "0000000000000000"]);
+    // 70 KiB in fragments: over the 64 KiB cap.
+    ws.send(frame(&[b' '; 40 * 1024], Data::Text, false)).unwrap_or_else(|e| panic!("{e}"));
+    ws.send(frame(&[b' '; 30 * 1024], Data::Continue, true)).unwrap_or_else(|e| panic!("{e}"));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let code = loop {
+        assert!(Instant::now() < deadline, "no close");
+        match ws.read() {
+            Ok(Message::Close(c)) => break c.map(|c| u16::from(c.code)),
+            Ok(_) => {}
+            Err(e) => panic!("closed without a close frame: {e}"),
+        }
+    };
+    assert_eq!(code, Some(1009));
+}

@@ -191,8 +191,9 @@ pub fn int(arg: Option<&str>, name: &str, min: Option<i64>, max: Option<i64>) ->
     i64::try_from(n).map_err(|_| invalid_error(v, name))
 }
 
-/// `valid_number` for floats: Python `float()` syntax (`1e3`, `inf` accepted), then checked
-/// against `min`/`max` with kvmd's range messages; raw limit 16.
+/// `valid_number` for floats: Python `float()` syntax (`1e3`), then checked against
+/// `min`/`max` with kvmd's range messages; raw limit 16. NaN and infinities are refused (an
+/// infinity outside a bound with kvmd's range message).
 pub fn float(arg: Option<&str>, name: &str, min: Option<f64>, max: Option<f64>) -> Result<f64, ApiError> {
     let arg = arg.ok_or_else(|| none_error(name))?;
     check_raw(arg, 16)?;
@@ -229,6 +230,11 @@ pub fn float(arg: Option<&str>, name: &str, min: Option<f64>, max: Option<f64>) 
             repr(n),
             repr(max)
         )));
+    }
+    // Python's float() takes `nan` and `inf`, and kvmd's range checks let NaN (and an
+    // unbounded infinity) through, to fail later as a duration: refused here.
+    if !n.is_finite() {
+        return Err(invalid_error(v, name));
     }
     Ok(n)
 }
@@ -353,6 +359,13 @@ mod tests {
         assert_eq!(msg(d("-1")), "The argument '-1.0' must be keys delay and greater or equial than 0.0");
         assert_eq!(msg(d("x")), "The argument 'x' is not a valid keys delay");
         assert!(d("inf").is_err());
+        // NaN passes every range check in Python; it is refused here (it panicked as a
+        // Duration in /hid/print?delay=nan).
+        for bad in ["nan", "NaN", "-nan", "+nan"] {
+            assert_eq!(msg(d(bad)), format!("The argument '{bad}' is not a valid keys delay"));
+        }
+        let unbounded = |s| float(Some(s), "x", None, None);
+        assert!(unbounded("inf").is_err() && unbounded("-infinity").is_err() && unbounded("1e308").is_ok());
     }
 
     #[test]
@@ -380,6 +393,11 @@ mod tests {
             let _ = auth_token(Some(&s));
             let _ = boolean(Some(&s));
             let _ = int(Some(&s), "n", Some(0), Some(10));
+            let _ = int(Some(&s), "n", None, None);
+            if let Ok(f) = float(Some(&s), "f", None, None) {
+                proptest::prop_assert!(f.is_finite());
+                let _ = std::time::Duration::try_from_secs_f64(f.abs());
+            }
             let _ = string_list(Some(&s), |i| user(Some(i)));
             let _ = py_repr(&s);
         }

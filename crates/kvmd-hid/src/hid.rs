@@ -64,6 +64,8 @@ pub struct Shared {
     wake: std::sync::Condvar,
     /// Wakes senders waiting for room in the queue.
     room: tokio::sync::Notify,
+    /// Bumped by [`Hid::cancel_pastes`]: a paste that sees it change stops.
+    paste_epoch: std::sync::atomic::AtomicU64,
 }
 
 /// How many latency samples are kept.
@@ -111,6 +113,7 @@ impl Hid {
             core: Mutex::new(Core::default()),
             wake: std::sync::Condvar::new(),
             room: tokio::sync::Notify::new(),
+            paste_epoch: std::sync::atomic::AtomicU64::new(0),
         });
         let (ended, stopped) = (CancellationToken::new(), Arc::new(AtomicBool::new(false)));
         let (s, on_end, done) = (shared.clone(), OnEnd(ended.clone()), stopped.clone());
@@ -194,6 +197,16 @@ impl Hid {
     /// Marks HID activity now (inactivity, jiggler).
     pub fn touch(&self) {
         *self.shared.last_activity.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Instant::now();
+    }
+
+    /// The paste generation: a paste notes it when it starts and stops when it changes.
+    pub fn paste_epoch(&self) -> u64 {
+        self.shared.paste_epoch.load(Ordering::SeqCst)
+    }
+
+    /// Stops every running paste (`/hid/reset`), before its next key event.
+    pub fn cancel_pastes(&self) {
+        self.shared.paste_epoch.fetch_add(1, Ordering::SeqCst);
     }
 
     /// Whole seconds since the last HID event.

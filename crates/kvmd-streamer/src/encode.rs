@@ -63,7 +63,10 @@ fn plane_dims(width: u32, height: u32) -> (usize, usize, usize, usize) {
 impl Encoder {
     /// Encodes a raw frame at `quality` (1..=100).
     pub fn encode(&mut self, data: &[u8], g: Geometry, quality: u8) -> Result<Vec<u8>, EncodeError> {
-        if g.width < 2 || g.height < 2 || g.width > 16384 || g.height > 16384 {
+        // 4:2:0 planes need 2x2 pixels; libjpeg's own RGB conversion takes a single one
+        // (a preview may be that small).
+        let min = if matches!(g.format, PixelFormat::Rgb24 | PixelFormat::Bgr24) { 1 } else { 2 };
+        if g.width < min || g.height < min || g.width > 16384 || g.height > 16384 {
             return Err(EncodeError::Short { got: data.len(), width: g.width, height: g.height });
         }
         match g.format {

@@ -64,4 +64,15 @@ mod tests {
         assert_eq!(preview_box(o, 5000, 0), o);
         assert_eq!(fit(o, (1920, 100)), (178, 100));
     }
+
+    #[test]
+    fn tiny_previews_are_jpegs_too() {
+        // preview_max_width=2&preview_max_height=2 answered 500 "Internal error".
+        let jpeg = crate::blank::Blanks::default().get(crate::source::Offline::NoSignal, 1920, 1080);
+        for max in [1, 2, 3, 7] {
+            let size = fit((1920, 1080), preview_box((1920, 1080), max, max));
+            let out = shrink(&jpeg, size, 80);
+            assert!(out.as_ref().is_ok_and(|j| j.starts_with(&[0xFF, 0xD8])), "{max}: {size:?} {:?}", out.err());
+        }
+    }
 }

@@ -231,6 +231,34 @@ impl Drop for PasteGuard {
     }
 }
 
+/// The body as text, decoded as aiohttp's `request.text()` does: with the charset of its
+/// `Content-Type`, else UTF-8. kvmd answers an undecodable body or an unknown charset with
+/// aiohttp's 500; a clear 400 says the same thing.
+pub fn decode_text(
+    content_type: Option<&actix_web::http::header::HeaderValue>,
+    bytes: Vec<u8>,
+) -> Result<String, ApiError> {
+    let ct = content_type.map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned()).unwrap_or_default();
+    let charset = ct.split(';').skip(1).find_map(|p| {
+        let (k, v) = p.split_once('=')?;
+        k.trim().eq_ignore_ascii_case("charset").then(|| v.trim().trim_matches('"').to_ascii_lowercase())
+    });
+    let bad = |what: &str| ApiError::validator(format!("The text is not valid {what}"));
+    match charset.as_deref() {
+        None | Some("utf-8" | "utf8") => String::from_utf8(bytes).map_err(|_| bad("UTF-8")),
+        // Python's latin-1 is ISO 8859-1 (each byte its code point), not WHATWG's windows-1252.
+        Some("latin-1" | "latin1" | "iso-8859-1" | "iso8859-1" | "l1") => {
+            Ok(bytes.iter().map(|&b| char::from(b)).collect())
+        }
+        Some(label) => {
+            let enc = encoding_rs::Encoding::for_label(label.as_bytes())
+                .ok_or_else(|| ApiError::validator(format!("Unknown charset of the text: {label}")))?;
+            let (text, _, malformed) = enc.decode(&bytes);
+            if malformed { Err(bad(enc.name())) } else { Ok(text.into_owned()) }
+        }
+    }
+}
+
 async fn print(
     hid: web::Data<Hid>,
     layouts: web::Data<crate::layout::Layouts>,
@@ -248,18 +276,31 @@ async fn print(
         None => 0.0,
     };
     let bytes = kvmd_core::envelope::read_body(body, kvmd_core::envelope::BODY_LIMIT).await?;
-    // kvmd answers undecodable text with aiohttp's 500; a clear 400 says the same thing.
-    let text = String::from_utf8(bytes).map_err(|_| ApiError::validator("The text is not valid UTF-8"))?;
+    let text = decode_text(req.headers().get(actix_web::http::header::CONTENT_TYPE), bytes)?;
     let paste = crate::layout::paste(&layout, &text, usize::try_from(limit).unwrap_or(usize::MAX))
         .ok_or_else(|| ApiError::internal("no modifier keys in the key table"))?;
     let pause = Duration::from_secs_f64(delay);
     let mut guard = PasteGuard { hid: hid.get_ref().clone(), held: Vec::new() };
-    for (key, pressed) in paste.events {
-        if !pause.is_zero() {
-            tokio::time::sleep(pause).await;
+    // A paste stops when its client goes away (nginx then closes our connection) or a
+    // `/hid/reset` cancels it; the guard releases whatever it holds.
+    let epoch = hid.paste_epoch();
+    let client = req.conn_data::<kvmd_core::net::ConnFd>().copied();
+    let typing = async {
+        for (key, pressed) in paste.events {
+            if !pause.is_zero() {
+                tokio::time::sleep(pause).await;
+            }
+            if hid.paste_epoch() != epoch {
+                tracing::info!("paste cancelled by a reset");
+                return;
+            }
+            hid.send(Event::Key(key, pressed)).await;
+            guard.sent(key, pressed);
         }
-        hid.send(Event::Key(key, pressed)).await;
-        guard.sent(key, pressed);
+    };
+    tokio::select! {
+        () = typing => {}
+        () = kvmd_core::net::disconnected(client) => tracing::info!("paste cancelled: the client went away"),
     }
     if paste.skipped > 0 {
         tracing::info!(skipped = paste.skipped, keymap = %keymap, "characters the layout cannot type were skipped");
@@ -298,6 +339,7 @@ async fn set_connected(req: HttpRequest) -> ApiResult<Value> {
 }
 
 async fn reset(hid: web::Data<Hid>) -> ApiResult<Value> {
+    hid.cancel_pastes();
     hid.send(Event::Reset).await;
     Ok(empty())
 }
@@ -363,4 +405,31 @@ async fn send_mouse_wheel(hid: web::Data<Hid>, req: HttpRequest) -> ApiResult<Va
     let dy = hid_valid::mouse_delta(q.get("delta_y"))?;
     hid.send(Event::Wheel(dx, dy)).await;
     Ok(empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::http::header::HeaderValue;
+
+    fn decode(c: Option<&'static str>, b: &[u8]) -> Result<String, String> {
+        let c = c.map(HeaderValue::from_static);
+        decode_text(c.as_ref(), b.to_vec()).map_err(|e| e.message.into_owned())
+    }
+
+    #[test]
+    fn print_bodies_are_decoded_with_their_charset() {
+        assert_eq!(decode(None, "Grüße".as_bytes()), Ok("Grüße".into()));
+        assert_eq!(decode(Some("text/plain; charset=latin-1"), b"Gr\xfc\xdfe"), Ok("Grüße".into()));
+        assert_eq!(decode(Some("text/plain;charset=\"ISO-8859-1\""), b"\x80"), Ok("\u{80}".into()));
+        let utf16: Vec<u8> = [0xFF, 0xFE].into_iter().chain("Hé".encode_utf16().flat_map(u16::to_le_bytes)).collect();
+        assert_eq!(decode(Some("text/plain; charset=utf-16"), &utf16), Ok("Hé".into()));
+        let be: Vec<u8> = "Hé".encode_utf16().flat_map(u16::to_be_bytes).collect();
+        assert_eq!(decode(Some("text/plain; charset=UTF-16BE"), &be), Ok("Hé".into()));
+        assert_eq!(decode(None, b"\xff"), Err("The text is not valid UTF-8".into()));
+        assert_eq!(
+            decode(Some("text/plain; charset=x-nosuch"), b"a"),
+            Err("Unknown charset of the text: x-nosuch".into())
+        );
+    }
 }

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, web};
-use actix_ws::Message;
+use actix_ws::AggregatedMessage as Message;
 use futures_util::StreamExt;
 use kvmd_core::query::Query;
 use kvmd_core::routes::{Answer, Api, Flow, Param, Route, Ty};
@@ -219,15 +219,35 @@ fn remember_info(last: &mut Vec<(String, String)>, line: String) {
 }
 
 const HEARTBEAT: Duration = Duration::from_secs(15);
+/// The largest message a client may send, whole or in continuation frames (kvmd's input
+/// events are tens of bytes).
+const MAX_MESSAGE: usize = 64 * 1024;
 const HEARTBEAT_GRACE: Duration = Duration::from_millis(7500);
+
+/// 1009 for a message over the size caps (actix-ws reports the aggregation cap as an I/O
+/// error with this text), 1002 for any other broken framing.
+fn close_code(e: &actix_ws::ProtocolError) -> actix_ws::CloseCode {
+    match e {
+        actix_ws::ProtocolError::Overflow => actix_ws::CloseCode::Size,
+        actix_ws::ProtocolError::Io(io) if io.to_string().contains("maximum continuation size") => {
+            actix_ws::CloseCode::Size
+        }
+        _ => actix_ws::CloseCode::Protocol,
+    }
+}
 
 async fn run_session(
     mut session: actix_ws::Session,
-    mut messages: actix_ws::MessageStream,
+    messages: actix_ws::MessageStream,
     hid: Arc<Hid>,
     shared: Arc<WsShared>,
     stream: bool,
 ) {
+    // A message split across continuation frames is reassembled (an input event must never
+    // be lost: a lost release leaves a key held); one over the cap ends the session with
+    // 1009, and the end of a session releases everything.
+    let mut messages = messages.aggregate_continuations().max_continuation_size(MAX_MESSAGE);
+    let mut close = None;
     let id = shared.next_id.fetch_add(1, Ordering::SeqCst);
     let mut announcements = shared.announce.subscribe();
     if stream {
@@ -262,7 +282,15 @@ async fn run_session(
     while ok {
         tokio::select! {
             m = messages.next() => {
-                let Some(Ok(m)) = m else { break };
+                let m = match m {
+                    Some(Ok(m)) => m,
+                    Some(Err(e)) => {
+                        tracing::info!(error = %e, "closing a WebSocket session");
+                        close = Some(actix_ws::CloseReason::from(close_code(&e)));
+                        break;
+                    }
+                    None => break,
+                };
                 last_seen = Instant::now();
                 match m {
                     Message::Text(t) => {
@@ -283,7 +311,6 @@ async fn run_session(
                     Message::Ping(p) => ok = session.pong(&p).await.is_ok(),
                     Message::Pong(_) => {}
                     Message::Close(_) => break,
-                    _ => {}
                 }
             }
             a = announcements.recv() => {
@@ -335,7 +362,7 @@ async fn run_session(
     }
     feed.abort();
     streamer.abort();
-    let _ = session.close(None).await;
+    let _ = session.close(close).await;
     if stream {
         let n = shared.stream_clients.fetch_sub(1, Ordering::SeqCst).saturating_sub(1);
         let _ = shared.announce.send(Announce::Clients(id, n));

@@ -224,11 +224,15 @@ impl FileTail {
     }
 }
 
+/// `seek` seconds in microseconds, saturated (`seek` is any number up to 16 digits).
+fn seek_micros(seek: u64) -> i64 {
+    i64::try_from(seek).unwrap_or(i64::MAX).saturating_mul(1_000_000)
+}
+
 /// The first read: every file from `seek` seconds ago up to its current end, merged by
 /// time, sent with backpressure. Runs on a blocking thread. Returns each file's end.
 fn first_read(dir: &Path, seek: u64, tx: &mpsc::Sender<Bytes>) -> BTreeMap<PathBuf, u64> {
-    let since =
-        if seek == 0 { i64::MIN } else { now_micros() - i64::try_from(seek).unwrap_or(i64::MAX / 2) * 1_000_000 };
+    let since = if seek == 0 { i64::MIN } else { now_micros().saturating_sub(seek_micros(seek)) };
     let mut ends = BTreeMap::new();
     let mut readers = Vec::new();
     for (unit, path) in unit_files(dir) {
@@ -295,6 +299,22 @@ async fn files(dir: &Path, seek: u64, follow: bool, tx: &mpsc::Sender<Bytes>, ta
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_huge_seek_reads_everything_and_never_overflows() {
+        // /log?seek=9223372036855 overflowed here (a panic in debug, a wrong start in release).
+        assert_eq!(seek_micros(9_223_372_036_855), i64::MAX);
+        assert_eq!(seek_micros(u64::MAX), i64::MAX);
+        assert_eq!(seek_micros(60), 60_000_000);
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let line = "2026-12-01T19:46:16.123456Z  INFO kvmd_auth: hello\n";
+        let _ = std::fs::write(dir.path().join("kvmd-auth.log"), line);
+        let (tx, mut rx) = mpsc::channel(16);
+        first_read(dir.path(), 9_999_999_999_999_999, &tx);
+        drop(tx);
+        let got = rx.try_recv().map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default();
+        assert!(got.contains("hello"), "{got:?}");
+    }
 
     #[test]
     fn file_lines() {

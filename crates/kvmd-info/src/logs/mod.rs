@@ -98,6 +98,10 @@ pub fn start(
     client: Option<kvmd_core::net::ConnFd>,
     tail: Arc<FileTail>,
 ) -> mpsc::Receiver<Bytes> {
+    // Nothing is older than the epoch: a larger seek (kvmd accepts any number) means
+    // everything, and stays a valid `journalctl --since`.
+    let epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(u64::MAX, |d| d.as_secs());
+    let seek = seek.min(epoch);
     let (tx, rx) = mpsc::channel(64);
     tokio::spawn(async move {
         let work = async {
