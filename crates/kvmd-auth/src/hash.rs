@@ -110,7 +110,7 @@ fn verify_ssha<D: Digest>(b64: &str, passwd: &str, digest_len: usize) -> bool {
     ct_eq(&h.finalize(), digest)
 }
 
-fn random_bytes<const N: usize>() -> [u8; N] {
+pub(crate) fn random_bytes<const N: usize>() -> [u8; N] {
     let mut b = [0u8; N];
     // getrandom only fails when the OS has no entropy source at all.
     if getrandom::fill(&mut b).is_err() {

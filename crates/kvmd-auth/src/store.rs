@@ -27,6 +27,12 @@ pub trait CredentialStore: Send {
     fn contains(&self, user: &str) -> bool {
         self.hash(user).is_some()
     }
+
+    /// Some user's stored hash, which an unknown user's password is checked against so
+    /// that a refusal costs the same either way; `None` when there are no users.
+    fn sample_hash(&self) -> Option<String> {
+        None
+    }
 }
 
 /// What identifies a version of a file without reading it.
@@ -85,6 +91,10 @@ impl CredentialStore for HtpasswdFile {
 
     fn hash(&self, user: &str) -> Option<String> {
         self.users.get(user).map(str::to_owned)
+    }
+
+    fn sample_hash(&self) -> Option<String> {
+        self.users.users().first().and_then(|u| self.hash(u))
     }
 
     fn contains(&self, user: &str) -> bool {

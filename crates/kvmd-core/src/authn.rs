@@ -127,8 +127,9 @@ pub fn parse_credentials(req: &HttpRequest) -> Result<Credentials, ApiError> {
 }
 
 /// `X-KVMD-Auth-Error` of a denial: `<status>:<b64 name>:<b64 message>`. A 400 (such as a
-/// malformed cookie) travels inside a 403, because nginx turns any `auth_request` status
-/// but 2xx, 401 and 403 into a 500; the renderer restores it.
+/// malformed cookie) or a 503 (the password checks' queue is full) travels inside a 403,
+/// because nginx turns any `auth_request` status but 2xx, 401 and 403 into a 500; the
+/// renderer restores it.
 pub fn encode_denial(e: &ApiError) -> String {
     use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
     format!("{}:{}:{}", e.status().as_u16(), B64.encode(e.name.as_bytes()), B64.encode(e.message.as_bytes()))
@@ -144,6 +145,7 @@ pub fn decode_denial(text: &str) -> Option<ApiError> {
     let code = match status {
         400 => crate::error::Code::Validator,
         401 => crate::error::Code::Unauthorized,
+        503 => crate::error::Code::Unavailable,
         _ => crate::error::Code::Forbidden,
     };
     Some(ApiError { code, name: name.into(), message: message.into() })
@@ -331,6 +333,7 @@ mod tests {
             ApiError::unauthorized(),
             ApiError::forbidden(),
             ApiError::validator("The argument 'Admin!' is not a valid username characters"),
+            ApiError::unavailable(),
         ] {
             assert_eq!(decode_denial(&encode_denial(&e)), Some(e));
         }

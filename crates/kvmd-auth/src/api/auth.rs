@@ -20,7 +20,7 @@ use kvmd_core::routes::{Access, Api, Body, Param, Route, Ty};
 use kvmd_core::service::{AccessQuiet, AccessUser};
 use kvmd_core::valid;
 
-use crate::manager::Manager;
+use crate::manager::{Busy, Manager};
 
 /// kvmd's `valid_user`.
 pub const USER_PATTERN: &str = "^[a-z_]([a-z0-9@._-]*[a-z0-9_-])?$";
@@ -82,10 +82,10 @@ async fn check_request(m: &Manager, req: &HttpRequest) -> Result<(String, &'stat
     match creds {
         Credentials::XHeaders { user, passwd } | Credentials::Basic { user, passwd } => {
             note_user(req, format!("{user} ({via})"));
-            if m.authorize(&user, &passwd, &client_addr(req)).await {
-                Ok((user, via))
-            } else {
-                Err(ApiError::forbidden())
+            match m.authorize(&user, &passwd, &client_addr(req)).await {
+                Ok(true) => Ok((user, via)),
+                Ok(false) => Err(ApiError::forbidden()),
+                Err(Busy) => Err(ApiError::unavailable()),
             }
         }
         Credentials::Token(token) => {
@@ -157,8 +157,10 @@ async fn login(m: web::Data<Manager>, req: HttpRequest, payload: web::Payload) -
     let expire = valid::int(Some(field(&fields, "expire").unwrap_or("0")), "expiration time", Some(0), None)?;
     let expire = u64::try_from(expire).unwrap_or(0);
     note_user(&req, format!("{user} (login)"));
-    if !m.authorize(&user, &passwd, &client_addr(&req)).await {
-        return Err(ApiError::forbidden().into());
+    match m.authorize(&user, &passwd, &client_addr(&req)).await {
+        Ok(true) => {}
+        Ok(false) => return Err(ApiError::forbidden().into()),
+        Err(Busy) => return Err(ApiError::unavailable().into()),
     }
     let token = m.sessions.create(&user, expire);
     let shown = if expire == 0 { "INF".to_owned() } else { format!("[{}]", timedelta(expire)) };
