@@ -26,6 +26,13 @@ for conf in deploy/etc/*.toml; do
     echo "  $svc: ok"
 done
 status=0
+echo "resource bounds (MemoryMax and TasksMax in every service):"
+for svc in deploy/systemd/*.service; do
+    for key in MemoryMax TasksMax; do
+        if ! grep -q "^$key=" "$svc"; then echo "  $(basename "$svc"): no $key"; status=1; fi
+    done
+done
+[ $status = 0 ] && echo "  ok"
 echo "systemd-analyze security (limit $max_exposure):"
 for svc in "$work"/*.service; do
     score=$(systemd-analyze security --offline=yes "$svc" 2>/dev/null | sed -n 's/.*Overall exposure level for [^:]*: \([0-9.]*\).*/\1/p')

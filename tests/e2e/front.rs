@@ -112,3 +112,26 @@ fn openapi_document_through_the_front() {
     assert_eq!(r.status(), 401);
     assert!(text(&r).contains("UnauthorizedError"));
 }
+
+/// TLS as Mozilla's "intermediate" profile: no CBC or non-forward-secret cipher, no session
+/// tickets (the defaults offered both).
+#[test]
+fn tls_is_intermediate_without_tickets() {
+    let stack = common::stack();
+    let connect = format!("127.0.0.1:{}", stack.https_port);
+    let s_client = |args: &[&str]| {
+        let out = std::process::Command::new("openssl")
+            .args(["s_client", "-connect", &connect, "-servername", "localhost"])
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap_or_else(|e| panic!("openssl: {e}"));
+        format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+    };
+    let ok = s_client(&["-tls1_2"]);
+    assert!(ok.contains("Cipher is ECDHE-"), "{ok}");
+    assert!(!ok.contains("TLS session ticket:"), "a session ticket was issued:\n{ok}");
+    let cbc = s_client(&["-tls1_2", "-cipher", "AES128-SHA"]);
+    assert!(!cbc.contains("Cipher is AES128-SHA"), "{cbc}");
+    assert!(cbc.contains("handshake failure") || cbc.contains("alert"), "{cbc}");
+}

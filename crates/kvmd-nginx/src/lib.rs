@@ -171,12 +171,23 @@ fn render_service(out: &mut String, s: &ServiceRoutes) {
     out.push('\n');
 }
 
-/// The headers of a location whose user kvmd-auth accepted.
+/// The headers of a location whose user kvmd-auth accepted: the identity nginx sets, and
+/// none of the client's credentials (only kvmd-auth ever sees a password or a cookie).
 fn user_headers(out: &mut String) {
     let _ = writeln!(out, "            proxy_set_header X-KVMD-Auth-User $auth_user;");
     let _ = writeln!(out, "            proxy_set_header X-KVMD-Auth-Via $auth_via;");
-    let _ = writeln!(out, "            proxy_set_header X-KVMD-Passwd \"\";");
+    no_credentials(out);
 }
+
+/// Clears the client's credential headers (nginx drops a header set to "").
+fn no_credentials(out: &mut String) {
+    for h in CREDENTIAL_HEADERS {
+        let _ = writeln!(out, "            proxy_set_header {h} \"\";");
+    }
+}
+
+/// The headers that carry a client's credentials.
+pub const CREDENTIAL_HEADERS: &[&str] = &["X-KVMD-User", "X-KVMD-Passwd", "Authorization", "Cookie"];
 
 /// A path of a mounted face (uStreamer's, under `/streamer`), as kvmd's nginx serves it:
 /// guarded by `auth_request` whatever the method (the service answers wrong methods with
@@ -207,6 +218,8 @@ fn unauthenticated_pass(out: &mut String, location: &str, up: &str) {
     let _ = writeln!(out, "            proxy_pass http://{up};");
     proxy_common(out, "            ", true);
     let _ = writeln!(out, "            proxy_set_header X-KVMD-Auth-User \"\";");
+    // The service answers without looking at credentials: it gets none.
+    no_credentials(out);
     let _ = writeln!(out, "        }}");
 }
 
@@ -364,5 +377,28 @@ mod tests {
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/openapi.json");
         let file = std::fs::read_to_string(path).unwrap_or_default();
         assert!(file == openapi(), "docs/openapi.json is stale: run `just openapi`");
+    }
+
+    /// Every location that proxies to a service other than kvmd-auth's own routes passes
+    /// no client credential (before, Authorization, Cookie and X-KVMD-User reached every
+    /// service).
+    #[test]
+    fn only_kvmd_auth_sees_credentials() {
+        let conf = render(&params(), &services());
+        let mut checked = 0;
+        for block in conf.split("        location ").skip(1) {
+            let block = block.split("\n        }").next().unwrap_or_default();
+            let Some(up) = block.lines().find_map(|l| l.trim().strip_prefix("proxy_pass http://")) else { continue };
+            let own_auth_route =
+                up.starts_with("kvmd_auth/auth/") || block.starts_with("= /_auth") || block.starts_with("@auth_denied");
+            if own_auth_route {
+                continue;
+            }
+            for h in CREDENTIAL_HEADERS {
+                assert!(block.contains(&format!("proxy_set_header {h} \"\";")), "{h} reaches {up}:\n{block}");
+            }
+            checked += 1;
+        }
+        assert!(checked > 30, "{checked}");
     }
 }

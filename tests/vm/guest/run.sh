@@ -96,6 +96,10 @@ check "no default password: a fresh install refuses admin/admin ($code)" [ "$cod
 echo admin | kvmd-htpasswd add -i admin > /dev/null
 code=$(curl -sk -o /dev/null -w '%{http_code}' -X POST "$API/api/auth/login" -d user=admin -d passwd=admin)
 check "after kvmd-htpasswd add admin, the login succeeds ($code)" [ "$code" = 200 ]
+# Only kvmd-auth may read the secrets: kvmd-hid (which owns the HID nodes) may not.
+hidgroups=$(id -nG kvmd-hid)
+check "kvmd-hid ($hidgroups) cannot read /etc/kvmd/htpasswd or totp.secret" \
+    eval '! setpriv --reuid=kvmd-hid --regid=kvmd-hid --init-groups cat /etc/kvmd/htpasswd >/dev/null 2>&1 && ! setpriv --reuid=kvmd-hid --regid=kvmd-hid --init-groups cat /etc/kvmd/totp.secret >/dev/null 2>&1'
 
 section "journal: /api/log?seek=60 and follow=1"
 log=$(api "$API/api/log?seek=60")
