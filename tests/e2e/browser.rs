@@ -1,7 +1,7 @@
 //! The web root in a real headless Chromium (Debian's), driven through chromedriver's
-//! WebDriver protocol: the login page, the form post to `/api/auth/login`, the redirect
-//! and the session cookie, as a person would use them; then the viewer page with its
-//! MJPEG stream and its WebSocket.
+//! WebDriver protocol: the login page (its fetch to `/api/auth/login`) and the session
+//! cookie, as a person would use them; then the viewer page with its MJPEG stream and its
+//! WebSocket; and a hostile page's cross-site form, which must type nothing.
 
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -152,7 +152,7 @@ fn a_person_logs_in_with_the_browser() {
     d.click("button");
     std::thread::sleep(Duration::from_millis(300));
     assert!(d.text().contains("ForbiddenError"), "{}", d.text());
-    // The right one: the form's redirect lands on the index with a session cookie.
+    // The right one: the page goes to the index, with a session cookie.
     d.go(&stack.url("/login/"));
     d.type_into("input[name=user]", "admin");
     d.type_into("input[name=passwd]", "admin");
@@ -185,4 +185,25 @@ fn a_person_logs_in_with_the_browser() {
     // The browser's session works for the API too.
     d.go(&stack.url("/api/auth/check"));
     assert!(d.text().contains("\"ok\": true"), "{}", d.text());
+    // A hostile page the logged-in admin opens auto-submits a form that would type a command
+    // on the target: refused (the cookie is SameSite=Strict, and the cross-site check), and
+    // nothing is typed.
+    let before = stack.hid_written("keyboard").len();
+    let target = stack.url("/api/hid/print");
+    let page = format!(
+        "<form method=post enctype=text/plain action='{target}'><input name='rm -rf ~; ' value=''></form>\
+         <script>document.forms[0].submit()</script>"
+    );
+    d.go(&format!("data:text/html,{}", page.replace('#', "%23").replace(' ', "%20")));
+    let mut shown = String::new();
+    for _ in 0..50 {
+        shown = d.text();
+        if shown.contains("Error") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(shown.contains("UnauthorizedError") || shown.contains("ForbiddenError"), "the form was answered: {shown}");
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(stack.hid_written("keyboard").len(), before, "the cross-site form typed on the target");
 }

@@ -135,3 +135,73 @@ fn tls_is_intermediate_without_tickets() {
     assert!(!cbc.contains("Cipher is AES128-SHA"), "{cbc}");
     assert!(cbc.contains("handshake failure") || cbc.contains("alert"), "{cbc}");
 }
+
+/// Cross-site keystrokes: a request that carries the session cookie, changes state and comes
+/// from another site is kvmd's 403, and types nothing; scripts (X-KVMD headers, Basic, no
+/// browser headers) and our own pages are unaffected.
+#[test]
+fn cross_site_requests_with_the_cookie_are_refused() {
+    let stack = common::stack();
+    let token = common::login(&stack, "admin", "admin");
+    let cookie = format!("Cookie: auth_token={token}");
+    let ours = format!("Origin: https://127.0.0.1:{}", stack.https_port);
+    let print = |extra: &[&str]| {
+        let mut args = vec!["-X", "POST", "-H", "Content-Type: text/plain", "--data-binary", "echo pwned"];
+        args.extend_from_slice(extra);
+        get(&stack, "/api/hid/print", &args)
+    };
+    let before = stack.hid_written("keyboard").len();
+    for foreign in [
+        vec!["-H", &cookie, "-H", "Origin: https://evil.example"],
+        vec!["-H", &cookie, "-H", "Origin: null"],
+        vec!["-H", &cookie, "-H", "Sec-Fetch-Site: cross-site"],
+        vec!["-H", &cookie, "-H", "Origin: https://127.0.0.1:1"],
+    ] {
+        let r = print(&foreign);
+        assert_eq!(r.status(), 403, "{foreign:?}: {}", text(&r));
+        assert!(text(&r).contains("ForbiddenError"), "{}", text(&r));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert_eq!(stack.hid_written("keyboard").len(), before, "a refused request typed something");
+    // A WebSocket upgrade from another site.
+    let r = get(
+        &stack,
+        "/api/ws",
+        &[
+            "-H",
+            &cookie,
+            "-H",
+            "Origin: https://evil.example",
+            "-H",
+            "Connection: Upgrade",
+            "-H",
+            "Upgrade: websocket",
+            "-H",
+            "Sec-WebSocket-Version: 13",
+            "-H",
+            "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==",
+        ],
+    );
+    assert_eq!(r.status(), 403, "{}", text(&r));
+    // Our own page, and scripts, whatever Origin they send.
+    assert_eq!(print(&["-H", &cookie, "-H", &ours, "-H", "Sec-Fetch-Site: same-origin"]).status(), 200);
+    assert_eq!(print(&["-H", &cookie]).status(), 200, "no browser headers: a script");
+    let r = print(&["-H", "X-KVMD-User: admin", "-H", "X-KVMD-Passwd: admin", "-H", "Origin: https://evil.example"]);
+    assert_eq!(r.status(), 200);
+    assert_eq!(print(&["-u", "admin:admin", "-H", "Sec-Fetch-Site: cross-site"]).status(), 200);
+    // Safe methods are not refused (a cross-site link to the console still opens it).
+    let r = get(
+        &stack,
+        "/api/hid",
+        &["-H", &cookie, "-H", "Origin: https://evil.example", "-H", "Sec-Fetch-Site: cross-site"],
+    );
+    assert_eq!(r.status(), 200);
+    // The 302 branch's cookie is HttpOnly and SameSite=Strict too, and the console is never framed.
+    let r = get(&stack, "/api/auth/login", &["-X", "POST", "-d", "user=admin&passwd=admin&redirect=/"]);
+    assert_eq!(r.status(), 302);
+    assert!(r.header("Set-Cookie").is_some_and(|c| c.ends_with("; HttpOnly; Path=/; SameSite=Strict")), "{r:?}");
+    let r = get(&stack, "/", &["-H", &cookie]);
+    assert_eq!(r.header("X-Frame-Options"), Some("DENY"));
+    assert_eq!(r.header("Content-Security-Policy"), Some("frame-ancestors 'none'"));
+    assert!(get(&stack, "/login/", &[]).header("X-Frame-Options").is_some());
+}

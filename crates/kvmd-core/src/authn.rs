@@ -151,6 +151,40 @@ pub fn decode_denial(text: &str) -> Option<ApiError> {
     Some(ApiError { code, name: name.into(), message: message.into() })
 }
 
+/// The method of the request an `auth_request` subrequest is about (nginx sets it).
+pub const ORIGINAL_METHOD_HEADER: &str = "X-Original-Method";
+/// Its `Host` as the client sent it, port included (nginx sets it).
+pub const ORIGINAL_HOST_HEADER: &str = "X-Original-Host";
+/// Its `Upgrade` (nginx sets it): a WebSocket upgrade is a state-changing request.
+pub const ORIGINAL_UPGRADE_HEADER: &str = "X-Original-Upgrade";
+
+/// Whether a request that a browser may have sent on its own (it carries the session
+/// cookie) came from another site and changes state: a method other than GET, HEAD and
+/// OPTIONS, or a WebSocket upgrade, whose `Sec-Fetch-Site` is neither `same-origin` nor
+/// `none`, or whose `Origin` is not this host. Such a request is refused (kvmd's 403): a
+/// hostile page the admin opens must not type on the target. Requests with the X-KVMD
+/// headers or Basic carry credentials a page cannot add, and requests without any
+/// `Origin` or `Sec-Fetch-Site` are not a browser's, so scripts are unaffected.
+pub fn cross_site(req: &HttpRequest) -> bool {
+    let h = |n: &str| req.headers().get(n).and_then(|v| v.to_str().ok());
+    let method = h(ORIGINAL_METHOD_HEADER).unwrap_or(req.method().as_str());
+    let upgrade = h(ORIGINAL_UPGRADE_HEADER).or(h("Upgrade")).is_some_and(|u| u.eq_ignore_ascii_case("websocket"));
+    if matches!(method, "GET" | "HEAD" | "OPTIONS") && !upgrade {
+        return false;
+    }
+    if h("Sec-Fetch-Site").is_some_and(|site| !matches!(site, "same-origin" | "none")) {
+        return true;
+    }
+    match h("Origin") {
+        None => false,
+        Some(origin) => {
+            let host = h(ORIGINAL_HOST_HEADER).or(h("Host")).unwrap_or_default();
+            let origin_host = origin.strip_prefix("https://").or_else(|| origin.strip_prefix("http://"));
+            origin_host.is_none_or(|o| !o.eq_ignore_ascii_case(host))
+        }
+    }
+}
+
 /// kvmd-auth's internal decision path (nginx's `auth_request` target).
 pub const AUTH_REQUEST_PATH: &str = "/auth/request";
 /// kvmd-auth's denial renderer (nginx's `error_page` target).
@@ -178,10 +212,18 @@ impl AuthClient {
     /// kvmd-auth's verdict on the credential headers of `req`: (user, method) or the error.
     pub async fn check(&self, req: &HttpRequest) -> Result<(String, String), ApiError> {
         let mut r = self.client.get(format!("http://localhost{AUTH_REQUEST_PATH}"));
-        for name in [XHDR_USER, XHDR_PASSWD, "Cookie", "Authorization", "X-Real-IP"] {
+        for name in [XHDR_USER, XHDR_PASSWD, "Cookie", "Authorization", "X-Real-IP", "Origin", "Sec-Fetch-Site"] {
             for v in req.headers().get_all(name) {
                 r = r.header(name, v.as_bytes());
             }
+        }
+        // What the cross-site check needs to know about the request itself.
+        r = r.header(ORIGINAL_METHOD_HEADER, req.method().as_str());
+        if let Some(host) = req.headers().get("Host") {
+            r = r.header(ORIGINAL_HOST_HEADER, host.as_bytes());
+        }
+        if let Some(up) = req.headers().get("Upgrade") {
+            r = r.header(ORIGINAL_UPGRADE_HEADER, up.as_bytes());
         }
         let resp = r.send().await.map_err(|e| {
             tracing::error!(error = %e, "kvmd-auth cannot be reached");
@@ -325,6 +367,34 @@ mod tests {
         let r = TestRequest::default().insert_header(("Cookie", "auth_token=xyz"));
         let status = authenticate(&r.to_http_request()).await.err().map(|e| e.status());
         assert_eq!(status, Some(actix_web::http::StatusCode::BAD_REQUEST));
+    }
+
+    #[test]
+    fn cross_site_requests_are_told_apart() {
+        let req = |method: &str, headers: &[(&str, &str)]| {
+            let mut r = TestRequest::default()
+                .method(actix_web::http::Method::from_bytes(method.as_bytes()).unwrap_or_default());
+            for (k, v) in headers {
+                r = r.insert_header((*k, *v));
+            }
+            cross_site(&r.to_http_request())
+        };
+        let host = ("Host", "kvm.local:8443");
+        // A hostile page's auto-submitted form: foreign Origin, cross-site fetch.
+        assert!(req("POST", &[host, ("Origin", "https://evil.example"), ("Sec-Fetch-Site", "cross-site")]));
+        assert!(req("POST", &[host, ("Origin", "https://evil.example")]));
+        assert!(req("POST", &[host, ("Origin", "null")]));
+        assert!(req("POST", &[host, ("Sec-Fetch-Site", "same-site")]), "another port or subdomain is another origin");
+        assert!(req("GET", &[host, ("Upgrade", "websocket"), ("Origin", "https://evil.example")]));
+        // nginx's subrequest: the original method, host and upgrade in X-Original-*.
+        let sub = [("X-Original-Method", "POST"), ("X-Original-Host", "kvm.local:8443"), ("Host", "localhost")];
+        assert!(!req("GET", &[sub[0], sub[1], sub[2], ("Origin", "https://kvm.local:8443")]));
+        assert!(req("GET", &[sub[0], sub[1], sub[2], ("Origin", "https://kvm.local:9999")]));
+        // Our own page, a typed URL, safe methods, and scripts without browser headers.
+        assert!(!req("POST", &[host, ("Origin", "https://kvm.local:8443"), ("Sec-Fetch-Site", "same-origin")]));
+        assert!(!req("POST", &[host, ("Sec-Fetch-Site", "none")]));
+        assert!(!req("GET", &[host, ("Origin", "https://evil.example"), ("Sec-Fetch-Site", "cross-site")]));
+        assert!(!req("POST", &[host]));
     }
 
     #[test]

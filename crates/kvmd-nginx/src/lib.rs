@@ -75,6 +75,7 @@ fn proxy_common(out: &mut String, indent: &str, keepalive: bool) {
     }
     for line in [
         "proxy_set_header Host $host;",
+        "proxy_set_header X-Original-Host $http_host;",
         "proxy_set_header X-Real-IP $remote_addr;",
         "proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;",
         "proxy_set_header X-Forwarded-Proto $scheme;",

@@ -203,8 +203,31 @@ pub fn load(kind: &str, name: &str) -> anyhow::Result<Response> {
     Response::parse(&std::fs::read(&path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?)
 }
 
+/// The session cookie kvmd-rs sets on every login. kvmd's 302 branch (`redirect=`) sets
+/// `auth_token=...; Path=/` alone (`auth_login_redirect.http`); kvmd-rs deliberately gives
+/// that cookie the same `HttpOnly` and `SameSite=Strict` as kvmd's 200 branch, so a hostile
+/// page can neither read it nor make the browser send it (docs/SECURITY.md).
+pub const SESSION_COOKIE_FLAGS: &str = "; HttpOnly; Path=/; SameSite=Strict";
+
+/// What kvmd-rs answers where it deliberately differs from a capture: only the
+/// expected side is rewritten, so a regression in the response still fails.
+fn with_deviations(expected: &Response) -> Response {
+    let mut e = expected.clone();
+    for (k, v) in &mut e.headers {
+        if k.eq_ignore_ascii_case("set-cookie")
+            && let Some(rest) = v.strip_prefix("auth_token=")
+            && !v.contains("HttpOnly")
+        {
+            let token = rest.split(';').next().unwrap_or_default().to_owned();
+            *v = format!("auth_token={token}{SESSION_COOKIE_FLAGS}");
+        }
+    }
+    e
+}
+
 /// Compares a response with a capture after masking; `Err` holds a readable report.
 pub fn compare(name: &str, expected: &Response, got: &Response) -> Result<(), String> {
+    let expected = &with_deviations(expected);
     let (eh, gh) = (expected.masked_headers(), got.masked_headers());
     if expected.status_line == got.status_line && eh == gh && expected.body == got.body {
         return Ok(());
@@ -399,11 +422,14 @@ mod tests {
     #[test]
     fn masking_ignores_only_volatile_parts() {
         let a = Response::parse(b"HTTP/1.1 200 OK\r\nDate: x\r\nSet-Cookie: auth_token=0000000000000000000000000000000000000000000000000000000000000000; Path=/\r\n\r\n{}").unwrap_or_else(|e| panic!("{e}"));
-        let b = Response::parse(b"HTTP/1.1 200 OK\r\nset-cookie: auth_token=1111111111111111111111111111111111111111111111111111111111111111; Path=/\r\ndate: y\r\n\r\n{}").unwrap_or_else(|e| panic!("{e}"));
+        // kvmd's 302 cookie (Path=/ alone) is expected with kvmd-rs's flags (SESSION_COOKIE_FLAGS).
+        let b = Response::parse(b"HTTP/1.1 200 OK\r\nset-cookie: auth_token=1111111111111111111111111111111111111111111111111111111111111111; HttpOnly; Path=/; SameSite=Strict\r\ndate: y\r\n\r\n{}").unwrap_or_else(|e| panic!("{e}"));
         assert!(compare("t", &a, &b).is_ok());
-        let c = Response::parse(b"HTTP/1.1 200 OK\r\nDate: y\r\nSet-Cookie: auth_token=1111111111111111111111111111111111111111111111111111111111111111; HttpOnly; Path=/\r\n\r\n{}").unwrap_or_else(|e| panic!("{e}"));
+        let c = Response::parse(b"HTTP/1.1 200 OK\r\nDate: y\r\nSet-Cookie: auth_token=1111111111111111111111111111111111111111111111111111111111111111; Path=/\r\n\r\n{}").unwrap_or_else(|e| panic!("{e}"));
+        assert!(compare("t", &a, &c).is_err(), "a cookie without kvmd-rs's flags is a regression");
+        let c = Response::parse(b"HTTP/1.1 200 OK\r\nDate: y\r\nSet-Cookie: auth_token=1111111111111111111111111111111111111111111111111111111111111111; HttpOnly; Path=/x; SameSite=Strict\r\n\r\n{}").unwrap_or_else(|e| panic!("{e}"));
         assert!(compare("t", &a, &c).is_err(), "cookie attributes matter");
-        let d = Response::parse(b"HTTP/1.1 200 OK\r\nDate: y\r\nSet-Cookie: auth_token=1111111111111111111111111111111111111111111111111111111111111111; Path=/\r\n\r\n{ }").unwrap_or_else(|e| panic!("{e}"));
+        let d = Response::parse(b"HTTP/1.1 200 OK\r\nDate: y\r\nSet-Cookie: auth_token=1111111111111111111111111111111111111111111111111111111111111111; HttpOnly; Path=/; SameSite=Strict\r\n\r\n{ }").unwrap_or_else(|e| panic!("{e}"));
         assert!(compare("t", &a, &d).is_err(), "bodies matter byte for byte");
     }
 

@@ -89,6 +89,12 @@ async fn check_request(m: &Manager, req: &HttpRequest) -> Result<(String, &'stat
             }
         }
         Credentials::Token(token) => {
+            // A browser sends the cookie by itself: not for another site's page.
+            if authn::cross_site(req) {
+                note_user(req, "- (token, cross-site)".into());
+                tracing::warn!("refused a cross-site request carrying the session cookie");
+                return Err(ApiError::forbidden());
+            }
             let user = m.sessions.check(&token).filter(|u| m.user_exists(u)).ok_or_else(|| {
                 note_user(req, "- (token)".into());
                 ApiError::forbidden()
@@ -165,13 +171,14 @@ async fn login(m: web::Data<Manager>, req: HttpRequest, payload: web::Payload) -
     let token = m.sessions.create(&user, expire);
     let shown = if expire == 0 { "INF".to_owned() } else { format!("[{}]", timedelta(expire)) };
     tracing::info!("Logged in user '{user}'; expire={shown}, sessions_now={}", m.sessions.len());
-    // tests/golden/kvmd-4.197/direct/auth_login_redirect.http: no HttpOnly/SameSite here.
-    if !redirect.is_empty() {
-        let cookie = HeaderValue::from_str(&format!("auth_token={token}; Path=/")).map_err(ApiError::internal)?;
-        return Ok(envelope::found(&redirect).insert_header((header::SET_COOKIE, cookie)).body("302: Found"));
-    }
+    // One cookie for both branches: kvmd's 302 branch (auth_login_redirect.http) leaves out
+    // HttpOnly and SameSite, which let a hostile page read the cookie or make the browser
+    // send it with a cross-site form; kvmd-rs sets them there too (docs/SECURITY.md).
     let cookie = HeaderValue::from_str(&format!("auth_token={token}; HttpOnly; Path=/; SameSite=Strict"))
         .map_err(ApiError::internal)?;
+    if !redirect.is_empty() {
+        return Ok(envelope::found(&redirect).insert_header((header::SET_COOKIE, cookie)).body("302: Found"));
+    }
     let mut b = envelope::json_builder(StatusCode::OK);
     b.insert_header((header::SET_COOKIE, cookie));
     Ok(envelope::json_body(b, StatusCode::OK, &serde_json::json!({})))
