@@ -16,7 +16,9 @@
 //! - The table is **bounded hard**: at [`MAX_RECORDS`] the oldest record is evicted, and
 //!   every operation is O(1) (a hash map plus an insertion-order queue).
 
+use std::borrow::Cow;
 use std::collections::{HashMap, VecDeque};
+use std::hash::BuildHasher;
 use std::net::Ipv6Addr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -47,7 +49,9 @@ pub const MAX_RECORDS: usize = 65536;
 /// The bucket of every user that does not exist, per network.
 pub const UNKNOWN_USER: &str = "";
 
-type Key = (String, String);
+/// A (user, network) pair, hashed with this process's random key (no allocation per check;
+/// a collision of two pairs' 64-bit hashes would only share their count).
+type Key = u64;
 
 #[derive(Debug)]
 struct Record {
@@ -81,7 +85,7 @@ impl Table {
         }
         let serial = self.next_serial;
         self.next_serial += 1;
-        self.order.push_back((key.clone(), serial));
+        self.order.push_back((key, serial));
         self.map.insert(key, Record { count: 0, last: now, locked_until: None, serial });
     }
 }
@@ -95,25 +99,35 @@ pub struct Locked;
 pub struct Lockout {
     cfg: LockoutConfig,
     table: Mutex<Table>,
+    keys: std::collections::hash_map::RandomState,
 }
 
 /// The network an address counts for: an IPv6 address's /64, anything else as given.
-pub fn network(addr: &str) -> String {
+pub fn network(addr: &str) -> Cow<'_, str> {
     let bare = addr.trim_start_matches('[').trim_end_matches(']');
+    if !bare.contains(':') {
+        return Cow::Borrowed(bare);
+    }
     match bare.parse::<Ipv6Addr>() {
-        Ok(ip) if ip.to_ipv4_mapped().is_none() => {
-            let s = ip.segments();
-            format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
-        }
-        Ok(ip) => ip.to_ipv4_mapped().map_or_else(|| bare.to_owned(), |v4| v4.to_string()),
-        Err(_) => bare.to_owned(),
+        Ok(ip) => match ip.to_ipv4_mapped() {
+            Some(v4) => Cow::Owned(v4.to_string()),
+            None => {
+                let s = ip.segments();
+                Cow::Owned(format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3]))
+            }
+        },
+        Err(_) => Cow::Borrowed(bare),
     }
 }
 
 impl Lockout {
     /// Counters under `cfg`.
     pub fn new(cfg: LockoutConfig) -> Self {
-        Self { cfg, table: Mutex::new(Table::default()) }
+        Self { cfg, table: Mutex::new(Table::default()), keys: Default::default() }
+    }
+
+    fn key(&self, user: &str, addr: &str) -> Key {
+        self.keys.hash_one((user, network(addr).as_ref()))
     }
 
     fn table(&self) -> std::sync::MutexGuard<'_, Table> {
@@ -130,10 +144,10 @@ impl Lockout {
         }
         let now = Instant::now();
         let window = Duration::from_secs(self.cfg.window_secs);
-        let key = (user.to_owned(), network(addr));
+        let key = self.key(user, addr);
         let mut t = self.table();
         if !t.map.contains_key(&key) {
-            t.insert(key.clone(), now);
+            t.insert(key, now);
         }
         let Some(r) = t.map.get_mut(&key) else { return Ok(false) };
         if let Some(until) = r.locked_until {
@@ -160,11 +174,8 @@ impl Lockout {
         if self.cfg.failures == 0 {
             return false;
         }
-        let t = self.table();
-        t.map
-            .get(&(user.to_owned(), network(addr)))
-            .and_then(|r| r.locked_until)
-            .is_some_and(|until| Instant::now() < until)
+        let key = self.key(user, addr);
+        self.table().map.get(&key).and_then(|r| r.locked_until).is_some_and(|until| Instant::now() < until)
     }
 
     /// Resets the pair after a success.
@@ -172,7 +183,11 @@ impl Lockout {
         if self.cfg.failures == 0 {
             return;
         }
-        self.table().map.remove(&(user.to_owned(), network(addr)));
+        let key = self.key(user, addr);
+        let mut t = self.table();
+        if t.map.contains_key(&key) {
+            t.map.remove(&key);
+        }
     }
 
     /// The records held now.

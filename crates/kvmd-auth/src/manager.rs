@@ -168,6 +168,17 @@ impl Manager {
     pub async fn authorize(&self, user: &str, passwd: &str, addr: &str) -> Result<bool, Busy> {
         let snap = self.snapshot(user);
         let bucket = if snap.stored.is_some() { user } else { UNKNOWN_USER };
+        let fp = self.cache.fingerprint(user, passwd);
+        // A password verified a moment ago needs no reservation (nothing is hashed): the
+        // common case of a script's X-KVMD headers costs a lookup, not a table write.
+        if self.cache.hit(&fp, snap.generation) {
+            if self.lockout.is_locked(bucket, addr) {
+                tracing::warn!(user, addr, "access denied: too many failed attempts, locked out");
+                return Ok(false);
+            }
+            self.lockout.success(bucket, addr);
+            return Ok(true);
+        }
         match self.lockout.reserve(bucket, addr) {
             Err(Locked) => {
                 tracing::warn!(user, addr, "access denied: too many failed attempts, locked out");
@@ -177,11 +188,6 @@ impl Manager {
                 tracing::warn!(user, addr, secs = self.cfg.lockout.lock_secs, "too many failed attempts: locked out");
             }
             Ok(false) => {}
-        }
-        let fp = self.cache.fingerprint(user, passwd);
-        if self.cache.hit(&fp, snap.generation) {
-            self.lockout.success(bucket, addr);
-            return Ok(true);
         }
         let (pw, not_after, totp_ok) = match &snap.totp {
             TotpState::Off => (passwd, None, true),
