@@ -179,16 +179,6 @@ impl Manager {
             self.lockout.success(bucket, addr);
             return Ok(true);
         }
-        match self.lockout.reserve(bucket, addr) {
-            Err(Locked) => {
-                tracing::warn!(user, addr, "access denied: too many failed attempts, locked out");
-                return Ok(false);
-            }
-            Ok(true) => {
-                tracing::warn!(user, addr, secs = self.cfg.lockout.lock_secs, "too many failed attempts: locked out");
-            }
-            Ok(false) => {}
-        }
         let (pw, not_after, totp_ok) = match &snap.totp {
             TotpState::Off => (passwd, None, true),
             TotpState::Broken => (passwd, None, false),
@@ -209,23 +199,48 @@ impl Manager {
             Some(h) => h,
             None => self.refresh().users.sample_hash().unwrap_or_else(|| self.dummy_hash()),
         };
-        let ok = if hash::identify(&stored).is_slow() {
-            self.verify_slow(fp, stored, pw.to_owned()).await?
-        } else {
-            hash::verify(&stored, pw)
-        };
-        if !totp_ok {
-            tracing::error!("Got access denied for user '{user}' by TOTP");
+        let slow = hash::identify(&stored).is_slow();
+        // A slow hash is reserved in the lockout before it runs, so a burst of wrong
+        // passwords stops at the limit instead of all hashing first. An identical check
+        // already running is joined, not reserved again (a script's parallel requests with
+        // the right password must not lock it out). A fast hash is counted after it ran.
+        let joined = slow && self.inflight.lock().unwrap_or_else(std::sync::PoisonError::into_inner).contains_key(&fp);
+        let reserved = slow && !joined;
+        let refused =
+            if reserved { self.count_attempt(user, bucket, addr) } else { self.lockout.is_locked(bucket, addr) };
+        if refused {
+            tracing::warn!(user, addr, "access denied: too many failed attempts, locked out");
             return Ok(false);
         }
-        if !(ok && known) {
-            tracing::error!("Got access denied for user '{user}' from auth service 'htpasswd'");
+        let ok = if slow { self.verify_slow(fp, stored, pw.to_owned()).await? } else { hash::verify(&stored, pw) };
+        if !(totp_ok && ok && known) {
+            if totp_ok {
+                tracing::error!("Got access denied for user '{user}' from auth service 'htpasswd'");
+            } else {
+                tracing::error!("Got access denied for user '{user}' by TOTP");
+            }
+            if !reserved {
+                self.count_attempt(user, bucket, addr);
+            }
             return Ok(false);
         }
         self.cache.insert(fp, snap.generation, not_after);
         self.lockout.success(bucket, addr);
         tracing::debug!("Authorized user '{user}' via auth service 'htpasswd'");
         Ok(true)
+    }
+
+    /// Counts an attempt that has not succeeded (yet) in the lockout; true when the pair
+    /// was already locked.
+    fn count_attempt(&self, user: &str, bucket: &str, addr: &str) -> bool {
+        match self.lockout.reserve(bucket, addr) {
+            Err(Locked) => true,
+            Ok(true) => {
+                tracing::warn!(user, addr, secs = self.cfg.lockout.lock_secs, "too many failed attempts: locked out");
+                false
+            }
+            Ok(false) => false,
+        }
     }
 
     /// A bcrypt hash of nothing anyone knows, at the configured cost: what an unknown user
@@ -401,5 +416,22 @@ mod tests {
         assert_eq!(m.max_concurrent_hashes(), 1, "an unknown name costs a real user's bcrypt check too");
         assert!(m.lockout.is_locked(UNKNOWN_USER, "192.0.2.9"));
         assert_eq!(m.authorize("admin", "right", "192.0.2.9").await, Ok(true), "a real user is not locked by it");
+    }
+
+    /// A script's parallel requests with the right bcrypt password, before it is cached:
+    /// they share one hash and none is refused (they are not distinct guesses).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn parallel_identical_checks_are_not_locked_out() {
+        let m = Arc::new(bcrypt_manager(3));
+        let tasks: Vec<_> = (0..64)
+            .map(|_| {
+                let m = m.clone();
+                tokio::spawn(async move { m.authorize("admin", "right", "192.0.2.1").await })
+            })
+            .collect();
+        for t in tasks {
+            assert_eq!(t.await.ok(), Some(Ok(true)));
+        }
+        assert!(!m.lockout.is_locked("admin", "192.0.2.1"));
     }
 }
