@@ -184,10 +184,7 @@ impl Lockout {
             return;
         }
         let key = self.key(user, addr);
-        let mut t = self.table();
-        if t.map.contains_key(&key) {
-            t.map.remove(&key);
-        }
+        self.table().map.remove(&key);
     }
 
     /// The records held now.

@@ -22,13 +22,7 @@ pub fn document(services: &[ServiceRoutes], version: &str) -> Value {
     for s in services {
         tags.push(json!({"name": s.service}));
         for r in s.exposed() {
-            let Some(front) = r.front_path() else { continue };
-            let mut fronts = vec![front.clone()];
-            // The front serves a mounted face's `/` at the bare prefix too.
-            if let (Expose::Mount(prefix), "/") = (r.expose, r.path) {
-                fronts.push(prefix.to_owned());
-            }
-            for front in fronts {
+            for front in r.front_paths() {
                 let op = operation(s, r, &front);
                 let item = paths.entry(front).or_insert_with(|| Value::Object(Map::new()));
                 if let Value::Object(item) = item {

@@ -18,7 +18,7 @@ use actix_web::{FromRequest, Handler, HttpMessage, HttpRequest, HttpResponse, Re
 use crate::envelope;
 
 /// An HTTP method a route may have.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Method {
     /// DELETE
     Delete,
@@ -144,6 +144,11 @@ impl Ty {
     /// An integer refused outside `min..=max`.
     pub const fn int(min: i64, max: i64) -> Self {
         Ty::Int { min: Some(min), max: Some(max), clamp: false }
+    }
+
+    /// An integer of at least `min`.
+    pub const fn at_least(min: i64) -> Self {
+        Ty::Int { min: Some(min), max: None, clamp: false }
     }
 
     /// An integer clamped to `min..=max`.
@@ -307,12 +312,15 @@ impl Route {
         Self { answer, ..self }
     }
 
-    /// The path clients use on the front (`/api/info`, `/streamer/state`), if exposed.
-    pub fn front_path(&self) -> Option<String> {
+    /// The paths clients use on the front (`/api/info`, `/streamer/state`); none when not
+    /// exposed. A mounted face's `/` is served at the bare prefix too (`/streamer/` and
+    /// `/streamer`, as kvmd's nginx does).
+    pub fn front_paths(&self) -> Vec<String> {
         match self.expose {
-            Expose::Api => Some(format!("/api{}", self.path)),
-            Expose::Mount(prefix) => Some(format!("{prefix}{}", self.path)),
-            Expose::Internal => None,
+            Expose::Api => vec![format!("/api{}", self.path)],
+            Expose::Mount(prefix) if self.path == "/" => vec![format!("{prefix}/"), prefix.to_owned()],
+            Expose::Mount(prefix) => vec![format!("{prefix}{}", self.path)],
+            Expose::Internal => Vec::new(),
         }
     }
 }

@@ -76,11 +76,15 @@ pub fn hidden_error(name: &str) -> ApiError {
     ApiError::validator(format!("The argument is not a valid {name}"))
 }
 
-fn check_raw(arg: &str, limit: usize) -> Result<(), ApiError> {
+/// kvmd's raw-length check: more than `limit` characters is the raw-limit error.
+pub fn check_raw(arg: &str, limit: usize) -> Result<(), ApiError> {
     if arg.chars().count() > limit { Err(ApiError::validator(RAW_LIMIT_MSG)) } else { Ok(()) }
 }
 
-/// `valid_user`: stripped, `^[a-z_]([a-z0-9@._-]*[a-z0-9_-])?$`, raw limit 128.
+/// What [`user`] accepts, as a regular expression (for the API's documentation).
+pub const USER_PATTERN: &str = "^[a-z_]([a-z0-9@._-]*[a-z0-9_-])?$";
+
+/// `valid_user`: stripped, [`USER_PATTERN`], raw limit 128.
 pub fn user(arg: Option<&str>) -> Result<String, ApiError> {
     const NAME: &str = "username characters";
     let arg = arg.ok_or_else(|| none_error(NAME))?;

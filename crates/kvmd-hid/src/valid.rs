@@ -9,6 +9,7 @@
 
 use std::borrow::Cow;
 
+use kvmd_core::valid::check_raw;
 use kvmd_core::{ApiError, valid};
 use serde_json::Value;
 
@@ -22,11 +23,19 @@ pub const KEY_RAW_LIMIT: usize = 16;
 pub const MOUSE_RAW_LIMIT: usize = 8;
 
 /// kvmd's mouse button names (`MOUSE_TO_EVDEV`).
-const BUTTONS: &[&str] = &["left", "right", "middle", "up", "down"];
+pub const BUTTONS: &[&str] = &["left", "right", "middle", "up", "down"];
 
-fn check_raw(arg: &str, limit: usize) -> Result<(), ApiError> {
-    if arg.chars().count() > limit { Err(ApiError::validator(valid::RAW_LIMIT_MSG)) } else { Ok(()) }
-}
+/// The absolute pointer's range (kvmd's `MouseRange`).
+pub const MOVE_RANGE: (i64, i64) = (-32768, 32767);
+
+/// A relative move's or a wheel step's range (kvmd's `MouseDelta`).
+pub const DELTA_RANGE: (i64, i64) = (-127, 127);
+
+/// kvmd's keyboard outputs.
+pub const KEYBOARD_OUTPUTS: &[&str] = &["usb", "ps2", "disabled"];
+
+/// kvmd's mouse outputs.
+pub const MOUSE_OUTPUTS: &[&str] = &["usb", "usb_win98", "usb_rel", "ps2", "disabled"];
 
 /// `valid_hid_key`: a web key name, stripped, case-sensitive; raw limit 16.
 pub fn key(arg: Option<&str>) -> Result<Key, ApiError> {
@@ -64,23 +73,23 @@ fn mouse_number(arg: Option<&str>, name: &str) -> Result<i64, ApiError> {
 
 /// kvmd's `MouseRange.normalize`: an absolute coordinate clamped to −32768…32767.
 pub fn clamp_move(v: i64) -> i64 {
-    v.clamp(-32768, 32767)
+    v.clamp(MOVE_RANGE.0, MOVE_RANGE.1)
 }
 
 /// kvmd's `MouseDelta.normalize`: a delta clamped to −127…127.
 pub fn clamp_delta(v: i64) -> i8 {
     // In range after the clamp.
-    v.clamp(-127, 127) as i8
+    v.clamp(DELTA_RANGE.0, DELTA_RANGE.1) as i8
 }
 
 /// `valid_hid_keyboard_output`.
 pub fn keyboard_output(arg: Option<&str>) -> Result<String, ApiError> {
-    valid::string_in_list(arg, "Keyboard output", &["usb", "ps2", "disabled"])
+    valid::string_in_list(arg, "Keyboard output", KEYBOARD_OUTPUTS)
 }
 
 /// `valid_hid_mouse_output`.
 pub fn mouse_output(arg: Option<&str>) -> Result<String, ApiError> {
-    valid::string_in_list(arg, "Mouse output", &["usb", "usb_win98", "usb_rel", "ps2", "disabled"])
+    valid::string_in_list(arg, "Mouse output", MOUSE_OUTPUTS)
 }
 
 /// A WebSocket JSON value as kvmd's validators see it, Python's `str()` of it: a string

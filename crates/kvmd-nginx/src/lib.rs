@@ -148,16 +148,16 @@ fn render_service(out: &mut String, s: &ServiceRoutes) {
         // Wrong methods: the service answers kvmd's 405 with Allow:, before any auth.
         unauthenticated_pass(out, &raw, &up);
     }
-    let mut mounted: Vec<(&str, &str)> = Vec::new();
+    let mut mounted: Vec<(&str, &Route)> = Vec::new();
     for r in &s.routes {
         if let Expose::Mount(prefix) = r.expose
-            && !mounted.contains(&(prefix, r.path))
+            && !mounted.iter().any(|(_, m)| m.path == r.path)
         {
-            mounted.push((prefix, r.path));
+            mounted.push((prefix, r));
         }
     }
-    for (prefix, path) in &mounted {
-        render_mounted(out, prefix, path, &up);
+    for (_, r) in &mounted {
+        render_mounted(out, r, &up);
     }
     let mut prefixes: Vec<&str> = mounted.iter().map(|(p, _)| *p).collect();
     prefixes.dedup();
@@ -192,14 +192,13 @@ pub const CREDENTIAL_HEADERS: &[&str] = &["X-KVMD-User", "X-KVMD-Passwd", "Autho
 
 /// A path of a mounted face (uStreamer's, under `/streamer`), as kvmd's nginx serves it:
 /// guarded by `auth_request` whatever the method (the service answers wrong methods with
-/// uStreamer's 501), no buffering. `{prefix}` alone is the face's `/` too. Upstream
+/// uStreamer's 501), no buffering, at each of its front paths. Upstream
 /// HTTP/1.1 with keep-alive like every other location (kvmd's nginx speaks HTTP/1.0 here;
 /// actix refuses an HTTP/1.0 POST without `Content-Length`, and the client-side framing
 /// is the same either way).
-fn render_mounted(out: &mut String, prefix: &str, path: &str, up: &str) {
-    let fronts =
-        if path == "/" { vec![format!("{prefix}/"), prefix.to_owned()] } else { vec![format!("{prefix}{path}")] };
-    for front in fronts {
+fn render_mounted(out: &mut String, r: &Route, up: &str) {
+    let path = r.path;
+    for front in r.front_paths() {
         let _ = writeln!(out, "        location = {front} {{");
         let _ = writeln!(out, "            error_page 401 403 = @auth_denied;");
         flow_lines(out, "            ", Flow::Stream);
@@ -330,15 +329,9 @@ mod tests {
         }
         let mut want: Vec<String> = Vec::new();
         for s in services() {
-            for r in s.exposed() {
-                let front = r.front_path().unwrap_or_default();
+            for front in s.exposed().flat_map(Route::front_paths) {
                 if !want.contains(&front) {
                     want.push(front);
-                }
-                if let (Expose::Mount(prefix), "/") = (r.expose, r.path)
-                    && !want.iter().any(|w| w == prefix)
-                {
-                    want.push(prefix.to_owned());
                 }
             }
         }

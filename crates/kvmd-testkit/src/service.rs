@@ -163,7 +163,7 @@ pub async fn check_routes<S: App>(svc: &TestService<S>, spec: &[(&str, &str)]) -
     }
     let routes: &[Route] = &svc.table.routes;
     for (method, front) in spec {
-        let found = routes.iter().any(|r| r.method.as_str() == *method && r.front_path().as_deref() == Some(front));
+        let found = routes.iter().any(|r| r.method.as_str() == *method && r.front_paths().iter().any(|f| f == front));
         if !found {
             errors.push(format!("{method} {front}: in the spec, not declared"));
         }
@@ -243,16 +243,11 @@ pub fn documented(doc: &serde_json::Value, service: &str) -> Vec<(String, String
     out
 }
 
-/// The (method, front path) pairs that `table` exposes (a mounted `/` also at its bare prefix).
+/// The (method, front path) pairs that `table` exposes.
 pub fn exposed(table: &ServiceRoutes) -> Vec<(String, String)> {
     let mut out = Vec::new();
     for r in table.exposed() {
-        if let Some(front) = r.front_path() {
-            out.push((r.method.as_str().to_owned(), front));
-        }
-        if let (Expose::Mount(prefix), "/") = (r.expose, r.path) {
-            out.push((r.method.as_str().to_owned(), prefix.to_owned()));
-        }
+        out.extend(r.front_paths().into_iter().map(|f| (r.method.as_str().to_owned(), f)));
     }
     out.sort();
     out

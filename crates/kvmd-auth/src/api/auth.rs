@@ -22,17 +22,10 @@ use kvmd_core::valid;
 
 use crate::manager::{Busy, Manager};
 
-/// kvmd's `valid_user`.
-pub const USER_PATTERN: &str = "^[a-z_]([a-z0-9@._-]*[a-z0-9_-])?$";
-
 const LOGIN_FORM: &[Param] = &[
-    Param::req("user", Ty::pattern(128, USER_PATTERN), "The user name"),
+    Param::req("user", Ty::pattern(128, valid::USER_PATTERN), "The user name"),
     Param::req("passwd", Ty::str(512), "The password; with two-factor codes on, the current TOTP code appended"),
-    Param::opt(
-        "expire",
-        Ty::Int { min: Some(0), max: None, clamp: false },
-        "Session lifetime in seconds; 0 = no expiry",
-    ),
+    Param::opt("expire", Ty::at_least(0), "Session lifetime in seconds; 0 = no expiry"),
     Param::opt(
         "redirect",
         Ty::Str { max_len: None, pattern: None },

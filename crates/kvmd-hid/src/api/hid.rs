@@ -15,11 +15,14 @@ use crate::hid::{Event, Hid, HidState};
 use crate::keys;
 use crate::valid as hid_valid;
 
-const KEY: Param = Param::req("key", Ty::str(16), "A web key name (`KeyboardEvent.code`, e.g. `KeyA`, `ShiftLeft`)");
+const KEY: Param = Param::req(
+    "key",
+    Ty::str(hid_valid::KEY_RAW_LIMIT as u32),
+    "A web key name (`KeyboardEvent.code`, e.g. `KeyA`, `ShiftLeft`)",
+);
 const KEY_STATE: Param = Param::opt("state", Ty::Bool, "Pressed (true) or released; without it, a press and a release");
-const BUTTONS: &[&str] = &["left", "right", "middle", "up", "down"];
-const MOVE: Ty = Ty::clamped(-32768, 32767);
-const DELTA: Ty = Ty::clamped(-127, 127);
+const MOVE: Ty = Ty::clamped(hid_valid::MOVE_RANGE.0, hid_valid::MOVE_RANGE.1);
+const DELTA: Ty = Ty::clamped(hid_valid::DELTA_RANGE.0, hid_valid::DELTA_RANGE.1);
 const DELTAS: &[Param] =
     &[Param::req("delta_x", DELTA, "Horizontal delta"), Param::req("delta_y", DELTA, "Vertical delta")];
 
@@ -53,7 +56,7 @@ pub fn routes(api: &mut Api) {
                     &[
                         Param::opt(
                             "limit",
-                            Ty::Int { min: Some(0), max: None, clamp: false },
+                            Ty::at_least(0),
                             "Type at most this many characters (0 = all); default 1024",
                         ),
                         Param::opt(
@@ -85,12 +88,12 @@ pub fn routes(api: &mut Api) {
                 &[
                     Param::opt(
                         "keyboard_output",
-                        Ty::Enum(&["usb", "ps2", "disabled"]),
+                        Ty::Enum(hid_valid::KEYBOARD_OUTPUTS),
                         "Accepted; OTG has one keyboard",
                     ),
                     Param::opt(
                         "mouse_output",
-                        Ty::Enum(&["usb", "usb_win98", "usb_rel", "ps2", "disabled"]),
+                        Ty::Enum(hid_valid::MOUSE_OUTPUTS),
                         "`usb` (absolute) or `usb_rel` (relative); the others are accepted and ignored",
                     ),
                     Param::opt("jiggler", Ty::Bool, "Moves the mouse now and then while idle"),
@@ -128,7 +131,7 @@ pub fn routes(api: &mut Api) {
         Route::post("/hid/events/send_mouse_button").doc("Presses and/or releases a mouse button").params(
             const {
                 &[
-                    Param::req("button", Ty::Enum(BUTTONS), "The button"),
+                    Param::req("button", Ty::Enum(hid_valid::BUTTONS), "The button"),
                     Param::opt("state", Ty::Bool, "Pressed (true) or released; without it, a click"),
                 ]
             },

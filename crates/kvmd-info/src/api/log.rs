@@ -20,11 +20,7 @@ pub fn routes(api: &mut Api) {
             .params(
                 const {
                     &[
-                        Param::opt(
-                            "seek",
-                            Ty::Int { min: Some(0), max: None, clamp: false },
-                            "Lines of the last this many seconds",
-                        ),
+                        Param::opt("seek", Ty::at_least(0), "Lines of the last this many seconds"),
                         Param::opt("follow", Ty::Bool, "Keep the response open and send new lines as they come"),
                     ]
                 },

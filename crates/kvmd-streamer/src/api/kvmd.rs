@@ -11,7 +11,11 @@ use serde::Serialize;
 
 use crate::streamer::{Params, Saved, Streamer, UState, parse_resolution};
 
-const PREVIEW_SIZE: Ty = Ty::Int { min: Some(0), max: None, clamp: false };
+const PREVIEW_SIZE: Ty = Ty::at_least(0);
+/// kvmd's JPEG quality range (`valid_stream_quality`), for the stream and previews.
+const QUALITY: (i64, i64) = (1, 100);
+/// kvmd's `valid_stream_fps` range.
+const FPS: (i64, i64) = (0, 120);
 
 /// The group's routes.
 pub fn routes(api: &mut Api) {
@@ -32,7 +36,7 @@ pub fn routes(api: &mut Api) {
                 Param::opt("preview", Ty::Bool, "Shrink it"),
                 Param::opt("preview_max_width", PREVIEW_SIZE, "Preview width limit (0 = none)"),
                 Param::opt("preview_max_height", PREVIEW_SIZE, "Preview height limit (0 = none)"),
-                Param::opt("preview_quality", Ty::int(1, 100), "Preview JPEG quality; default 80"),
+                Param::opt("preview_quality", Ty::int(QUALITY.0, QUALITY.1), "Preview JPEG quality; default 80"),
             ] })
             .answer(Answer::Media("image/jpeg")),
         snapshot,
@@ -46,10 +50,10 @@ pub fn routes(api: &mut Api) {
     )
     .route(
         Route::post("/streamer/set_params").doc("Changes the stream's parameters (applied after a quiet second)").params(const { &[
-            Param::opt("quality", Ty::int(1, 100), "JPEG quality"),
+            Param::opt("quality", Ty::int(QUALITY.0, QUALITY.1), "JPEG quality"),
             Param::opt(
                 "desired_fps",
-                Ty::int(0, 120),
+                Ty::int(FPS.0, FPS.1),
                 "Frames per second (0 = as many as the source gives); outside the configured limits it is ignored",
             ),
             Param::opt(
@@ -214,7 +218,7 @@ async fn snapshot(req: HttpRequest, s: web::Data<Streamer>) -> Result<HttpRespon
     if flag(&q, "preview")? {
         let max_w = uint(&q, "preview_max_width", "0", 0, None)?;
         let max_h = uint(&q, "preview_max_height", "0", 0, None)?;
-        let quality = uint(&q, "preview_quality", "80", 1, Some(100))? as u8;
+        let quality = uint(&q, "preview_quality", "80", QUALITY.0, Some(QUALITY.1))? as u8;
         let orig = (frame.width, frame.height);
         let bx = crate::preview::preview_box(orig, max_w, max_h);
         if bx != orig {
@@ -264,10 +268,10 @@ async fn set_params(req: HttpRequest, s: web::Data<Streamer>) -> Result<ApiRespo
                 "This streamer does not support quality settings",
             ));
         }
-        p.quality = Some(valid::int(Some(v), "stream quality", Some(1), Some(100))? as u8);
+        p.quality = Some(valid::int(Some(v), "stream quality", Some(QUALITY.0), Some(QUALITY.1))? as u8);
     }
     if let Some(v) = given("desired_fps") {
-        let fps = valid::int(Some(v), "stream FPS", Some(0), Some(120))? as u32;
+        let fps = valid::int(Some(v), "stream FPS", Some(FPS.0), Some(FPS.1))? as u32;
         // Outside the configured limits: ignored, as kvmd does.
         if (cfg.desired_fps_min..=cfg.desired_fps_max).contains(&fps) {
             p.desired_fps = fps;
