@@ -40,14 +40,29 @@ fn next_text(ws: &mut Ws) -> String {
 
 /// Reads until a frame starting with `prefix` arrives (bounded by the read timeout).
 pub(crate) fn until(ws: &mut Ws, prefix: &str) -> String {
+    until_where(ws, &format!("a frame starting with {prefix}"), |t| t.starts_with(prefix))
+}
+
+/// Reads until a frame for which `want` holds arrives (bounded by the read timeout).
+pub(crate) fn until_where(ws: &mut Ws, what: &str, want: impl Fn(&str) -> bool) -> String {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        assert!(Instant::now() < deadline, "no frame starting with {prefix}");
+        assert!(Instant::now() < deadline, "no {what}");
         let t = next_text(ws);
-        if t.starts_with(prefix) {
+        if want(&t) {
             return t;
         }
     }
+}
+
+/// Reads until a `streamer` event that carries the part `key` arrives. One event names
+/// every part that changed since the last, so a part may come alone or beside others.
+/// Returns the frame as sent (kvmd's key order and spacing).
+pub(crate) fn until_streamer_part(ws: &mut Ws, key: &str) -> String {
+    until_where(ws, &format!("streamer event with {key}"), |t| {
+        let v: serde_json::Value = serde_json::from_str(t).unwrap_or_default();
+        v["event_type"] == "streamer" && v["event"].get(key).is_some() && v["event"].get("features").is_none()
+    })
 }
 
 fn keyboard_hex(stack: &kvmd_testkit::Stack, from: usize) -> Vec<String> {
