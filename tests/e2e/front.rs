@@ -62,6 +62,34 @@ fn a_client_cannot_claim_an_identity() {
 }
 
 #[test]
+fn a_service_believes_the_identity_header_from_the_fronts_uid_only() {
+    let mut stack = common::stack();
+    let sock = stack.root.join("run/info.sock").display().to_string();
+    let direct = |extra: &[&str]| {
+        let mut args: Vec<String> = ["-s", "-o", "/dev/null", "-w", "%{http_code}", "--unix-socket", &sock]
+            .iter()
+            .map(|s| (*s).to_owned())
+            .collect();
+        args.extend(extra.iter().map(|s| (*s).to_owned()));
+        args.push("http://localhost/info?fields=meta".into());
+        String::from_utf8_lossy(&kvmd_testkit::curl(&args).unwrap_or_default()).into_owned()
+    };
+    // No peer is trusted by its uid alone here (usc off), and the front is a uid nobody has.
+    let untrusted = ["usc.users=[]".to_owned(), "usc.groups=[]".to_owned()];
+    let mut set = untrusted.to_vec();
+    set.push("front.users=[\"4242424\"]".into());
+    stack.start_service("info", &set).unwrap_or_else(|e| panic!("{e:#}"));
+    assert_eq!(direct(&["-H", "X-KVMD-Auth-User: admin"]), "401", "a peer that is not the front names a user");
+    let via_nginx = get(&stack, "/api/info?fields=meta", &["-u", "admin:admin"]);
+    assert_eq!(via_nginx.status(), 401, "nginx is not the front now: its header is ignored too");
+    // The front's real uid: the same request through nginx is believed.
+    let mut set = untrusted.to_vec();
+    set.push(format!("front.users=[{:?}]", kvmd_testkit::front_user()));
+    stack.start_service("info", &set).unwrap_or_else(|e| panic!("{e:#}"));
+    assert_eq!(get(&stack, "/api/info?fields=meta", &["-u", "admin:admin"]).status(), 200);
+}
+
+#[test]
 fn oversized_bodies_get_nginx_413_not_500() {
     let stack = common::stack();
     let big = format!("user=admin&passwd=admin&x={}", "a".repeat(8000));
@@ -199,7 +227,10 @@ fn cross_site_requests_with_the_cookie_are_refused() {
     // The 302 branch's cookie is HttpOnly and SameSite=Strict too, and the console is never framed.
     let r = get(&stack, "/api/auth/login", &["-X", "POST", "-d", "user=admin&passwd=admin&redirect=/"]);
     assert_eq!(r.status(), 302);
-    assert!(r.header("Set-Cookie").is_some_and(|c| c.ends_with("; HttpOnly; Path=/; SameSite=Strict")), "{r:?}");
+    assert!(
+        r.header("Set-Cookie").is_some_and(|c| c.ends_with("; HttpOnly; Path=/; SameSite=Strict; Secure")),
+        "{r:?}"
+    );
     let r = get(&stack, "/", &["-H", &cookie]);
     assert_eq!(r.header("X-Frame-Options"), Some("DENY"));
     assert_eq!(r.header("Content-Security-Policy"), Some("frame-ancestors 'none'"));

@@ -10,14 +10,16 @@
 //!
 //! In kvmd-rs, kvmd-auth runs steps 1–3 for nginx (`auth_request`) and answers with the
 //! user in [`AUTH_USER_HEADER`], which nginx always overwrites before proxying, so a
-//! client can never set it. Services read it through [`Authed`].
+//! client can never set it. Services read it through [`Authed`], and only from the front:
+//! a peer on the socket whose uid is not the front's ([`crate::net::FrontTrust`]) is
+//! authenticated by its own credentials, whatever that header says.
 
 use actix_web::dev::Payload;
 use actix_web::{FromRequest, HttpRequest};
 use base64::Engine;
 
 use crate::error::ApiError;
-use crate::net::{PeerCred, UscConfig};
+use crate::net::{FromFront, FrontTrust, PeerCred, UscConfig};
 use crate::valid;
 
 /// kvmd's credential header for the user name.
@@ -243,7 +245,7 @@ impl AuthClient {
 /// what it found. Elsewhere it authenticates the request itself.
 ///
 /// In kvmd's order: the user nginx passes in [`AUTH_USER_HEADER`] (kvmd-auth verified it;
-/// nginx always overwrites that header); else the credentials the request carries, checked
+/// nginx always overwrites that header), believed only from the front's uid; else the credentials the request carries, checked
 /// by kvmd-auth through the [`AuthClient`] in the app data (a direct caller on the socket);
 /// else a trusted local process by peer credentials (kvmd's "usc"); else 401.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -280,9 +282,15 @@ impl FromRequest for Authed {
 
 /// Authenticates `req` as [`Authed`] describes.
 pub async fn authenticate(req: &HttpRequest) -> Result<Authed, ApiError> {
-    if let Some(user) = header(req, AUTH_USER_HEADER).filter(|u| !u.is_empty()) {
+    if let Some(user) = header(req, AUTH_USER_HEADER).filter(|u| !u.is_empty())
+        && from_front(req)
+    {
         let via = header(req, AUTH_VIA_HEADER).map(|v| v.into_owned()).unwrap_or_else(|| "-".into());
         return Ok(Authed { user: user.into_owned(), via });
+    }
+    if header(req, AUTH_USER_HEADER).is_some_and(|u| !u.is_empty()) {
+        let uid = req.conn_data::<PeerCred>().map(|p| p.uid);
+        tracing::warn!(?uid, "{AUTH_USER_HEADER} from a peer that is not the front (front.users): ignored");
     }
     if parse_credentials(req)? != Credentials::None {
         let client = req.app_data::<AuthClient>().ok_or_else(ApiError::unauthorized)?;
@@ -296,6 +304,18 @@ pub async fn authenticate(req: &HttpRequest) -> Result<Authed, ApiError> {
         }
     }
     Err(ApiError::unauthorized())
+}
+
+/// Whether `req` came from the front: a peer with the front's uid, or an in-process
+/// caller that marked it [`FromFront`].
+pub fn from_front(req: &HttpRequest) -> bool {
+    if actix_web::HttpMessage::extensions(req).contains::<FromFront>() {
+        return true;
+    }
+    match (req.conn_data::<PeerCred>(), req.app_data::<FrontTrust>()) {
+        (Some(peer), Some(front)) => front.is_front(peer),
+        _ => false,
+    }
 }
 
 #[cfg(test)]
@@ -352,13 +372,17 @@ mod tests {
     }
 
     #[actix_web::test]
-    async fn authed_takes_the_nginx_header_and_never_checks_passwords_itself() {
+    async fn authed_takes_the_nginx_header_from_the_front_only_and_never_checks_passwords_itself() {
         let r =
             TestRequest::default().insert_header((AUTH_USER_HEADER, "admin")).insert_header((AUTH_VIA_HEADER, "token"));
-        assert_eq!(
-            authenticate(&r.to_http_request()).await.ok(),
-            Some(Authed { user: "admin".into(), via: "token".into() })
-        );
+        let front = r.to_http_request();
+        actix_web::HttpMessage::extensions_mut(&front).insert(FromFront);
+        assert_eq!(authenticate(&front).await.ok(), Some(Authed { user: "admin".into(), via: "token".into() }));
+        // The same header from anyone else (here: no peer credentials, no front mark) is ignored.
+        let r =
+            TestRequest::default().insert_header((AUTH_USER_HEADER, "admin")).insert_header((AUTH_VIA_HEADER, "token"));
+        let status = authenticate(&r.to_http_request()).await.err().map(|e| e.status());
+        assert_eq!(status, Some(actix_web::http::StatusCode::UNAUTHORIZED));
         // Credentials without an AuthClient (no kvmd-auth to ask) are refused.
         let r = TestRequest::default().insert_header(("X-KVMD-User", "admin"));
         let status = authenticate(&r.to_http_request()).await.err().map(|e| e.status());

@@ -8,6 +8,11 @@
 //! kvmd lets trusted local processes in without credentials by reading `SO_PEERCRED`
 //! ("usc", spec `auth.md` section 11). actix hands each new connection to
 //! [`on_connect`], which stores the peer's [`PeerCred`] in the connection data.
+//!
+//! The same credentials decide whose identity header a service believes: nginx sends the
+//! user kvmd-auth accepted, and only a peer whose uid is the front's ([`FrontConfig`],
+//! resolved once into [`FrontTrust`]) may. From any other peer the header is ignored and
+//! the request is authenticated by its own credentials (or refused).
 
 use std::any::Any;
 use std::fs;
@@ -133,6 +138,57 @@ pub async fn disconnected(fd: Option<ConnFd>) {
     }
 }
 
+/// Which peers may tell a service who the user is (the front, nginx): their identity header
+/// is believed. Not a kvmd key: kvmd is one process and has no such header.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct FrontConfig {
+    /// User names, or numeric uids, of the front's processes (default `kvmd-nginx`).
+    pub users: Vec<String>,
+}
+
+impl Default for FrontConfig {
+    fn default() -> Self {
+        Self { users: vec!["kvmd-nginx".into()] }
+    }
+}
+
+/// [`FrontConfig`] resolved to uids, once at start (a lookup per request would read
+/// `/etc/passwd`), for the app data of every service behind the front.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FrontTrust {
+    uids: Vec<u32>,
+}
+
+impl FrontTrust {
+    /// Resolves the names of `cfg`; a name that is not a user is left out, with a warning
+    /// (then that peer is treated as any other).
+    pub fn resolve(cfg: &FrontConfig) -> Self {
+        let mut uids = Vec::new();
+        for name in &cfg.users {
+            let uid = match name.parse::<u32>() {
+                Ok(uid) => Some(uid),
+                Err(_) => nix::unistd::User::from_name(name).ok().flatten().map(|u| u.uid.as_raw()),
+            };
+            match uid {
+                Some(uid) => uids.push(uid),
+                None => tracing::warn!("front user {name:?} does not exist: no identity header is trusted from it"),
+            }
+        }
+        Self { uids }
+    }
+
+    /// Whether the peer `peer` is the front.
+    pub fn is_front(&self, peer: &PeerCred) -> bool {
+        self.uids.contains(&peer.uid)
+    }
+}
+
+/// Marks a request as the front's without a socket: for an in-process caller (the test
+/// kit), which inserts it into the request's extensions. A client cannot set it.
+#[derive(Debug, Clone, Copy)]
+pub struct FromFront;
+
 /// Who is trusted through peer credentials (kvmd `kvmd.auth.usc.*`).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
@@ -190,6 +246,21 @@ mod tests {
         let cfg = SocketConfig { path: file.clone(), ..cfg };
         assert!(unix_listener(&cfg).is_err());
         assert_eq!(fs::read(&file).unwrap_or_default(), b"keep");
+    }
+
+    #[test]
+    fn the_front_is_its_users_uids_only() {
+        let me = nix::unistd::geteuid().as_raw();
+        let name = nix::unistd::User::from_uid(me.into()).ok().flatten().map(|u| u.name).unwrap_or_default();
+        let peer = |uid| PeerCred { uid, gid: 0, pid: Some(1) };
+        let by_name = FrontTrust::resolve(&FrontConfig { users: vec![name, "no-such-user-kvmd".into()] });
+        assert!(by_name.is_front(&peer(me)));
+        assert!(!by_name.is_front(&peer(me.wrapping_add(1))));
+        let by_uid = FrontTrust::resolve(&FrontConfig { users: vec!["4242".into()] });
+        assert!(by_uid.is_front(&peer(4242)) && !by_uid.is_front(&peer(me)) || me == 4242);
+        // The default names a user this machine need not have: then nobody is the front.
+        let none = FrontTrust::resolve(&FrontConfig { users: vec!["no-such-user-kvmd".into()] });
+        assert!(!none.is_front(&peer(0)) && !none.is_front(&peer(me)));
     }
 
     #[test]

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use kvmd_core::net::{SocketConfig, UscConfig};
+use kvmd_core::net::{FrontConfig, SocketConfig, UscConfig};
 use serde::{Deserialize, Serialize};
 
 /// The HID output.
@@ -67,6 +67,8 @@ pub struct Config {
     pub auth_socket: PathBuf,
     /// Local processes trusted by peer credentials.
     pub usc: UscConfig,
+    /// The front, whose identity header is believed.
+    pub front: FrontConfig,
     /// kvmd-info's socket: the `info` part of `/ws` comes from its feed.
     pub info_socket: PathBuf,
     /// kvmd-streamer's socket: the `streamer` part of `/ws` comes from its feed.
@@ -84,6 +86,7 @@ impl Default for Config {
             workers: 1,
             auth_socket: "/run/kvmd/auth.sock".into(),
             usc: UscConfig::default(),
+            front: FrontConfig::default(),
             info_socket: "/run/kvmd/info.sock".into(),
             streamer_socket: "/run/kvmd/streamer.sock".into(),
             backend: Backend::Otg {

@@ -53,6 +53,7 @@ pub fn create_app(
     layouts: web::Data<layout::Layouts>,
     auth_socket: std::path::PathBuf,
     usc: kvmd_core::net::UscConfig,
+    front: kvmd_core::net::FrontTrust,
 ) -> actix_web::App<impl kvmd_core::service::ServiceApp> {
     kvmd_core::service::app(routes())
         .app_data(hid)
@@ -60,6 +61,7 @@ pub fn create_app(
         .app_data(layouts)
         .app_data(kvmd_core::authn::AuthClient::new(&auth_socket))
         .app_data(usc)
+        .app_data(front)
 }
 
 /// Serves kvmd-hid on `listener` until `shutdown` is cancelled.
@@ -87,9 +89,11 @@ pub async fn run(config: Config, listener: UnixListener, shutdown: CancellationT
     let ws =
         web::Data::new(ws::WsShared::new(config.info_socket.clone(), config.streamer_socket.clone(), shutdown.clone()));
     let (auth_socket, usc) = (config.auth_socket.clone(), config.usc.clone());
+    let front = kvmd_core::net::FrontTrust::resolve(&config.front);
     let layouts = web::Data::new(layout::Layouts::default());
     let hid_thread = hid.clone();
-    let factory = move || create_app(hid.clone(), ws.clone(), layouts.clone(), auth_socket.clone(), usc.clone());
+    let factory =
+        move || create_app(hid.clone(), ws.clone(), layouts.clone(), auth_socket.clone(), usc.clone(), front.clone());
     let result = kvmd_core::service::serve(listener, workers, shutdown, factory).await;
     // Stopped after the HTTP server: the HID thread's release reports come last (each may
     // wait 100 ms for a host).

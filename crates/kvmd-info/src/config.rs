@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use kvmd_core::net::{SocketConfig, UscConfig};
+use kvmd_core::net::{FrontConfig, SocketConfig, UscConfig};
 use serde::{Deserialize, Serialize};
 
 /// What `system.streamer` reports (the streamer service fills it in once it exists).
@@ -76,6 +76,8 @@ pub struct Config {
     pub auth_socket: PathBuf,
     /// Local processes trusted by peer credentials.
     pub usc: UscConfig,
+    /// The front, whose identity header is believed.
+    pub front: FrontConfig,
     /// The root under which `/proc`, `/sys`, `/etc/...` and the paths below are read
     /// (`/` on a device; a fake tree in tests).
     pub root: PathBuf,
@@ -112,6 +114,7 @@ impl Default for Config {
             workers: 1,
             auth_socket: "/run/kvmd/auth.sock".into(),
             usc: UscConfig::default(),
+            front: FrontConfig::default(),
             root: "/".into(),
             meta: "/etc/kvmd/meta.yaml".into(),
             extras: "/usr/share/kvmd/extras".into(),

@@ -41,12 +41,14 @@ pub fn create_app(
 ) -> actix_web::App<impl kvmd_core::service::ServiceApp> {
     let auth = kvmd_core::authn::AuthClient::new(&info.config().auth_socket);
     let usc = info.config().usc.clone();
+    let front = kvmd_core::net::FrontTrust::resolve(&info.config().front);
     kvmd_core::service::app(routes())
         .app_data(info)
         .app_data(shutdown)
         .app_data(tail)
         .app_data(auth)
         .app_data(usc)
+        .app_data(front)
         .app_data(web::Data::new(api::export::MetricsCache::default()))
 }
 

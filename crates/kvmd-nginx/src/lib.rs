@@ -30,8 +30,8 @@ pub fn openapi() -> String {
 /// of `kvmd-nginx render`, whose defaults are an installed system's).
 #[derive(Debug, Clone, clap::Args)]
 pub struct Params {
-    /// `user ...;` line for a root master (`user www-data;`), empty for an unprivileged run.
-    #[arg(long, default_value = "user www-data;")]
+    /// `user ...;` line for a root master (`user kvmd-nginx;`), empty for an unprivileged run.
+    #[arg(long, default_value = "user kvmd-nginx;")]
     pub user: String,
     /// Directory for the pid file and temp paths.
     #[arg(long, default_value = "/run/kvmd/nginx")]

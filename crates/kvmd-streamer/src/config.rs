@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use kvmd_core::net::{SocketConfig, UscConfig};
+use kvmd_core::net::{FrontConfig, SocketConfig, UscConfig};
 use serde::{Deserialize, Serialize};
 
 use crate::frame::PixelFormat;
@@ -156,6 +156,8 @@ pub struct Config {
     pub auth_socket: PathBuf,
     /// Local processes trusted by peer credentials.
     pub usc: UscConfig,
+    /// The front, whose identity header is believed.
+    pub front: FrontConfig,
     /// The video source.
     pub source: SourceConfig,
     /// The encoder.
@@ -187,6 +189,7 @@ impl Default for Config {
             workers: 1,
             auth_socket: "/run/kvmd/auth.sock".into(),
             usc: UscConfig::default(),
+            front: FrontConfig::default(),
             source: SourceConfig::default(),
             encoder: EncoderConfig::default(),
             params: ParamsConfig::default(),

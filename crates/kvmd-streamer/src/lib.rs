@@ -45,7 +45,8 @@ pub fn create_app(
 ) -> actix_web::App<impl kvmd_core::service::ServiceApp> {
     let auth = kvmd_core::authn::AuthClient::new(&streamer.config().auth_socket);
     let usc = streamer.config().usc.clone();
-    kvmd_core::service::app(routes()).app_data(streamer).app_data(shutdown).app_data(auth).app_data(usc)
+    let front = kvmd_core::net::FrontTrust::resolve(&streamer.config().front);
+    kvmd_core::service::app(routes()).app_data(streamer).app_data(shutdown).app_data(auth).app_data(usc).app_data(front)
 }
 
 /// Serves kvmd-streamer on `listener` until `shutdown` is cancelled.

@@ -110,6 +110,15 @@ fn is_root() -> bool {
     nix::unistd::geteuid().is_root()
 }
 
+/// Who nginx's workers run as: `nobody` under root (its `user` line), else this user.
+pub fn front_user() -> String {
+    if is_root() {
+        return "nobody".into();
+    }
+    let uid = nix::unistd::geteuid();
+    nix::unistd::User::from_uid(uid).ok().flatten().map(|u| u.name).unwrap_or_else(|| uid.to_string())
+}
+
 fn mkdir(p: &Path, mode: u32) -> io::Result<()> {
     fs::create_dir_all(p)?;
     fs::set_permissions(p, fs::Permissions::from_mode(mode))
@@ -176,6 +185,8 @@ impl Stack {
         fs::write(stack.totp_secret(), "")?;
         fs::set_permissions(stack.totp_secret(), fs::Permissions::from_mode(0o600))?;
         let (socket_group, nginx_user) = if is_root() { ("nogroup", "user nobody nogroup;") } else { ("", "") };
+        // The front is nginx's workers: the services believe its identity header only.
+        let front = format!("\n[front]\nusers = [{:?}]\n", front_user());
         let auth_toml = format!(
             "htpasswd = {:?}\ntotp_secret = {:?}\nsessions = {:?}\n\n[socket]\npath = {:?}\nmode = {}\ngroup = {:?}\n",
             stack.htpasswd(),
@@ -216,7 +227,7 @@ impl Stack {
             socket_group,
             root.join("log"),
         );
-        fs::write(root.join("etc/info.toml"), info_toml)?;
+        fs::write(root.join("etc/info.toml"), info_toml + &front)?;
 
         // kvmd-hid writes through its real OTG backend into plain files standing in for the
         // gadget's /dev/hidg*; tests read what a host would have received.
@@ -236,7 +247,7 @@ impl Stack {
             root.join("dev/kvmd-hid-mouse"),
             root.join("dev/kvmd-hid-mouse-alt"),
         );
-        fs::write(root.join("etc/hid.toml"), hid_toml)?;
+        fs::write(root.join("etc/hid.toml"), hid_toml + &front)?;
 
         // kvmd-streamer as on the golden machine: kvmd's v2 USB-dongle parameters (no
         // quality setting), and a capture device that does not exist.
@@ -248,7 +259,7 @@ impl Stack {
             socket_group,
             root.join("dev/kvmd-video"),
         );
-        fs::write(root.join("etc/streamer.toml"), streamer_toml)?;
+        fs::write(root.join("etc/streamer.toml"), streamer_toml + &front)?;
 
         let key = root.join("etc/server.key");
         let crt = root.join("etc/server.crt");

@@ -51,7 +51,10 @@ impl<S: App> TestService<S> {
         if logged_in {
             req = req.insert_header(USER);
         }
-        let res = match self.app.call(req.to_request()).await {
+        let req = req.to_request();
+        // The caller stands in for the front (nginx), whose identity header is believed.
+        actix_web::HttpMessage::extensions_mut(&req).insert(kvmd_core::net::FromFront);
+        let res = match self.app.call(req).await {
             Ok(r) => r,
             Err(e) => {
                 let r = e.error_response();
@@ -100,8 +103,15 @@ pub async fn hid() -> TestService<impl App> {
     let ws =
         web::Data::new(kvmd_hid::ws::WsShared::new(missing("info.sock"), missing("streamer.sock"), shutdown.clone()));
     let layouts = web::Data::new(kvmd_hid::layout::Layouts::default());
-    let app =
-        test::init_service(kvmd_hid::create_app(hid, ws, layouts, missing("auth.sock"), Default::default())).await;
+    let app = test::init_service(kvmd_hid::create_app(
+        hid,
+        ws,
+        layouts,
+        missing("auth.sock"),
+        Default::default(),
+        Default::default(),
+    ))
+    .await;
     let table = kvmd_hid::routes().table();
     TestService { app, table, _dir: dir, _shutdown: shutdown }
 }

@@ -85,7 +85,7 @@ check "kvmd-gencert.service made the front's certificate ($result)" eval '[ "$re
 if ! curl -sk --max-time 10 -o /dev/null "$API/"; then
     # Everything else goes through the front: stop here, with what explains it.
     fail "the front (kvmd-nginx) does not answer on $API"
-    { namei -l /etc/kvmd/nginx/ssl/server.crt; ls -la /etc/kvmd /etc/kvmd/nginx/ssl; id www-data; } 2>&1 | saw
+    { namei -l /etc/kvmd/nginx/ssl/server.crt; ls -la /etc/kvmd /etc/kvmd/nginx/ssl; id kvmd-nginx; } 2>&1 | saw
     journalctl -u kvmd-gencert.service -n 20 --no-pager | saw
     echo fail > "$S/guest-result"
     echo ready > "$S/ready"
@@ -100,6 +100,22 @@ check "after kvmd-htpasswd add admin, the login succeeds ($code)" [ "$code" = 20
 hidgroups=$(id -nG kvmd-hid)
 check "kvmd-hid ($hidgroups) cannot read /etc/kvmd/htpasswd or totp.secret" \
     eval '! setpriv --reuid=kvmd-hid --regid=kvmd-hid --init-groups cat /etc/kvmd/htpasswd >/dev/null 2>&1 && ! setpriv --reuid=kvmd-hid --regid=kvmd-hid --init-groups cat /etc/kvmd/totp.secret >/dev/null 2>&1'
+
+# Who may speak for a user: the identity header is believed from the front's uid only.
+run_as() { local u=$1; shift; setpriv --reuid="$u" --regid="$(id -g "$u")" --init-groups "$@"; }
+# on_info USER: GET /info?fields=meta on kvmd-info's socket as USER, naming admin; the status.
+on_info() { run_as "$1" curl -s -o /dev/null -w '%{http_code}' --max-time 5 --unix-socket /run/kvmd/info.sock -H 'X-KVMD-Auth-User: admin' "http://localhost/info?fields=meta"; }
+check "nginx runs as kvmd-nginx ($(ps -o user= -C nginx | sort | uniq -c | paste -sd' '))" \
+    eval '[ "$(ps -o user= -C nginx | sort -u)" = kvmd-nginx ]'
+code=$(on_info kvmd-hid)
+check "kvmd-hid ($(id -nG kvmd-hid)), another uid on the socket, names admin: refused ($code)" [ "$code" = 401 ]
+code=$(on_info kvmd-nginx)
+check "the front's uid (kvmd-nginx) names admin: believed ($code)" [ "$code" = 200 ]
+code=$(on_info nobody)
+check "nobody cannot connect to a service socket at all ($code)" [ "$code" = 000 ]
+key=$(stat -c '%U:%G %a' /etc/kvmd/nginx/ssl/server.key)
+check "the TLS key is the front's only ($key; group kvmd-nginx: $(getent group kvmd-nginx | cut -d: -f4))" \
+    eval '[ "$key" = "root:kvmd-nginx 640" ] && [ -z "$(getent group kvmd-nginx | cut -d: -f4)" ] && ! run_as kvmd-hid cat /etc/kvmd/nginx/ssl/server.key >/dev/null 2>&1'
 
 section "journal: /api/log?seek=60 and follow=1"
 log=$(api "$API/api/log?seek=60")

@@ -166,8 +166,11 @@ async fn login(m: web::Data<Manager>, req: HttpRequest, payload: web::Payload) -
     tracing::info!("Logged in user '{user}'; expire={shown}, sessions_now={}", m.sessions.len());
     // One cookie for both branches: kvmd's 302 branch (auth_login_redirect.http) leaves out
     // HttpOnly and SameSite, which let a hostile page read the cookie or make the browser
-    // send it with a cross-site form; kvmd-rs sets them there too (docs/SECURITY.md).
-    let cookie = HeaderValue::from_str(&format!("auth_token={token}; HttpOnly; Path=/; SameSite=Strict"))
+    // send it with a cross-site form; kvmd-rs sets them there too, and Secure when the
+    // front got the login over HTTPS, so the browser never sends it in clear
+    // (docs/SECURITY.md).
+    let secure = if over_https(&req) { "; Secure" } else { "" };
+    let cookie = HeaderValue::from_str(&format!("auth_token={token}; HttpOnly; Path=/; SameSite=Strict{secure}"))
         .map_err(ApiError::internal)?;
     if !redirect.is_empty() {
         return Ok(envelope::found(&redirect).insert_header((header::SET_COOKIE, cookie)).body("302: Found"));
@@ -175,6 +178,11 @@ async fn login(m: web::Data<Manager>, req: HttpRequest, payload: web::Payload) -
     let mut b = envelope::json_builder(StatusCode::OK);
     b.insert_header((header::SET_COOKIE, cookie));
     Ok(envelope::json_body(b, StatusCode::OK, &serde_json::json!({})))
+}
+
+/// Whether the front received the request over HTTPS (nginx's `X-Forwarded-Proto`).
+fn over_https(req: &HttpRequest) -> bool {
+    req.headers().get("X-Forwarded-Proto").is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"https"))
 }
 
 async fn logout(m: web::Data<Manager>, req: HttpRequest) -> Result<ApiResponse<serde_json::Value>, ApiError> {
