@@ -86,7 +86,46 @@ fn a_service_believes_the_identity_header_from_the_fronts_uid_only() {
     let mut set = untrusted.to_vec();
     set.push(format!("front.users=[{:?}]", kvmd_testkit::front_user()));
     stack.start_service("info", &set).unwrap_or_else(|e| panic!("{e:#}"));
-    assert_eq!(get(&stack, "/api/info?fields=meta", &["-u", "admin:admin"]).status(), 200);
+    let r = get(&stack, "/api/info?fields=meta", &["-u", "admin:admin"]);
+    assert_eq!(r.status(), 200, "{}", text(&r));
+}
+
+#[test]
+fn control_bytes_and_header_floods_get_kvmds_answers_not_nginx_500() {
+    let stack = common::stack();
+    let validator =
+        |m: &str| format!("\"error\": \"ValidatorError\",\n        \"error_msg\": \"The argument is not a valid {m}\"");
+    let cases: Vec<(&str, Vec<&str>, u16, String)> = vec![
+        ("/api/hid", vec!["-H", "X-KVMD-User: adm\x01in"], 400, validator("username characters")),
+        ("/api/auth/check", vec!["-H", "X-KVMD-User: adm\x1bin"], 400, validator("username characters")),
+        (
+            "/api/hid",
+            vec!["-H", "X-KVMD-User: admin", "-H", "X-KVMD-Passwd: ad\x7fmin"],
+            400,
+            validator("passwd characters"),
+        ),
+        ("/api/hid", vec!["-H", "Cookie: auth_token=\x01abc"], 400, validator("auth token")),
+        ("/api/auth/check", vec!["-H", "Cookie: auth_token=\x02"], 400, validator("auth token")),
+        ("/api/hid", vec!["-H", "Authorization: Basic \x01YWRtaW46YWRtaW4="], 401, "UnauthorizedError".into()),
+        // Not a credential: never forwarded, so the request goes through.
+        ("/api/hid", vec!["-u", "admin:admin", "-H", "X-Junk: a\x01b"], 200, "\"ok\": true".into()),
+    ];
+    for (path, extra, status, body) in &cases {
+        let r = get(&stack, path, extra);
+        assert_eq!(r.status(), *status, "{path} {extra:?}: {}", text(&r));
+        assert!(text(&r).contains(body.as_str()), "{path} {extra:?}: {}", text(&r));
+    }
+    // The web UI sends a browser with a broken cookie to the login page.
+    let r = get(&stack, "/", &["-H", "Cookie: auth_token=\x01"]);
+    assert_eq!((r.status(), r.header("Location")), (302, Some("/login")));
+    // A hundred headers (the services' parser takes 96): the service gets only the few it reads.
+    let flood: Vec<String> = (0..100).flat_map(|i| ["-H".to_owned(), format!("X-Flood-{i}: {i}")]).collect();
+    let mut extra: Vec<&str> = flood.iter().map(String::as_str).collect();
+    extra.extend(["-u", "admin:admin"]);
+    for path in ["/api/hid", "/api/auth/check", "/api/info?fields=meta", "/api/streamer"] {
+        let r = get(&stack, path, &extra);
+        assert_eq!(r.status(), 200, "{path}: {}", text(&r));
+    }
 }
 
 #[test]

@@ -34,6 +34,11 @@ pub const AUTH_USER_HEADER: &str = "X-KVMD-Auth-User";
 pub const AUTH_VIA_HEADER: &str = "X-KVMD-Auth-Via";
 /// Why kvmd-auth denied a request, carried by nginx to kvmd-auth's denial renderer.
 pub const AUTH_ERROR_HEADER: &str = "X-KVMD-Auth-Error";
+/// Which credential headers the client sent with a control byte, which no header value
+/// may hold (`u` X-KVMD-User, `p` X-KVMD-Passwd, `c` Cookie, `a` Authorization): nginx
+/// passes such a header empty and names it here, so the answer is kvmd's error for it
+/// instead of a parser's bare 400 (which `auth_request` would turn into a 500).
+pub const BAD_BYTES_HEADER: &str = "X-KVMD-Auth-Bad";
 
 /// The credentials a request carries, after kvmd's validators.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -101,14 +106,29 @@ fn lenient_b64(s: &str) -> Option<Vec<u8>> {
 /// Reads the credentials of `req` in kvmd's order (steps 1–3; peer credentials are the
 /// caller's business). Validation failures are kvmd's 400s; undecodable Basic is 401.
 pub fn parse_credentials(req: &HttpRequest) -> Result<Credentials, ApiError> {
+    // Control bytes in a header (named by nginx): kvmd's validator error for that header,
+    // in kvmd's order; the value is never echoed (nginx passed none).
+    let bad = header(req, BAD_BYTES_HEADER).unwrap_or_default();
+    if bad.contains('u') {
+        return Err(valid::hidden_error("username characters"));
+    }
     if let Some(user) = header(req, XHDR_USER).filter(|u| !u.is_empty()) {
         let user = valid::user(Some(&user))?;
+        if bad.contains('p') {
+            return Err(valid::hidden_error("passwd characters"));
+        }
         let passwd = header(req, XHDR_PASSWD).unwrap_or_default();
         let passwd = valid::passwd(Some(&passwd))?;
         return Ok(Credentials::XHeaders { user, passwd });
     }
+    if bad.contains('c') {
+        return Err(valid::hidden_error("auth token"));
+    }
     if let Some(token) = token_cookie(req).filter(|t| !t.is_empty()) {
         return Ok(Credentials::Token(valid::auth_token(Some(&token))?));
+    }
+    if bad.contains('a') {
+        return Err(ApiError::unauthorized());
     }
     if let Some(auth) = header(req, "Authorization")
         && auth.len() >= 6
@@ -369,6 +389,27 @@ mod tests {
             creds(&[("Authorization", &format!("Basic {bad}"))]).err().map(|e| e.status()),
             Some(actix_web::http::StatusCode::BAD_REQUEST)
         );
+    }
+
+    #[test]
+    fn control_bytes_nginx_named_are_kvmds_errors_in_kvmds_order() {
+        let e = |h: &[(&str, &str)]| creds(h).err().map(|e| (e.status().as_u16(), e.message.into_owned()));
+        let msg = |m: &str| Some((400, format!("The argument is not a valid {m}")));
+        assert_eq!(e(&[(BAD_BYTES_HEADER, "u")]), msg("username characters"));
+        assert_eq!(
+            e(&[(BAD_BYTES_HEADER, "up"), ("Cookie", &format!("auth_token={TOKEN}"))]),
+            msg("username characters")
+        );
+        assert_eq!(e(&[(BAD_BYTES_HEADER, "p"), ("X-KVMD-User", "admin")]), msg("passwd characters"));
+        // A password without a user is never looked at, as in kvmd.
+        assert_eq!(creds(&[(BAD_BYTES_HEADER, "p")]).ok(), Some(Credentials::None));
+        assert_eq!(e(&[(BAD_BYTES_HEADER, "c")]), msg("auth token"));
+        // X-headers come first, as in kvmd: a bad cookie beside them does not matter.
+        let c = creds(&[(BAD_BYTES_HEADER, "c"), ("X-KVMD-User", "admin"), ("X-KVMD-Passwd", "x")]);
+        assert_eq!(c.ok(), Some(Credentials::XHeaders { user: "admin".into(), passwd: "x".into() }));
+        assert_eq!(e(&[(BAD_BYTES_HEADER, "a")]).map(|(s, _)| s), Some(401));
+        let c = creds(&[(BAD_BYTES_HEADER, "a"), ("Cookie", &format!("auth_token={TOKEN}"))]);
+        assert_eq!(c.ok(), Some(Credentials::Token(TOKEN.into())));
     }
 
     #[actix_web::test]

@@ -67,18 +67,38 @@ fn upstream_name(s: &ServiceRoutes) -> String {
 }
 
 /// The headers every proxied location sets (nginx drops inherited ones as soon as a
-/// location sets one).
+/// location sets one). A service gets these and nothing else of the client's
+/// (`proxy_pass_request_headers off`): however many headers a client sends, the
+/// service's parser sees a handful, and no value with a control byte (the template's
+/// `$kvmd_*` maps).
 fn proxy_common(out: &mut String, indent: &str, keepalive: bool) {
     if keepalive {
         let _ = writeln!(out, "{indent}proxy_http_version 1.1;");
         let _ = writeln!(out, "{indent}proxy_set_header Connection \"\";");
     }
     for line in [
+        "proxy_pass_request_headers off;",
         "proxy_set_header Host $host;",
         "proxy_set_header X-Original-Host $http_host;",
         "proxy_set_header X-Real-IP $remote_addr;",
         "proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;",
         "proxy_set_header X-Forwarded-Proto $scheme;",
+        "proxy_set_header Content-Type $kvmd_content_type;",
+    ] {
+        let _ = writeln!(out, "{indent}{line}");
+    }
+}
+
+/// The client's credential headers, for kvmd-auth alone (its own routes and nginx's
+/// subrequest): each as the client sent it, unless it held a control byte, which
+/// `X-KVMD-Auth-Bad` then names (kvmd_core::authn::BAD_BYTES_HEADER).
+fn credentials(out: &mut String, indent: &str) {
+    for line in [
+        "proxy_set_header X-KVMD-User $kvmd_user;",
+        "proxy_set_header X-KVMD-Passwd $kvmd_passwd;",
+        "proxy_set_header Cookie $kvmd_cookie;",
+        "proxy_set_header Authorization $kvmd_authorization;",
+        "proxy_set_header X-KVMD-Auth-Bad $kvmd_bad_user$kvmd_bad_passwd$kvmd_bad_cookie$kvmd_bad_authorization;",
     ] {
         let _ = writeln!(out, "{indent}{line}");
     }
@@ -91,8 +111,12 @@ fn flow_lines(out: &mut String, indent: &str, flow: Flow) {
         Flow::Stream => &["proxy_buffering off;", "postpone_output 0;", "proxy_read_timeout 7d;"],
         Flow::WebSocket => &[
             "proxy_http_version 1.1;",
-            "proxy_set_header Upgrade $http_upgrade;",
+            "proxy_set_header Upgrade $kvmd_upgrade;",
             "proxy_set_header Connection $connection_upgrade;",
+            "proxy_set_header Sec-WebSocket-Key $http_sec_websocket_key;",
+            "proxy_set_header Sec-WebSocket-Version $http_sec_websocket_version;",
+            "proxy_set_header Sec-WebSocket-Protocol $http_sec_websocket_protocol;",
+            "proxy_set_header Sec-WebSocket-Extensions $http_sec_websocket_extensions;",
             "proxy_read_timeout 7d;",
             "proxy_send_timeout 7d;",
         ],
@@ -136,8 +160,8 @@ fn render_service(out: &mut String, s: &ServiceRoutes) {
         if access == Access::User {
             user_headers(out);
         } else {
-            let _ = writeln!(out, "            proxy_set_header X-KVMD-Auth-User \"\";");
-            let _ = writeln!(out, "            proxy_set_header X-KVMD-Auth-Via \"\";");
+            // kvmd-auth's own routes, which read the credentials themselves.
+            credentials(out, "            ");
         }
         let _ = writeln!(out, "        }}");
     }
@@ -173,18 +197,11 @@ fn render_service(out: &mut String, s: &ServiceRoutes) {
 }
 
 /// The headers of a location whose user kvmd-auth accepted: the identity nginx sets, and
-/// none of the client's credentials (only kvmd-auth ever sees a password or a cookie).
+/// none of the client's credentials ([`proxy_common`] passes none: only kvmd-auth ever
+/// sees a password or a cookie).
 fn user_headers(out: &mut String) {
     let _ = writeln!(out, "            proxy_set_header X-KVMD-Auth-User $auth_user;");
     let _ = writeln!(out, "            proxy_set_header X-KVMD-Auth-Via $auth_via;");
-    no_credentials(out);
-}
-
-/// Clears the client's credential headers (nginx drops a header set to "").
-fn no_credentials(out: &mut String) {
-    for h in CREDENTIAL_HEADERS {
-        let _ = writeln!(out, "            proxy_set_header {h} \"\";");
-    }
 }
 
 /// The headers that carry a client's credentials.
@@ -216,10 +233,8 @@ fn unauthenticated_pass(out: &mut String, location: &str, up: &str) {
     let _ = writeln!(out, "            auth_request off;");
     let _ = writeln!(out, "            rewrite ^/api(/.*)$ $1 break;");
     let _ = writeln!(out, "            proxy_pass http://{up};");
-    proxy_common(out, "            ", true);
-    let _ = writeln!(out, "            proxy_set_header X-KVMD-Auth-User \"\";");
     // The service answers without looking at credentials: it gets none.
-    no_credentials(out);
+    proxy_common(out, "            ", true);
     let _ = writeln!(out, "        }}");
 }
 
@@ -238,6 +253,8 @@ pub fn render(p: &Params, services: &[ServiceRoutes]) -> String {
         render_service(&mut locations, s);
     }
     let port_suffix = if p.https_port == 443 { String::new() } else { format!(":{}", p.https_port) };
+    let mut auth_credentials = String::new();
+    credentials(&mut auth_credentials, "            ");
     TEMPLATE
         .replace("@@USER@@", &p.user)
         .replace("@@PREFIX@@", &p.prefix)
@@ -250,6 +267,7 @@ pub fn render(p: &Params, services: &[ServiceRoutes]) -> String {
         .replace("@@WEB_ROOT@@", &p.web_root)
         .replace("@@CERT@@", &p.cert)
         .replace("@@KEY@@", &p.key)
+        .replace("@@AUTH_CREDENTIALS@@", auth_credentials.trim_end())
         .replace("@@AUTH_REQUEST_PATH@@", kvmd_auth::api::auth::REQUEST_PATH)
         .replace("@@AUTH_DENIED_PATH@@", kvmd_auth::api::auth::DENIED_PATH)
 }
@@ -385,11 +403,15 @@ mod tests {
             let Some(up) = block.lines().find_map(|l| l.trim().strip_prefix("proxy_pass http://")) else { continue };
             let own_auth_route =
                 up.starts_with("kvmd_auth/auth/") || block.starts_with("= /_auth") || block.starts_with("@auth_denied");
-            if own_auth_route {
-                continue;
-            }
+            // No client header reaches a service unless the location names it.
+            assert!(block.contains("proxy_pass_request_headers off;"), "{up} gets every client header:\n{block}");
             for h in CREDENTIAL_HEADERS {
-                assert!(block.contains(&format!("proxy_set_header {h} \"\";")), "{h} reaches {up}:\n{block}");
+                let set = format!("proxy_set_header {h} ");
+                if own_auth_route && !block.starts_with("@auth_denied") {
+                    assert!(block.contains(&format!("{set}$kvmd_")), "{h} does not reach {up}:\n{block}");
+                } else {
+                    assert!(!block.contains(&set), "{h} reaches {up}:\n{block}");
+                }
             }
             checked += 1;
         }

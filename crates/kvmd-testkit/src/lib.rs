@@ -348,6 +348,9 @@ impl Stack {
     /// until `run/<short>.sock` accepts.
     pub fn start_service(&mut self, short: &str, set: &[String]) -> anyhow::Result<()> {
         let name = format!("kvmd-{short}");
+        // A running one stops first: left running, it would go on serving the connections
+        // it has (nginx's keep-alive ones) beside the new one.
+        self.stop_service(&name);
         let mut cmd = Command::new(bin_dir().join(&name));
         cmd.arg("--config").arg(self.root.join(format!("etc/{short}.toml")));
         cmd.args(["--log-format", "text", "--log-level", "info"]);
