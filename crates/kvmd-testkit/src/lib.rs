@@ -275,7 +275,7 @@ impl Stack {
                 "-days",
                 "30",
             ])
-            .args(["-subj", "/CN=localhost", "-keyout"])
+            .args(["-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1", "-keyout"])
             .arg(&key)
             .arg("-out")
             .arg(&crt)

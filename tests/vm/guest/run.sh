@@ -113,6 +113,13 @@ code=$(on_info kvmd-nginx)
 check "the front's uid (kvmd-nginx) names admin: believed ($code)" [ "$code" = 200 ]
 code=$(on_info nobody)
 check "nobody cannot connect to a service socket at all ($code)" [ "$code" = 000 ]
+crt=/etc/kvmd/nginx/ssl/server.crt
+san=$(openssl x509 -in $crt -noout -ext subjectAltName 2>&1 | tail -1 | sed 's/^ *//')
+host=$(hostname)
+by_name=$(curl -s -o /dev/null -w '%{http_code}' --max-time 10 --cacert $crt --resolve "$host:443:127.0.0.1" "https://$host/login/")
+by_ip=$(curl -s -o /dev/null -w '%{http_code}' --max-time 10 --cacert $crt "https://127.0.0.1/login/")
+check "the first-boot certificate verifies as $host and as 127.0.0.1 ($by_name, $by_ip; SAN $san)" \
+    eval '[ "$by_name" = 200 ] && [ "$by_ip" = 200 ]'
 key=$(stat -c '%U:%G %a' /etc/kvmd/nginx/ssl/server.key)
 check "the TLS key is the front's only ($key; group kvmd-nginx: $(getent group kvmd-nginx | cut -d: -f4))" \
     eval '[ "$key" = "root:kvmd-nginx 640" ] && [ -z "$(getent group kvmd-nginx | cut -d: -f4)" ] && ! run_as kvmd-hid cat /etc/kvmd/nginx/ssl/server.key >/dev/null 2>&1'
