@@ -129,6 +129,28 @@ fn control_bytes_and_header_floods_get_kvmds_answers_not_nginx_500() {
 }
 
 #[test]
+fn logins_are_throttled_per_address_with_kvmds_503() {
+    let stack = common::stack();
+    // 60 right logins back to back on one connection: past the burst of 10 (and 2 a second),
+    // the front refuses with kvmd's 503 body, and nothing else breaks.
+    let url = stack.url("/api/auth/login");
+    let mut args: Vec<String> = vec!["-sk".into(), "-w".into(), "\n%{http_code}\n".into()];
+    for _ in 0..60 {
+        args.extend(["-d".into(), "user=admin&passwd=admin".into(), url.clone()]);
+    }
+    let out = String::from_utf8_lossy(&kvmd_testkit::curl(&args).unwrap_or_default()).into_owned();
+    let codes: Vec<&str> = out.lines().filter(|l| l.len() == 3 && l.bytes().all(|b| b.is_ascii_digit())).collect();
+    assert_eq!(codes.len(), 60, "{out}");
+    assert!(codes.iter().all(|c| *c == "200" || *c == "503"), "{codes:?}");
+    let refused = codes.iter().filter(|c| **c == "503").count();
+    assert!(refused >= 10, "{refused} of 60 refused: {codes:?}");
+    assert!(out.contains("\"error\": \"UnavailableError\""), "{out}");
+    // Other routes are not throttled: password checks there are bounded by the lockout.
+    let r = get(&stack, "/api/auth/check", &["-u", "admin:admin"]);
+    assert_eq!(r.status(), 200, "{}", text(&r));
+}
+
+#[test]
 fn oversized_bodies_get_nginx_413_not_500() {
     let stack = common::stack();
     let big = format!("user=admin&passwd=admin&x={}", "a".repeat(8000));

@@ -116,6 +116,10 @@ fn operation(s: &ServiceRoutes, r: &Route, front: &str) -> Value {
         Access::SelfChecked => ("user, checked by the service itself", user_security()),
     };
     op.insert("x-kvmd-access".into(), json!(access));
+    if r.throttled {
+        // The front's limit per client address (nginx.conf.in `kvmd_login`), then kvmd's 503.
+        op.insert("x-kvmd-throttled".into(), json!("2 per second per client address, bursts of 10"));
+    }
     op.insert("security".into(), security);
     if !r.params.is_empty() {
         op.insert("parameters".into(), Value::Array(r.params.iter().map(parameter).collect()));

@@ -238,6 +238,8 @@ pub struct Route {
     pub body: Body,
     /// Its answer on success.
     pub answer: Answer,
+    /// The front limits its rate per client address (a password check: guessing).
+    pub throttled: bool,
 }
 
 impl Route {
@@ -254,6 +256,7 @@ impl Route {
             params: &[],
             body: Body::None,
             answer: Answer::Envelope("{}"),
+            throttled: false,
         }
     }
 
@@ -310,6 +313,11 @@ impl Route {
     /// With its answer.
     pub const fn answer(self, answer: Answer) -> Self {
         Self { answer, ..self }
+    }
+
+    /// Rate-limited by the front per client address.
+    pub const fn throttled(self) -> Self {
+        Self { throttled: true, ..self }
     }
 
     /// The paths clients use on the front (`/api/info`, `/streamer/state`); none when not

@@ -154,6 +154,10 @@ fn render_service(out: &mut String, s: &ServiceRoutes) {
                 let _ = writeln!(out, "            auth_request off;");
             }
         }
+        if routes.iter().any(|r| r.throttled) {
+            let _ = writeln!(out, "            limit_req zone=kvmd_login burst=10 nodelay;");
+            let _ = writeln!(out, "            error_page 503 = @kvmd_throttled;");
+        }
         flow_lines(out, "            ", flow);
         let _ = writeln!(out, "            proxy_pass http://{up}{path};");
         proxy_common(out, "            ", flow != Flow::WebSocket);
@@ -270,6 +274,7 @@ pub fn render(p: &Params, services: &[ServiceRoutes]) -> String {
         .replace("@@AUTH_CREDENTIALS@@", auth_credentials.trim_end())
         .replace("@@AUTH_REQUEST_PATH@@", kvmd_auth::api::auth::REQUEST_PATH)
         .replace("@@AUTH_DENIED_PATH@@", kvmd_auth::api::auth::DENIED_PATH)
+        .replace("@@THROTTLED_DENIAL@@", &kvmd_core::authn::encode_denial(&kvmd_core::ApiError::unavailable()))
 }
 
 #[cfg(test)]

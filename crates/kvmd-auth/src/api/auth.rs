@@ -39,7 +39,8 @@ pub fn routes(api: &mut Api) {
         Route::post("/auth/login")
             .access(Access::Public)
             .doc("Logs in: checks the password (and TOTP code) and sets the `auth_token` session cookie")
-            .body(Body::Form(LOGIN_FORM)),
+            .body(Body::Form(LOGIN_FORM))
+            .throttled(),
         login,
     )
     .route(
