@@ -96,3 +96,9 @@ bench-streamer:
 # Regenerates docs/openapi.json from the route declarations (a test fails while it is stale).
 openapi:
     cargo run -q -p kvmd-nginx -- openapi --out docs/openapi.json
+
+# The Debian package, from a release build: target/debian/kvmd-rs_<version>_<arch>.deb
+# (install it with `apt install ./target/debian/kvmd-rs_*.deb`; the VM rig installs it too).
+package:
+    cargo build --release --workspace --bins --locked
+    scripts/package.sh --bin-dir target/release

@@ -1,18 +1,21 @@
 #!/usr/bin/env bash
 # Installs the suite the way deploy/ lays it out, into DESTDIR (default /): binaries,
 # systemd units (enabled), sysusers, tmpfiles, udev rules, reference configs, the web UI.
-#   scripts/install.sh [--bin-dir target/release] [--destdir DIR]
-# The VM tests (tests/vm) install into the guest's root file system with it. Existing
+#   scripts/install.sh [--bin-dir target/release] [--destdir DIR] [--stage]
+# --stage only lays the files out in DIR (no units enabled, no users made): the tree
+# scripts/package.sh turns into the .deb, whose maintainer scripts do the rest. Existing
 # configs in /etc/kvmd are kept. Creates no user and no password: after installing,
 #   kvmd-htpasswd add admin
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin_dir=target/release
 destdir=/
+stage=
 while [ $# -gt 0 ]; do
     case "$1" in
         --bin-dir) bin_dir="$2"; shift 2 ;;
         --destdir) destdir="$2"; shift 2 ;;
+        --stage) stage=1; shift ;;
         *) echo "install: unknown argument $1" >&2; exit 2 ;;
     esac
 done
@@ -32,9 +35,12 @@ for conf in deploy/etc/*.toml; do
     [ -e "$d/etc/kvmd/$(basename "$conf")" ] || install -m 0644 "$conf" "$d/etc/kvmd/"
 done
 cp -r web/. "$d/usr/share/kvmd/web/"
-units=(kvmd-auth.socket kvmd-hid.socket kvmd-info.socket kvmd-streamer.socket kvmd-auth.service kvmd-hid.service
-    kvmd-info.service kvmd-streamer.service kvmd-otg.service kvmd-gencert.service kvmd-nginx.service)
-if [ "$d" = "" ]; then
+# Every unit of deploy/systemd is enabled (each has an [Install] section).
+mapfile -t units < <(cd deploy/systemd && ls)
+if [ -n "$stage" ]; then
+    echo "install: files staged in ${destdir}"
+    exit 0
+elif [ "$d" = "" ]; then
     systemd-sysusers kvmd.conf >/dev/null 2>&1 || systemd-sysusers
     systemd-tmpfiles --create kvmd.conf
     udevadm control --reload || true

@@ -19,6 +19,8 @@ need python3 python3
 need setpriv util-linux
 need pgrep procps
 need modprobe kmod
+need dpkg-deb dpkg
+need dpkg-shlibdeps dpkg-dev
 need chromium chromium
 need chromedriver chromium-driver
 [ -x /lib/systemd/systemd-journal-remote ] || pkgs+=(systemd-journal-remote)

@@ -146,7 +146,15 @@ rootfs() {
     rm -rf "$root"
     cp -a "$base" "$root"
     copy_modules "$root" "${rig_modules[@]}"
-    scripts/install.sh --bin-dir "$bin_dir" --destdir "$root" > /dev/null
+    # The suite as a device gets it: its .deb, installed by dpkg (maintainer scripts
+    # chrooted: users and groups, empty secrets, units enabled).
+    local deb
+    deb=$(scripts/package.sh --bin-dir "$bin_dir" --out "$run/debs" --fast)
+    if ! dpkg --root="$root" -i "$deb" > "$run/dpkg.log" 2>&1; then
+        cat "$run/dpkg.log" >&2
+        echo "test-vm: FAIL: dpkg -i $(basename "$deb") in the guest's root" >&2
+        exit 1
+    fi
     install -m 0755 "$bin_dir/kvmd-vmprobe" "$root/usr/local/bin/"
     # The rig's hardware: vivid with a webcam (input 0) and an HDMI input (1); dummy_hcd as
     # the UDC. (Input 1 matters: a source-change event carries its input as the id.)

@@ -70,6 +70,14 @@ ip link set "$ifc" up
 ip addr add 10.0.2.15/24 dev "$ifc"
 echo "  kernel $(uname -r), systemd $(systemctl --version | head -1 | awk '{print $2}'), uptime $(cut -d' ' -f1 /proc/uptime) s"
 
+section "the package"
+pkg=$(dpkg-query -W -f '${Status} ${Version}' kvmd-rs 2>&1)
+check "kvmd-rs is installed from its .deb ($pkg)" eval '[ "${pkg% *}" = "install ok installed" ]'
+check "its maintainer scripts made the front's user and the socket group ($(id kvmd-nginx 2>&1))" \
+    eval 'id -nG kvmd-nginx | grep -qw kvmd-api'
+check "every unit of the package is enabled" \
+    eval '! systemctl is-enabled $(cd /usr/lib/systemd/system && ls kvmd-*) | grep -vqx enabled'
+
 section "systemd: every unit of the suite"
 for u in kvmd-auth.socket kvmd-hid.socket kvmd-info.socket kvmd-streamer.socket kvmd-otg.service \
     kvmd-auth.service kvmd-hid.service kvmd-info.service kvmd-streamer.service kvmd-nginx.service; do
