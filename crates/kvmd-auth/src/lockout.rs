@@ -15,6 +15,13 @@
 //!   /64, and would otherwise have 2^64 buckets).
 //! - The table is **bounded hard**: at [`MAX_RECORDS`] the oldest record is evicted, and
 //!   every operation is O(1) (a hash map plus an insertion-order queue).
+//! - A **per-user backoff** across networks, for guessing spread over many addresses: after
+//!   `user_failures` failures of one user (from anywhere) within `window`, that user's
+//!   password checks are let through one at a time with a growing pause (1 s, 2 s, 4 s, …
+//!   up to `user_backoff_max_secs`); one inside the pause is refused like a locked pair. A
+//!   network the user logged in from before (within [`KNOWN_FOR`]) is exempt, so an attack
+//!   elsewhere cannot keep the user out of their usual place; its failures are not counted
+//!   towards the backoff either.
 
 use std::borrow::Cow;
 use std::collections::{HashMap, VecDeque};
@@ -35,12 +42,26 @@ pub struct LockoutConfig {
     pub window_secs: u64,
     /// How long a pair stays locked, in seconds.
     pub lock_secs: u64,
+    /// Failures of one user from networks it never logged in from, within `window_secs`,
+    /// after which its checks back off (0 disables the backoff).
+    pub user_failures: u32,
+    /// The longest pause of the per-user backoff, in seconds.
+    pub user_backoff_max_secs: u64,
 }
 
 impl Default for LockoutConfig {
     fn default() -> Self {
-        Self { failures: 10, window_secs: 600, lock_secs: 300 }
+        Self { failures: 10, window_secs: 600, lock_secs: 300, user_failures: 30, user_backoff_max_secs: 60 }
     }
+}
+
+/// How long a network a user logged in from stays exempt from that user's backoff.
+pub const KNOWN_FOR: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// The pause of the per-user backoff after `over` failures past the limit: 1 s, doubling,
+/// at most `max` seconds.
+pub fn backoff(over: u32, max: u64) -> Duration {
+    Duration::from_secs(1u64.checked_shl(over).unwrap_or(u64::MAX).min(max.max(1)))
 }
 
 /// The records kept at most; the oldest goes first.
@@ -130,6 +151,33 @@ impl Lockout {
         self.keys.hash_one((user, network(addr).as_ref()))
     }
 
+    /// The record of `user` across networks (its backoff).
+    fn user_key(&self, user: &str) -> Key {
+        self.keys.hash_one((user, "\0any network"))
+    }
+
+    /// The mark of a network `user` logged in from.
+    fn known_key(&self, user: &str, addr: &str) -> Key {
+        self.keys.hash_one((user, network(addr).as_ref(), "\0known"))
+    }
+
+    /// Whether `user` has a backoff at all (a real user, the backoff on).
+    fn backs_off(&self, user: &str) -> bool {
+        self.cfg.user_failures > 0 && user != UNKNOWN_USER
+    }
+
+    /// Whether `addr` is a network `user` logged in from lately.
+    fn is_known(&self, t: &Table, user: &str, addr: &str, now: Instant) -> bool {
+        t.map.get(&self.known_key(user, addr)).and_then(|r| r.locked_until).is_some_and(|until| now < until)
+    }
+
+    /// Whether `user`'s backoff refuses a check from `addr` now.
+    fn backing_off(&self, t: &Table, user: &str, addr: &str, now: Instant) -> bool {
+        self.backs_off(user)
+            && t.map.get(&self.user_key(user)).and_then(|r| r.locked_until).is_some_and(|until| now < until)
+            && !self.is_known(t, user, addr, now)
+    }
+
     fn table(&self) -> std::sync::MutexGuard<'_, Table> {
         self.table.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
@@ -139,13 +187,37 @@ impl Lockout {
     /// is locked; `Ok(true)` when this attempt reached the limit and locked it (the attempt
     /// itself still runs: it may be the right password).
     pub fn reserve(&self, user: &str, addr: &str) -> Result<bool, Locked> {
+        self.reserve_at(user, addr, Instant::now())
+    }
+
+    fn reserve_at(&self, user: &str, addr: &str, now: Instant) -> Result<bool, Locked> {
         if self.cfg.failures == 0 {
             return Ok(false);
         }
-        let now = Instant::now();
         let window = Duration::from_secs(self.cfg.window_secs);
         let key = self.key(user, addr);
         let mut t = self.table();
+        let pair_locked = t.map.get(&key).and_then(|r| r.locked_until).is_some_and(|until| now < until);
+        if pair_locked || self.backing_off(&t, user, addr, now) {
+            return Err(Locked);
+        }
+        if self.backs_off(user) && !self.is_known(&t, user, addr, now) {
+            let ukey = self.user_key(user);
+            if !t.map.contains_key(&ukey) {
+                t.insert(ukey, now);
+            }
+            if let Some(u) = t.map.get_mut(&ukey) {
+                if now.duration_since(u.last) >= window {
+                    u.count = 0;
+                }
+                u.count += 1;
+                u.last = now;
+                if u.count >= self.cfg.user_failures {
+                    let pause = backoff(u.count - self.cfg.user_failures, self.cfg.user_backoff_max_secs);
+                    u.locked_until = Some(now + pause);
+                }
+            }
+        }
         if !t.map.contains_key(&key) {
             t.insert(key, now);
         }
@@ -169,22 +241,44 @@ impl Lockout {
         Ok(false)
     }
 
-    /// Whether the pair is locked now.
+    /// Whether the pair is locked now, or the user's backoff refuses this network.
     pub fn is_locked(&self, user: &str, addr: &str) -> bool {
+        self.is_locked_at(user, addr, Instant::now())
+    }
+
+    fn is_locked_at(&self, user: &str, addr: &str, now: Instant) -> bool {
         if self.cfg.failures == 0 {
             return false;
         }
         let key = self.key(user, addr);
-        self.table().map.get(&key).and_then(|r| r.locked_until).is_some_and(|until| Instant::now() < until)
+        let t = self.table();
+        t.map.get(&key).and_then(|r| r.locked_until).is_some_and(|until| now < until)
+            || self.backing_off(&t, user, addr, now)
     }
 
-    /// Resets the pair after a success.
+    /// After a success: resets the pair and the user's backoff, and marks the network as
+    /// one the user logs in from.
     pub fn success(&self, user: &str, addr: &str) {
+        self.success_at(user, addr, Instant::now());
+    }
+
+    fn success_at(&self, user: &str, addr: &str, now: Instant) {
         if self.cfg.failures == 0 {
             return;
         }
         let key = self.key(user, addr);
-        self.table().map.remove(&key);
+        let mut t = self.table();
+        t.map.remove(&key);
+        if self.backs_off(user) {
+            t.map.remove(&self.user_key(user));
+            let known = self.known_key(user, addr);
+            if !t.map.contains_key(&known) {
+                t.insert(known, now);
+            }
+            if let Some(r) = t.map.get_mut(&known) {
+                r.locked_until = Some(now + KNOWN_FOR);
+            }
+        }
     }
 
     /// The records held now.
@@ -204,7 +298,7 @@ mod tests {
 
     #[test]
     fn locks_after_n_attempts_per_pair() {
-        let l = Lockout::new(LockoutConfig { failures: 3, window_secs: 60, lock_secs: 60 });
+        let l = Lockout::new(cfg(3, 0));
         assert_eq!(l.reserve("admin", "1.2.3.4"), Ok(false));
         assert_eq!(l.reserve("admin", "1.2.3.4"), Ok(false));
         assert!(!l.is_locked("admin", "1.2.3.4"));
@@ -217,7 +311,7 @@ mod tests {
 
     #[test]
     fn success_resets_and_zero_disables() {
-        let l = Lockout::new(LockoutConfig { failures: 2, window_secs: 60, lock_secs: 60 });
+        let l = Lockout::new(cfg(2, 0));
         let _ = l.reserve("a", "x");
         l.success("a", "x");
         let _ = l.reserve("a", "x");
@@ -233,9 +327,73 @@ mod tests {
         assert!(!off.is_locked("a", "x") && off.is_empty());
     }
 
+    fn cfg(failures: u32, user_failures: u32) -> LockoutConfig {
+        LockoutConfig { failures, window_secs: 60, lock_secs: 60, user_failures, user_backoff_max_secs: 60 }
+    }
+
+    /// On a clock of its own (`t(s)`: s seconds after the start), so the pauses are exact.
+    #[test]
+    fn one_user_guessed_from_many_networks_backs_off_but_not_where_it_logs_in() {
+        let start = Instant::now();
+        let t = |s: u64| start + Duration::from_secs(s);
+        let l = Lockout::new(cfg(10, 5));
+        l.success_at("admin", "10.0.0.1", t(0)); // the admin's usual place
+        for i in 1..=4 {
+            assert_eq!(l.reserve_at("admin", &format!("192.0.2.{i}"), t(1)), Ok(false));
+        }
+        assert!(!l.is_locked_at("admin", "192.0.2.200", t(1)));
+        // The fifth failure from anywhere starts the backoff: 1 s in which checks elsewhere wait.
+        assert_eq!(l.reserve_at("admin", "192.0.2.5", t(1)), Ok(false));
+        assert!(l.is_locked_at("admin", "192.0.2.200", t(1)), "a new network is refused in the pause");
+        assert_eq!(l.reserve_at("admin", "192.0.2.201", t(1)), Err(Locked), "... before any hash");
+        // Where the admin logged in before, checks go on (and their failures are not counted).
+        assert!(!l.is_locked_at("admin", "10.0.0.1", t(1)));
+        assert_eq!(l.reserve_at("admin", "10.0.0.1", t(1)), Ok(false));
+        // After the pause one more check, then 2 s, then 4 s. (No pair is locked: one failure each.)
+        assert!(!l.is_locked_at("admin", "192.0.2.1", t(2)));
+        assert_eq!(l.reserve_at("admin", "192.0.2.6", t(2)), Ok(false));
+        assert_eq!(l.reserve_at("admin", "192.0.2.7", t(3)), Err(Locked));
+        assert_eq!(l.reserve_at("admin", "192.0.2.7", t(4)), Ok(false));
+        assert!(l.is_locked_at("admin", "192.0.2.8", t(7)));
+        assert!(!l.is_locked_at("admin", "192.0.2.8", t(8)));
+        // Other users are unaffected, and unknown names have no per-user backoff.
+        assert!(!l.is_locked_at("bob", "192.0.2.200", t(4)));
+        for i in 0..20 {
+            let _ = l.reserve_at(UNKNOWN_USER, &format!("198.51.100.{i}"), t(4));
+        }
+        assert!(!l.is_locked_at(UNKNOWN_USER, "198.51.100.250", t(4)));
+        // A success resets the backoff.
+        l.success_at("admin", "10.0.0.1", t(5));
+        assert!(!l.is_locked_at("admin", "192.0.2.200", t(5)));
+        // A pair's own lock is not a failure of the user: refused, and not counted.
+        let l = Lockout::new(cfg(2, 3));
+        let _ = l.reserve_at("admin", "192.0.2.1", t(0));
+        let _ = l.reserve_at("admin", "192.0.2.1", t(0));
+        for _ in 0..10 {
+            assert_eq!(l.reserve_at("admin", "192.0.2.1", t(0)), Err(Locked));
+        }
+        assert!(!l.is_locked_at("admin", "192.0.2.2", t(0)), "two failures of the user so far, not three");
+        // Off: never.
+        let off = Lockout::new(cfg(10, 0));
+        for i in 0..50 {
+            let _ = off.reserve_at("admin", &format!("192.0.2.{i}"), t(0));
+        }
+        assert!(!off.is_locked_at("admin", "192.0.2.200", t(0)));
+    }
+
+    #[test]
+    fn the_backoff_doubles_up_to_its_maximum() {
+        let secs = |over| backoff(over, 60).as_secs();
+        assert_eq!(
+            [secs(0), secs(1), secs(2), secs(5), secs(6), secs(63), secs(64), secs(u32::MAX)],
+            [1, 2, 4, 32, 60, 60, 60, 60]
+        );
+        assert_eq!(backoff(3, 0).as_secs(), 1, "a zero maximum still pauses a second");
+    }
+
     #[test]
     fn the_lock_expires() {
-        let l = Lockout::new(LockoutConfig { failures: 1, window_secs: 60, lock_secs: 0 });
+        let l = Lockout::new(LockoutConfig { lock_secs: 0, ..cfg(1, 0) });
         assert_eq!(l.reserve("a", "x"), Ok(true));
         assert!(!l.is_locked("a", "x"));
         assert_eq!(l.reserve("a", "x"), Ok(true), "a fresh count after the lock ended");
@@ -248,7 +406,7 @@ mod tests {
         assert_eq!(network("::ffff:10.0.0.1"), "10.0.0.1");
         assert_eq!(network("192.0.2.7"), "192.0.2.7");
         assert_eq!(network("unix"), "unix");
-        let l = Lockout::new(LockoutConfig { failures: 2, window_secs: 60, lock_secs: 60 });
+        let l = Lockout::new(cfg(2, 0));
         let _ = l.reserve("a", "2001:db8:1:2::1");
         assert_eq!(l.reserve("a", "2001:db8:1:2::2"), Ok(true), "one host of the /64 after another");
         assert!(l.is_locked("a", "2001:db8:1:2:ffff::9"));
@@ -259,7 +417,7 @@ mod tests {
     /// pairs are still counted (the oldest were evicted).
     #[test]
     fn a_million_failures_keep_the_table_bounded() {
-        let l = Lockout::new(LockoutConfig { failures: 3, window_secs: 600, lock_secs: 60 });
+        let l = Lockout::new(LockoutConfig { window_secs: 600, ..cfg(3, 0) });
         for i in 0..1_000_000u32 {
             let addr = std::net::Ipv4Addr::from(i).to_string();
             let _ = l.reserve(UNKNOWN_USER, &addr);

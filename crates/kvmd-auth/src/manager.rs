@@ -297,6 +297,11 @@ impl Manager {
     pub fn max_concurrent_hashes(&self) -> usize {
         self.hashing.1.load(Ordering::SeqCst)
     }
+
+    /// The records the lockout holds now (bounded by `lockout::MAX_RECORDS`).
+    pub fn lockout_records(&self) -> usize {
+        self.lockout.len()
+    }
 }
 
 /// Decrements its counter when dropped.
@@ -355,7 +360,8 @@ mod tests {
     fn bcrypt_manager(failures: u32) -> Manager {
         let hash = bcrypt::hash("right", 4).unwrap_or_default();
         let users = Arc::new(Mutex::new((true, HashMap::from([("admin".to_owned(), hash)]))));
-        let lockout = crate::lockout::LockoutConfig { failures, window_secs: 600, lock_secs: 600 };
+        let lockout =
+            crate::lockout::LockoutConfig { failures, window_secs: 600, lock_secs: 600, ..Default::default() };
         let cfg = Config { totp_secret: "".into(), sessions: "".into(), bcrypt_cost: 4, lockout, ..Config::default() };
         Manager::with_store(cfg, Box::new(Memory(users)))
     }
