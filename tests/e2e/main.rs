@@ -8,6 +8,7 @@ mod front;
 mod golden_replay;
 mod hid;
 mod info;
+mod limits;
 mod log;
 mod streamer;
 mod v4l2;

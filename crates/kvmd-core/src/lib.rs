@@ -19,7 +19,9 @@
 //! - [`authn`]: credential header and cookie names, credential parsing in kvmd's order, and
 //!   the [`authn::Authed`] extractor services use.
 //! - [`query`]: query-string arguments as kvmd reads them (first of duplicates wins).
-//! - [`net`]: unix-socket listeners (socket activation first) and peer credentials.
+//! - [`net`]: unix-socket listeners (socket activation first), peer credentials, and which
+//!   peer is the front.
+//! - [`limit`]: caps on sessions, clients and bodies in flight (kvmd's 503 when full).
 //! - [`config`]: typed, layered configuration (defaults < file < environment < command line).
 //! - [`telemetry`]: tracing set-up (journald when stderr is a journal stream, else stderr).
 //! - [`service`]: the process lifecycle: runtime, signals, sd_notify, the HTTP server.
@@ -29,6 +31,7 @@ pub mod config;
 pub mod envelope;
 pub mod error;
 pub mod json;
+pub mod limit;
 pub mod metrics;
 pub mod net;
 pub mod openapi;

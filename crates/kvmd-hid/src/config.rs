@@ -77,6 +77,26 @@ pub struct Config {
     pub backend: Backend,
     /// The mouse jiggler.
     pub jiggler: JigglerConfig,
+    /// Caps on what clients hold open or in flight (past one, kvmd's 503).
+    pub limits: LimitsConfig,
+}
+
+/// kvmd-hid's caps.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// `/ws` sessions at once.
+    pub ws_sessions: usize,
+    /// `/hid/print` requests in flight at once (each may hold a 1 MiB body), in all ...
+    pub prints: usize,
+    /// ... and of one user.
+    pub prints_per_user: usize,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self { ws_sessions: 64, prints: 4, prints_per_user: 2 }
+    }
 }
 
 impl Default for Config {
@@ -96,6 +116,7 @@ impl Default for Config {
                 gadget: default_gadget(),
             },
             jiggler: JigglerConfig::default(),
+            limits: LimitsConfig::default(),
         }
     }
 }

@@ -39,6 +39,25 @@ use kvmd_core::service::CancellationToken;
 
 pub use config::Config;
 
+/// The service's caps (one for the whole service, shared by its workers).
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// `/ws` sessions.
+    pub ws: kvmd_core::limit::Limit,
+    /// `/hid/print` requests in flight, per user and in all.
+    pub prints: kvmd_core::limit::PerKey,
+}
+
+impl Limits {
+    /// The caps of `cfg`.
+    pub fn new(cfg: &config::LimitsConfig) -> Self {
+        Self {
+            ws: kvmd_core::limit::Limit::new(cfg.ws_sessions, "WebSocket sessions"),
+            prints: kvmd_core::limit::PerKey::new(cfg.prints, cfg.prints_per_user, "prints in flight"),
+        }
+    }
+}
+
 /// Every route of the service, with its handler.
 pub fn routes() -> kvmd_core::routes::Api {
     let mut api = kvmd_core::routes::Api::new("kvmd-hid", "hid");
@@ -54,6 +73,7 @@ pub fn create_app(
     auth_socket: std::path::PathBuf,
     usc: kvmd_core::net::UscConfig,
     front: kvmd_core::net::FrontTrust,
+    limits: web::Data<Limits>,
 ) -> actix_web::App<impl kvmd_core::service::ServiceApp> {
     kvmd_core::service::app(routes())
         .app_data(hid)
@@ -62,6 +82,7 @@ pub fn create_app(
         .app_data(kvmd_core::authn::AuthClient::new(&auth_socket))
         .app_data(usc)
         .app_data(front)
+        .app_data(limits)
 }
 
 /// Serves kvmd-hid on `listener` until `shutdown` is cancelled.
@@ -90,10 +111,20 @@ pub async fn run(config: Config, listener: UnixListener, shutdown: CancellationT
         web::Data::new(ws::WsShared::new(config.info_socket.clone(), config.streamer_socket.clone(), shutdown.clone()));
     let (auth_socket, usc) = (config.auth_socket.clone(), config.usc.clone());
     let front = kvmd_core::net::FrontTrust::resolve(&config.front);
+    let limits = web::Data::new(Limits::new(&config.limits));
     let layouts = web::Data::new(layout::Layouts::default());
     let hid_thread = hid.clone();
-    let factory =
-        move || create_app(hid.clone(), ws.clone(), layouts.clone(), auth_socket.clone(), usc.clone(), front.clone());
+    let factory = move || {
+        create_app(
+            hid.clone(),
+            ws.clone(),
+            layouts.clone(),
+            auth_socket.clone(),
+            usc.clone(),
+            front.clone(),
+            limits.clone(),
+        )
+    };
     let result = kvmd_core::service::serve(listener, workers, shutdown, factory).await;
     // Stopped after the HTTP server: the HID thread's release reports come last (each may
     // wait 100 ms for a host).

@@ -50,6 +50,8 @@ pub struct LogConfig {
     pub journal_file: PathBuf,
     /// The `journalctl` binary.
     pub journalctl: PathBuf,
+    /// `follow=1` readers at most at once (each holds a `journalctl`); past it kvmd's 503.
+    pub max_followers: usize,
 }
 
 impl Default for LogConfig {
@@ -59,6 +61,7 @@ impl Default for LogConfig {
             dir: "/var/log/kvmd".into(),
             journal_file: PathBuf::new(),
             journalctl: "journalctl".into(),
+            max_followers: 8,
         }
     }
 }

@@ -38,6 +38,7 @@ pub fn create_app(
     info: web::Data<Info>,
     shutdown: web::Data<CancellationToken>,
     tail: web::Data<logs::FileTail>,
+    followers: web::Data<logs::Followers>,
 ) -> actix_web::App<impl kvmd_core::service::ServiceApp> {
     let auth = kvmd_core::authn::AuthClient::new(&info.config().auth_socket);
     let usc = info.config().usc.clone();
@@ -46,6 +47,7 @@ pub fn create_app(
         .app_data(info)
         .app_data(shutdown)
         .app_data(tail)
+        .app_data(followers)
         .app_data(auth)
         .app_data(usc)
         .app_data(front)
@@ -58,8 +60,9 @@ pub async fn run(config: Config, listener: UnixListener, shutdown: CancellationT
     let info = web::Data::new(Info::new(config));
     let token = web::Data::new(shutdown.clone());
     let tail = web::Data::new(logs::FileTail::default());
+    let followers = web::Data::new(logs::Followers::new(&info.config().log));
     kvmd_core::service::serve(listener, workers, shutdown, move || {
-        create_app(info.clone(), token.clone(), tail.clone())
+        create_app(info.clone(), token.clone(), tail.clone(), followers.clone())
     })
     .await
 }

@@ -180,6 +180,8 @@ pub struct Config {
     /// uStreamer has `--jpeg-sink` does. kvmd-rs has no memory sinks: it always says
     /// `has_clients: false`.
     pub report_jpeg_sink: bool,
+    /// `/stream` clients at once (uStreamer has no cap); past it a 503.
+    pub max_clients: usize,
 }
 
 impl Default for Config {
@@ -200,6 +202,7 @@ impl Default for Config {
             reset_delay: 1.0,
             error_delay: 1.0,
             report_jpeg_sink: true,
+            max_clients: 32,
         }
     }
 }

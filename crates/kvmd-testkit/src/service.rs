@@ -110,6 +110,7 @@ pub async fn hid() -> TestService<impl App> {
         missing("auth.sock"),
         Default::default(),
         Default::default(),
+        web::Data::new(kvmd_hid::Limits::new(&Default::default())),
     ))
     .await;
     let table = kvmd_hid::routes().table();
@@ -130,6 +131,7 @@ pub async fn info() -> TestService<impl App> {
         web::Data::new(kvmd_info::Info::new(cfg)),
         web::Data::new(shutdown.clone()),
         web::Data::new(kvmd_info::logs::FileTail::default()),
+        web::Data::new(kvmd_info::logs::Followers::new(&kvmd_info::config::LogConfig::default())),
     ))
     .await;
     let table = kvmd_info::routes().table();

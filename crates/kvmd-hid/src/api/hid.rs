@@ -265,9 +265,13 @@ pub fn decode_text(
 async fn print(
     hid: web::Data<Hid>,
     layouts: web::Data<crate::layout::Layouts>,
+    limits: web::Data<crate::Limits>,
+    user: kvmd_core::authn::Authed,
     req: HttpRequest,
     body: web::Payload,
 ) -> actix_web::Result<HttpResponse> {
+    // Held until the paste is typed (or cancelled), taken before the body is read.
+    let _place = limits.prints.take(&user.user)?;
     let q = Query::of(&req);
     let limit = valid::int(Some(q.get("limit").unwrap_or("1024")), "text limit", Some(0), None)?;
     let keymap = q.get("keymap").unwrap_or(DEFAULT_KEYMAP).trim().to_owned();

@@ -108,14 +108,21 @@ async fn ws(
     body: web::Payload,
     hid: web::Data<Hid>,
     shared: web::Data<WsShared>,
+    limits: web::Data<crate::Limits>,
 ) -> Result<HttpResponse, ApiError> {
     let stream = valid::boolean(Some(Query::of(&req).get("stream").unwrap_or("1")))?;
     let upgrade = req.headers().get(header::UPGRADE).and_then(|v| v.to_str().ok()).unwrap_or("");
     if !upgrade.eq_ignore_ascii_case("websocket") {
         return Ok(no_upgrade());
     }
+    // The session holds its place until it ends.
+    let place = limits.ws.take()?;
     let Ok((resp, session, messages)) = actix_ws::handle(&req, body) else { return Ok(no_upgrade()) };
-    actix_web::rt::spawn(run_session(session, messages, hid.into_inner(), shared.into_inner(), stream));
+    let (hid, shared) = (hid.into_inner(), shared.into_inner());
+    actix_web::rt::spawn(async move {
+        run_session(session, messages, hid, shared, stream).await;
+        drop(place);
+    });
     Ok(resp)
 }
 

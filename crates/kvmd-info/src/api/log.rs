@@ -34,6 +34,7 @@ async fn log(
     state: web::Data<Info>,
     shutdown: web::Data<CancellationToken>,
     tail: web::Data<crate::logs::FileTail>,
+    followers: web::Data<crate::logs::Followers>,
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let cfg = state.config().log.clone();
@@ -43,6 +44,8 @@ async fn log(
     let q = Query::of(&req);
     let seek = valid::int(Some(q.get("seek").unwrap_or("0")), "log seek", Some(0), None)?;
     let follow = valid::boolean(Some(q.get("follow").unwrap_or("0")))?;
+    // A follower holds its place (and its journalctl) until its client goes.
+    let place = if follow { Some(followers.0.take()?) } else { None };
     let client = req.conn_data::<kvmd_core::net::ConnFd>().copied();
     let rx = crate::logs::start(
         cfg,
@@ -55,5 +58,5 @@ async fn log(
     // kvmd's backend says plain `text/plain`; nginx adds the charset.
     Ok(HttpResponse::Ok()
         .insert_header((CONTENT_TYPE, HeaderValue::from_static("text/plain")))
-        .streaming(kvmd_core::service::channel_body(rx)))
+        .streaming(kvmd_core::limit::holding(kvmd_core::service::channel_body(rx), place)))
 }

@@ -31,6 +31,17 @@ use tokio::sync::mpsc;
 use crate::config::{LogConfig, LogSourceKind};
 
 pub use files::{FileTail, Files, TailLine};
+
+/// The cap on `follow=1` readers (`log.max_followers`), one for the whole service.
+#[derive(Debug, Clone)]
+pub struct Followers(pub kvmd_core::limit::Limit);
+
+impl Followers {
+    /// The cap of `cfg`.
+    pub fn new(cfg: &crate::config::LogConfig) -> Self {
+        Self(kvmd_core::limit::Limit::new(cfg.max_followers, "log followers"))
+    }
+}
 pub use journal::Journal;
 
 /// A source of `/log` lines, formatted by [`format_line`].

@@ -138,6 +138,7 @@ struct Client {
     shutdown: CancellationToken,
     started: bool,
     _guard: DemandGuard,
+    _place: kvmd_core::limit::Permit,
 }
 
 fn part_headers(out: &mut BytesMut, j: &Jpeg, c: &Client) {
@@ -242,6 +243,12 @@ fn stream(q: &Query, s: &Streamer, shutdown: CancellationToken) -> HttpResponse 
         dual_final_frames: on(q, "dual_final_frames"),
         zero_data: on(q, "zero_data"),
     };
+    let Ok(place) = s.stream_place() else {
+        // In the HTML of uStreamer's other error pages.
+        return HttpResponse::ServiceUnavailable()
+            .content_type("text/html")
+            .body("<html><body><h1>503 Service Unavailable</h1><p>Too many stream clients</p></body></html>\n");
+    };
     let (id, guard) = s.add_client(flags, key);
     let mut rx = s.frames();
     rx.mark_changed(); // the current frame goes out at once
@@ -250,7 +257,7 @@ fn stream(q: &Query, s: &Streamer, shutdown: CancellationToken) -> HttpResponse 
         i => format!("stream_client_{i}"),
     };
     let cookie = format!("{cookie_name}={key}/{id}; path=/; max-age=30");
-    let client = Client { rx, streamer: s.clone(), id, flags, shutdown, started: false, _guard: guard };
+    let client = Client { rx, streamer: s.clone(), id, flags, shutdown, started: false, _guard: guard, _place: place };
     let body = futures_util::stream::unfold(client, next_part)
         .flat_map(|chunks| futures_util::stream::iter(chunks.into_iter().map(Ok::<_, actix_web::Error>)));
     let mut r = HttpResponse::Ok();

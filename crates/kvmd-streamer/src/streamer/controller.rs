@@ -118,6 +118,8 @@ pub(super) struct Inner {
     /// Why capture cannot go on (a capture thread that could not be spawned): ends
     /// [`Streamer::run`] with this error.
     pub(super) fatal: Mutex<Option<anyhow::Error>>,
+    /// The cap on `/stream` clients (`max_clients`).
+    pub(super) stream_places: kvmd_core::limit::Limit,
 }
 
 impl std::fmt::Debug for Streamer {
@@ -201,6 +203,7 @@ impl Streamer {
             blanks: Mutex::new(Blanks::default()),
             workers: workers.clamp(1, 16),
             fatal: Mutex::new(None),
+            stream_places: kvmd_core::limit::Limit::new(cfg.max_clients, "stream clients"),
             cfg,
         };
         Self { inner: Arc::new(inner) }
@@ -234,6 +237,11 @@ impl Streamer {
     /// The newest frame, for consumers.
     pub fn frames(&self) -> watch::Receiver<Option<Arc<Jpeg>>> {
         self.inner.latest.subscribe()
+    }
+
+    /// A place for one more `/stream` client, or kvmd's 503 at `max_clients`.
+    pub fn stream_place(&self) -> Result<kvmd_core::limit::Permit, kvmd_core::ApiError> {
+        self.inner.stream_places.take()
     }
 
     /// Registers a `/stream` client; returns its id (16 lower-case hex digits, from the
