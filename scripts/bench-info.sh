@@ -5,6 +5,9 @@
 #   rounds, ratios to (a).
 #   Then 100 concurrent `GET /api/log?seek=1&follow=1` clients: CPU of kvmd-info (and
 #   nginx) per new log line delivered to all of them, and kvmd-info's memory.
+# The demo's kvmd-info takes 8 followers by default (log.max_followers); the bench's 100
+# need room (the environment layer of its config, inherited by the demo's services).
+export KVMD_INFO__LOG__MAX_FOLLOWERS=128
 source "$(dirname "$0")/bench-lib.sh"
 info_pid=$(pid_of kvmd-info)
 nginx_pid=$(pid_of nginx)
