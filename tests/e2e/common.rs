@@ -19,6 +19,18 @@ pub(crate) fn login(stack: &Stack, user: &str, passwd: &str) -> String {
     r.token().unwrap_or_else(|| panic!("no token in {r:?}"))
 }
 
+/// curl's headers of a WebSocket upgrade (a fixed key: the handshake's answer is not checked).
+pub(crate) const WS_UPGRADE: [&str; 8] = [
+    "-H",
+    "Connection: Upgrade",
+    "-H",
+    "Upgrade: websocket",
+    "-H",
+    "Sec-WebSocket-Version: 13",
+    "-H",
+    "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==",
+];
+
 /// The body as text.
 pub(crate) fn text(r: &Response) -> String {
     String::from_utf8_lossy(&r.body).into_owned()

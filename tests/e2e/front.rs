@@ -253,24 +253,9 @@ fn cross_site_requests_with_the_cookie_are_refused() {
     std::thread::sleep(std::time::Duration::from_millis(300));
     assert_eq!(stack.hid_written("keyboard").len(), before, "a refused request typed something");
     // A WebSocket upgrade from another site.
-    let r = get(
-        &stack,
-        "/api/ws",
-        &[
-            "-H",
-            &cookie,
-            "-H",
-            "Origin: https://evil.example",
-            "-H",
-            "Connection: Upgrade",
-            "-H",
-            "Upgrade: websocket",
-            "-H",
-            "Sec-WebSocket-Version: 13",
-            "-H",
-            "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==",
-        ],
-    );
+    let mut upgrade = vec!["-H", cookie.as_str(), "-H", "Origin: https://evil.example"];
+    upgrade.extend(common::WS_UPGRADE);
+    let r = get(&stack, "/api/ws", &upgrade);
     assert_eq!(r.status(), 403, "{}", text(&r));
     // Our own page, and scripts, whatever Origin they send.
     assert_eq!(print(&["-H", &cookie, "-H", &ours, "-H", "Sec-Fetch-Site: same-origin"]).status(), 200);

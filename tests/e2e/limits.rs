@@ -37,20 +37,8 @@ fn a_second_log_follower_websocket_and_stream_client_get_503_until_the_first_goe
     stack.start_service("hid", &set(&["limits.ws_sessions=1"])).unwrap_or_else(|e| panic!("{e:#}"));
     stack.start_service("streamer", &set(&["max_clients=1"])).unwrap_or_else(|e| panic!("{e:#}"));
     let auth = ["-u", "admin:admin", "-m", "3"];
-    let ws = [
-        "-H",
-        "Connection: Upgrade",
-        "-H",
-        "Upgrade: websocket",
-        "-H",
-        "Sec-WebSocket-Version: 13",
-        "-H",
-        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==",
-        "-u",
-        "admin:admin",
-        "-m",
-        "3",
-    ];
+    let mut ws = common::WS_UPGRADE.to_vec();
+    ws.extend(auth);
 
     let follower = hold(&stack, "info.sock", &format!("GET /log?follow=1 HTTP/1.1\r\nHost: x\r\n{CREDS}\r\n"));
     let r = get(&stack, "/api/log?follow=1", &auth);

@@ -198,11 +198,14 @@ impl Lockout {
         let key = self.key(user, addr);
         let mut t = self.table();
         let pair_locked = t.map.get(&key).and_then(|r| r.locked_until).is_some_and(|until| now < until);
-        if pair_locked || self.backing_off(&t, user, addr, now) {
+        // The user's backoff applies here (and counts this check) unless the network is known.
+        let per_user = self.backs_off(user) && !self.is_known(&t, user, addr, now);
+        let ukey = self.user_key(user);
+        let paused = per_user && t.map.get(&ukey).and_then(|r| r.locked_until).is_some_and(|until| now < until);
+        if pair_locked || paused {
             return Err(Locked);
         }
-        if self.backs_off(user) && !self.is_known(&t, user, addr, now) {
-            let ukey = self.user_key(user);
+        if per_user {
             if !t.map.contains_key(&ukey) {
                 t.insert(ukey, now);
             }
