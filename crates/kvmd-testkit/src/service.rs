@@ -46,12 +46,27 @@ impl<S: App> TestService<S> {
     /// Sends `method path` (`path` may carry a query), logged in or not, and reads the body
     /// unless the route streams.
     pub async fn call(&self, method: &str, path: &str, logged_in: bool) -> Answer {
+        self.send(method, path, logged_in, None, Vec::new()).await
+    }
+
+    /// [`call`](Self::call) with a body and its `Content-Type`.
+    pub async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        logged_in: bool,
+        content_type: Option<&str>,
+        body: Vec<u8>,
+    ) -> Answer {
         let method = Method::from_bytes(method.as_bytes()).unwrap_or(Method::GET);
         let mut req = TestRequest::default().method(method).uri(path);
         if logged_in {
             req = req.insert_header(USER);
         }
-        let req = req.to_request();
+        if let Some(ct) = content_type {
+            req = req.insert_header((actix_web::http::header::CONTENT_TYPE, ct));
+        }
+        let req = req.set_payload(body).to_request();
         // The caller stands in for the front (nginx), whose identity header is believed.
         actix_web::HttpMessage::extensions_mut(&req).insert(kvmd_core::net::FromFront);
         let res = match self.app.call(req).await {

@@ -267,4 +267,85 @@ mod tests {
         assert_eq!(log[4].0, crate::backend::Device::Mouse, "{log:?}");
         assert_eq!(log[4].1[0], 1, "{log:?}");
     }
+
+    /// One runtime for every case of the property below.
+    fn runtime() -> &'static tokio::runtime::Runtime {
+        static RT: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
+        RT.get_or_init(|| {
+            tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap_or_else(|e| panic!("{e}"))
+        })
+    }
+
+    /// A JSON message: arbitrary text, or one of kvmd's event shapes with hostile values.
+    fn message() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        let value = prop_oneof![
+            Just("null".to_owned()),
+            Just("1e400".to_owned()),
+            Just("-0".to_owned()),
+            Just("\"NaN\"".to_owned()),
+            Just("[]".to_owned()),
+            Just("{}".to_owned()),
+            any::<i64>().prop_map(|n| n.to_string()),
+            any::<f64>().prop_map(|f| serde_json::to_string(&f).unwrap_or_default()),
+            ".{0,20}".prop_map(|t| serde_json::to_string(&t).unwrap_or_default()),
+            Just("\"KeyA\"".to_owned()),
+            Just("\"ShiftLeft\"".to_owned()),
+            Just("\"left\"".to_owned()),
+            Just("true".to_owned()),
+        ];
+        let kind = prop_oneof![
+            Just("key"),
+            Just("mouse_button"),
+            Just("mouse_move"),
+            Just("mouse_relative"),
+            Just("mouse_wheel"),
+            Just("ping"),
+            Just("nosuch")
+        ];
+        let shaped = (kind, value.clone(), value.clone(), value.clone(), value).prop_map(|(k, a, b, c, d)| {
+            format!(
+                r#"{{"event_type": "{k}", "event": {{"key": {a}, "button": {a}, "state": {b}, "finish": {c}, "to": {{"x": {c}, "y": {d}}}, "delta": [{{"x": {b}, "y": {d}}}], "squash": {c}}}}}"#
+            )
+        });
+        prop_oneof![shaped, "(?s).{0,120}"]
+    }
+
+    proptest::proptest! {
+        /// Whatever a client sends, the session never panics, every report written is
+        /// whole, and its end leaves nothing held.
+        #[test]
+        fn ws_messages_never_panic(
+            texts in proptest::collection::vec(message(), 0..6),
+            binaries in proptest::collection::vec(
+                (0u8..7, proptest::collection::vec(proptest::prelude::any::<u8>(), 0..40)), 0..6),
+        ) {
+            let out = std::sync::Arc::new(Keep::default());
+            let hid = Hid::start(out.clone(), crate::config::JigglerConfig::default());
+            let hid = hid.unwrap_or_else(|e| panic!("{e:#}"));
+            runtime().block_on(async {
+                for t in &texts {
+                    let _ = json(&hid, t).await;
+                }
+                for (op, rest) in &binaries {
+                    let mut b = vec![*op];
+                    b.extend_from_slice(rest);
+                    let _ = binary(&hid, &b).await;
+                }
+                // A session's end: everything released, every queued report written.
+                hid.stop(std::time::Duration::from_secs(5)).await;
+            });
+            let log = std::mem::take(&mut *out.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+            for (device, report) in &log {
+                let len = match device {
+                    crate::backend::Device::Keyboard => 8,
+                    crate::backend::Device::Mouse => 7,
+                    crate::backend::Device::MouseAlt => 5,
+                };
+                proptest::prop_assert_eq!(report.len(), len, "{:?} {:?}", device, report);
+            }
+            let last = log.iter().rev().find(|(d, _)| *d == crate::backend::Device::Keyboard);
+            proptest::prop_assert!(last.is_none_or(|(_, r)| r.iter().all(|&b| b == 0)), "held after reset: {:?}", last);
+        }
+    }
 }
