@@ -10,6 +10,7 @@ mod hid;
 mod info;
 mod limits;
 mod log;
+mod malformed;
 mod streamer;
 mod v4l2;
 mod vtarget;
