@@ -1,0 +1,154 @@
+//! kvmd-gpio's configuration (`/etc/kvmd/gpio.toml`; layering in `kvmd_core::config`), with
+//! kvmd's knobs and defaults (spec `atx-msd-gpio-redfish.md` section 5).
+
+use std::path::PathBuf;
+
+use kvmd_core::net::{FrontConfig, SocketConfig, UscConfig};
+use serde::{Deserialize, Serialize};
+
+/// Which lines the ATX and GPIO channels drive and read.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ChipKind {
+    /// Lines in memory: outputs keep what is written, inputs are set from outside
+    /// (tests, the demo). A real backend of the [`crate::chip::Chip`] trait.
+    Virtual,
+}
+
+/// The line chip.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ChipConfig {
+    /// The backend.
+    #[serde(rename = "type")]
+    pub kind: ChipKind,
+    /// Its lines (the virtual chip's size).
+    pub lines: u32,
+}
+
+impl Default for ChipConfig {
+    fn default() -> Self {
+        Self { kind: ChipKind::Virtual, lines: 32 }
+    }
+}
+
+/// kvmd's `atx.type`.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum AtxKind {
+    /// kvmd's `disabled` plugin: every action is `AtxDisabledError`.
+    Disabled,
+    /// kvmd's `gpio` plugin: buttons on output lines, LEDs on input lines.
+    Gpio,
+}
+
+/// kvmd's `kvmd.atx` section.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct AtxConfig {
+    /// The plugin.
+    #[serde(rename = "type")]
+    pub kind: AtxKind,
+    /// The power LED's input line.
+    pub power_led_pin: u32,
+    /// The HDD LED's input line.
+    pub hdd_led_pin: u32,
+    /// The power button's output line.
+    pub power_switch_pin: u32,
+    /// The reset button's output line.
+    pub reset_switch_pin: u32,
+    /// The power LED reads inverted (active low).
+    pub power_led_inverted: bool,
+    /// The HDD LED reads inverted.
+    pub hdd_led_inverted: bool,
+    /// Seconds a power LED change is held before the next is accepted.
+    pub power_led_debounce: f64,
+    /// The same for the HDD LED.
+    pub hdd_led_debounce: f64,
+    /// Seconds a click holds a button (kvmd: at least 0.1).
+    pub click_delay: f64,
+    /// Seconds a long click holds the power button.
+    pub long_click_delay: f64,
+}
+
+impl Default for AtxConfig {
+    fn default() -> Self {
+        Self {
+            kind: AtxKind::Gpio,
+            power_led_pin: 24,
+            hdd_led_pin: 22,
+            power_switch_pin: 23,
+            reset_switch_pin: 27,
+            power_led_inverted: false,
+            hdd_led_inverted: false,
+            power_led_debounce: 0.1,
+            hdd_led_debounce: 0.1,
+            click_delay: 0.1,
+            long_click_delay: 5.5,
+        }
+    }
+}
+
+impl AtxConfig {
+    /// kvmd's validators of the section: delays are floats of at least 0.1 (clicks) or 0
+    /// (debounce), pins distinct.
+    pub fn check(&self) -> anyhow::Result<()> {
+        for (name, v, min) in [
+            ("click_delay", self.click_delay, 0.1),
+            ("long_click_delay", self.long_click_delay, 0.1),
+            ("power_led_debounce", self.power_led_debounce, 0.0),
+            ("hdd_led_debounce", self.hdd_led_debounce, 0.0),
+        ] {
+            if !v.is_finite() || v < min || v > 3600.0 {
+                anyhow::bail!("atx.{name} = {v}: a number of seconds from {min} to 3600 is needed");
+            }
+        }
+        let pins = [self.power_led_pin, self.hdd_led_pin, self.power_switch_pin, self.reset_switch_pin];
+        if pins.iter().enumerate().any(|(i, p)| pins[..i].contains(p)) {
+            anyhow::bail!("atx: the four pins must be distinct lines, got {pins:?}");
+        }
+        Ok(())
+    }
+}
+
+/// Everything kvmd-gpio can be told.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Where it listens (nginx's `gpio` upstream).
+    pub socket: SocketConfig,
+    /// HTTP worker threads.
+    pub workers: usize,
+    /// kvmd-auth's socket, asked about credentials of direct callers.
+    pub auth_socket: PathBuf,
+    /// Local processes trusted by peer credentials.
+    pub usc: UscConfig,
+    /// The front, whose identity header is believed.
+    pub front: FrontConfig,
+    /// kvmd's `meta.yaml`, whose `server.host` Redfish reports as the host name.
+    pub meta: PathBuf,
+    /// The line chip.
+    pub chip: ChipConfig,
+    /// ATX power control.
+    pub atx: AtxConfig,
+    /// The GPIO channels (kvmd's `kvmd.gpio`).
+    pub gpio: crate::gpio::GpioConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            socket: SocketConfig::at("/run/kvmd/gpio.sock"),
+            workers: 1,
+            auth_socket: "/run/kvmd/auth.sock".into(),
+            usc: UscConfig::default(),
+            front: FrontConfig::default(),
+            meta: "/etc/kvmd/meta.yaml".into(),
+            chip: ChipConfig::default(),
+            atx: AtxConfig::default(),
+            gpio: crate::gpio::GpioConfig::default(),
+        }
+    }
+}
+
+kvmd_core::service_config!(Config);
