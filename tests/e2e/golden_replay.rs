@@ -27,6 +27,7 @@ fn replayed(row: &Row) -> bool {
         "hid",
         "ws_",
         "streamer",
+        "redfish",
     ];
     FEATURES.iter().any(|p| row.name.starts_with(p))
 }

@@ -6,6 +6,7 @@ mod browser;
 mod common;
 mod front;
 mod golden_replay;
+mod gpio;
 mod hid;
 mod info;
 mod limits;

@@ -34,7 +34,7 @@ const HOSTILE: &[&str] = &[
 /// Every route the front exposes, settings last.
 fn routes() -> Vec<Route> {
     let tables: Vec<ServiceRoutes> =
-        [kvmd_auth::routes(), kvmd_hid::routes(), kvmd_info::routes(), kvmd_streamer::routes()]
+        [kvmd_auth::routes(), kvmd_hid::routes(), kvmd_info::routes(), kvmd_streamer::routes(), kvmd_gpio::routes()]
             .iter()
             .map(|a| a.table())
             .collect();

@@ -37,8 +37,8 @@ pub fn document(services: &[ServiceRoutes], version: &str) -> Value {
             "title": "kvmd-rs",
             "version": version,
             "description": format!(
-                "The HTTP API of kvmd-rs, compatible with PiKVM's kvmd {KVMD_VERSION} (under /api) and \
-                 uStreamer (under /streamer). Generated from the services' route declarations. Every JSON \
+                "The HTTP API of kvmd-rs, compatible with PiKVM's kvmd {KVMD_VERSION} (under /api; \
+                 Redfish at /redfish as well as /api/redfish) and uStreamer (under /streamer). Generated from the services' route declarations. Every JSON \
                  answer of kvmd's API is the envelope {{\"ok\": <status == 200>, \"result\": ...}}; errors \
                  carry the exception class in result.error and its message in result.error_msg. An unknown \
                  path under /api is a plain-text 404, a wrong method a plain-text 405 with Allow, and a \
@@ -105,7 +105,7 @@ fn operation(s: &ServiceRoutes, r: &Route, front: &str) -> Value {
     let suffix = if front.ends_with('/') { format!("{front}index") } else { front.to_owned() };
     op.insert(
         "operationId".into(),
-        json!(format!("{}{suffix}", r.method.as_str().to_ascii_lowercase()).replace(['/', '.'], "_")),
+        json!(format!("{}{suffix}", r.method.as_str().to_ascii_lowercase()).replace(['/', '.', '{', '}'], "_")),
     );
     op.insert("summary".into(), json!(r.summary));
     op.insert("tags".into(), json!([s.service]));
@@ -121,8 +121,15 @@ fn operation(s: &ServiceRoutes, r: &Route, front: &str) -> Value {
         op.insert("x-kvmd-throttled".into(), json!("2 per second per client address, bursts of 10"));
     }
     op.insert("security".into(), security);
-    if !r.params.is_empty() {
-        op.insert("parameters".into(), Value::Array(r.params.iter().map(parameter).collect()));
+    // `{name}` segments of the path, then the query parameters.
+    let mut params: Vec<Value> = front
+        .split('/')
+        .filter_map(|seg| seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
+        .map(|name| json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}}))
+        .collect();
+    params.extend(r.params.iter().map(parameter));
+    if !params.is_empty() {
+        op.insert("parameters".into(), Value::Array(params));
     }
     match r.body {
         Body::None => {}

@@ -490,7 +490,8 @@ pub struct RouteTable(pub Arc<[Route]>);
 impl RouteTable {
     /// `Allow:` for `path`: its methods sorted and comma-joined, as aiohttp prints them.
     pub fn allow(&self, path: &str) -> Option<String> {
-        let mut methods: Vec<&str> = self.0.iter().filter(|r| r.path == path).map(|r| r.method.as_str()).collect();
+        let mut methods: Vec<&str> =
+            self.0.iter().filter(|r| path_matches(r.path, path)).map(|r| r.method.as_str()).collect();
         if methods.is_empty() {
             return None;
         }
@@ -502,7 +503,30 @@ impl RouteTable {
     /// Whether `method path` is one of kvmd's routes (a mounted face's paths match exactly,
     /// as uStreamer's do, so they are never the target of a 308).
     pub fn has(&self, method: &str, path: &str) -> bool {
-        self.0.iter().any(|r| r.path == path && r.method.as_str() == method && !matches!(r.expose, Expose::Mount(_)))
+        self.0
+            .iter()
+            .any(|r| path_matches(r.path, path) && r.method.as_str() == method && !matches!(r.expose, Expose::Mount(_)))
+    }
+}
+
+/// Whether `path` is an instance of the declared `pattern`, whose `{name}` segments stand
+/// for any one non-empty segment (actix's syntax: `/redfish/v1/Systems/{sid}`).
+pub fn path_matches(pattern: &str, path: &str) -> bool {
+    if !pattern.contains('{') {
+        return pattern == path;
+    }
+    let (mut want, mut got) = (pattern.split('/'), path.split('/'));
+    loop {
+        match (want.next(), got.next()) {
+            (None, None) => return true,
+            (Some(w), Some(g)) if w.starts_with('{') && w.ends_with('}') => {
+                if g.is_empty() {
+                    return false;
+                }
+            }
+            (Some(w), Some(g)) if w == g => {}
+            _ => return false,
+        }
     }
 }
 
@@ -572,6 +596,21 @@ mod tests {
         assert_eq!(t().allow("/streamer/snapshot").as_deref(), Some("DELETE,GET"));
         assert_eq!(t().allow("/info").as_deref(), Some("GET"));
         assert_eq!(t().allow("/nope"), None);
+    }
+
+    #[test]
+    fn path_parameters_match_one_segment() {
+        let p = "/redfish/v1/Systems/{sid}";
+        assert!(path_matches(p, "/redfish/v1/Systems/0"));
+        assert!(path_matches(p, "/redfish/v1/Systems/SwitchPort7"));
+        assert!(!path_matches(p, "/redfish/v1/Systems/"));
+        assert!(!path_matches(p, "/redfish/v1/Systems/0/x"));
+        assert!(!path_matches(p, "/redfish/v1/Systems"));
+        assert!(path_matches("/info", "/info") && !path_matches("/info", "/info/"));
+        let t = RouteTable(vec![Route::get(p), Route::post("/redfish/v1/Systems/{sid}/Actions/Reset")].into());
+        assert_eq!(t.allow("/redfish/v1/Systems/0").as_deref(), Some("GET"));
+        assert!(t.has("POST", "/redfish/v1/Systems/0/Actions/Reset"));
+        assert!(!t.has("GET", "/redfish/v1/Systems/0/Actions/Reset"));
     }
 
     #[test]

@@ -15,7 +15,7 @@ pub const TEMPLATE: &str = include_str!("../../../nginx/nginx.conf.in");
 
 /// Every service of the suite with its routes, in upstream order.
 pub fn services() -> Vec<ServiceRoutes> {
-    [kvmd_auth::routes(), kvmd_hid::routes(), kvmd_info::routes(), kvmd_streamer::routes()]
+    [kvmd_auth::routes(), kvmd_hid::routes(), kvmd_info::routes(), kvmd_streamer::routes(), kvmd_gpio::routes()]
         .iter()
         .map(|a| a.table())
         .collect()
@@ -143,7 +143,14 @@ fn render_service(out: &mut String, s: &ServiceRoutes) {
         methods.sort_unstable();
         let access = routes[0].access;
         let flow = routes[0].flow;
-        let _ = writeln!(out, "        location = /api{path} {{");
+        // A path with parameters (`{sid}`) is a regular-expression location, whose
+        // `proxy_pass` cannot name a URI: the rewrite strips `/api` instead.
+        let param = path.contains('{');
+        if param {
+            let _ = writeln!(out, "        location ~ ^/api{}$ {{", regex_of(path));
+        } else {
+            let _ = writeln!(out, "        location = /api{path} {{");
+        }
         let _ = writeln!(out, "            if ($request_method !~ ^({})$) {{ return 405; }}", methods.join("|"));
         let _ = writeln!(out, "            error_page 405 = {raw};");
         match access {
@@ -159,19 +166,25 @@ fn render_service(out: &mut String, s: &ServiceRoutes) {
             let _ = writeln!(out, "            error_page 503 = @kvmd_throttled;");
         }
         flow_lines(out, "            ", flow);
-        let _ = writeln!(out, "            proxy_pass http://{up}{path};");
+        if param {
+            let _ = writeln!(out, "            rewrite ^/api(/.*)$ $1 break;");
+            let _ = writeln!(out, "            proxy_pass http://{up};");
+        } else {
+            let _ = writeln!(out, "            proxy_pass http://{up}{path};");
+        }
         proxy_common(out, "            ", flow != Flow::WebSocket);
         if access == Access::User {
             user_headers(out);
-        } else {
+        } else if s.upstream == "auth" {
             // kvmd-auth's own routes, which read the credentials themselves.
             credentials(out, "            ");
         }
+        // (Any other service's public route, such as Redfish's root, gets no credential.)
         let _ = writeln!(out, "        }}");
     }
     if !paths.is_empty() {
         // Trailing slashes: the service answers kvmd's 308 to the normalised path.
-        let alternation: Vec<String> = paths.iter().map(|p| p.trim_start_matches('/').replace('.', "\\.")).collect();
+        let alternation: Vec<String> = paths.iter().map(|p| regex_of(p.trim_start_matches('/'))).collect();
         unauthenticated_pass(out, &format!("~ ^/api/({})/+$", alternation.join("|")), &up);
         // Wrong methods: the service answers kvmd's 405 with Allow:, before any auth.
         unauthenticated_pass(out, &raw, &up);
@@ -198,6 +211,16 @@ fn render_service(out: &mut String, s: &ServiceRoutes) {
         let _ = writeln!(out, "        }}");
     }
     out.push('\n');
+}
+
+/// A declared path as a regular expression: dots escaped, each `{name}` one segment.
+pub fn regex_of(path: &str) -> String {
+    path.split('/')
+        .map(
+            |seg| if seg.starts_with('{') && seg.ends_with('}') { "[^/]+".to_owned() } else { seg.replace('.', "\\.") },
+        )
+        .collect::<Vec<_>>()
+        .join("/")
 }
 
 /// The headers of a location whose user kvmd-auth accepted: the identity nginx sets, and
@@ -351,12 +374,21 @@ mod tests {
             }
         }
         let mut want: Vec<String> = Vec::new();
+        let mut want_regex: Vec<String> = Vec::new();
         for s in services() {
             for front in s.exposed().flat_map(Route::front_paths) {
-                if !want.contains(&front) {
+                if front.contains('{') {
+                    let re = format!("~ ^{}$", regex_of(&front));
+                    if !want_regex.contains(&re) {
+                        want_regex.push(re);
+                    }
+                } else if !want.contains(&front) {
                     want.push(front);
                 }
             }
+        }
+        for re in &want_regex {
+            assert!(other.contains(re), "{re} not in {other:?}");
         }
         let front_of_ours = |p: &str| p.starts_with("/api") || p.starts_with("/streamer");
         // `= /api` is the template's 404, like `/api/`.
@@ -368,15 +400,18 @@ mod tests {
         // The non-exact locations under our prefixes: the 404s and one slash hand-off per service.
         let ours: Vec<&String> = other.iter().filter(|l| l.contains("/api") || l.contains("/streamer")).collect();
         let slash: Vec<&&String> = ours.iter().filter(|l| l.starts_with("~ ^/api/(")).collect();
-        assert_eq!(slash.len(), 4, "{ours:?}");
+        assert_eq!(slash.len(), services().len(), "{ours:?}");
         for l in &ours {
-            assert!(l.starts_with("~ ^/api/(") || *l == "/api/" || *l == "/streamer/", "unexpected location {l}");
+            assert!(
+                l.starts_with("~ ^/api/(") || *l == "/api/" || *l == "/streamer/" || want_regex.contains(l),
+                "unexpected location {l}"
+            );
         }
         // Each slash hand-off names exactly its service's /api paths.
         for s in services() {
             let mut paths: Vec<String> = Vec::new();
             for r in s.routes.iter().filter(|r| r.expose == Expose::Api) {
-                let p = r.path.trim_start_matches('/').replace('.', "\\.");
+                let p = regex_of(r.path.trim_start_matches('/'));
                 if !paths.contains(&p) {
                     paths.push(p);
                 }

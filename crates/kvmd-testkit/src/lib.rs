@@ -261,6 +261,17 @@ impl Stack {
         );
         fs::write(root.join("etc/streamer.toml"), streamer_toml + &front)?;
 
+        // kvmd-gpio: ATX (kvmd's gpio plugin) on its virtual chip, no GPIO channels.
+        let gpio_toml = format!(
+            "auth_socket = {:?}\nmeta = {:?}\n\n[socket]\npath = {:?}\nmode = {}\ngroup = {:?}\n\n[atx]\ntype = \"gpio\"\n\n[chip]\ntype = \"virtual\"\n",
+            stack.auth_socket(),
+            root.join("etc/meta.yaml"),
+            root.join("run/gpio.sock"),
+            0o660,
+            socket_group,
+        );
+        fs::write(root.join("etc/gpio.toml"), gpio_toml + &front)?;
+
         let key = root.join("etc/server.key");
         let crt = root.join("etc/server.crt");
         let status = Command::new("openssl")
@@ -322,6 +333,7 @@ impl Stack {
         }
         stack.start_service("hid", &[])?;
         stack.start_service("streamer", &streamer_set)?;
+        stack.start_service("gpio", &[])?;
         let mut nginx = Command::new("nginx");
         nginx.arg("-p").arg(root.join("nginx")).arg("-c").arg(root.join("etc/nginx.conf")).args(["-e", "stderr"]);
         let child = spawn(nginx, &root.join("log/nginx.log"))?;
@@ -384,9 +396,26 @@ impl Stack {
 
     /// The socket of the service that owns kvmd `path` (`/info` → kvmd-info).
     pub fn socket_for(&self, path: &str) -> PathBuf {
-        let p = path.strip_prefix("/api").unwrap_or(path);
-        let p = kvmd_core::routes::normalize_path(p.split('?').next().unwrap_or(p));
-        let owner = kvmd_nginx::services().into_iter().find(|s| s.routes.iter().any(|r| p == r.path));
+        // Dot segments first, as curl resolves them (`/api/../redfish/v1` is `/redfish/v1`).
+        let mut segs: Vec<&str> = Vec::new();
+        for seg in path.split('?').next().unwrap_or(path).split('/') {
+            match seg {
+                // Never above the root (the leading empty segment).
+                ".." => {
+                    if segs.len() > 1 {
+                        segs.pop();
+                    }
+                }
+                "." => {}
+                s => segs.push(s),
+            }
+        }
+        let resolved = segs.join("/");
+        let p = resolved.strip_prefix("/api").unwrap_or(&resolved);
+        let p = kvmd_core::routes::normalize_path(p);
+        let owner = kvmd_nginx::services()
+            .into_iter()
+            .find(|s| s.routes.iter().any(|r| kvmd_core::routes::path_matches(r.path, &p)));
         self.root.join(format!("run/{}.sock", owner.map_or("auth", |s| s.upstream)))
     }
 

@@ -132,6 +132,26 @@ pub async fn hid() -> TestService<impl App> {
     TestService { app, table, _dir: dir, _shutdown: shutdown }
 }
 
+/// kvmd-gpio with ATX on a virtual chip and no GPIO channels.
+pub async fn gpio() -> TestService<impl App> {
+    let dir = tmp();
+    let cfg = kvmd_gpio::Config {
+        auth_socket: dir.path().join("auth.sock"),
+        meta: dir.path().join("meta.yaml"),
+        ..kvmd_gpio::Config::default()
+    };
+    let chip = kvmd_gpio::open_chip(&cfg);
+    let atx = kvmd_gpio::atx::Atx::new(cfg.atx.clone(), chip.clone()).unwrap_or_else(|e| panic!("ATX: {e:#}"));
+    let gpio = kvmd_gpio::gpio::Gpio::new(&cfg.gpio, chip).unwrap_or_else(|e| panic!("GPIO: {e:#}"));
+    let shutdown = kvmd_core::service::CancellationToken::new();
+    actix_web::rt::spawn(atx.clone().run_leds(shutdown.clone()));
+    let app =
+        test::init_service(kvmd_gpio::create_app(web::Data::new(cfg), web::Data::from(atx), web::Data::from(gpio)))
+            .await;
+    let table = kvmd_gpio::routes().table();
+    TestService { app, table, _dir: dir, _shutdown: shutdown }
+}
+
 /// kvmd-info on the golden captures' fake tree, logs off.
 pub async fn info() -> TestService<impl App> {
     let dir = tmp();
@@ -196,12 +216,14 @@ pub async fn check_routes<S: App>(svc: &TestService<S>, spec: &[(&str, &str)]) -
         }
     }
     for r in routes {
-        let (m, p) = (r.method.as_str(), r.path);
+        // A path with parameters is called with `0` for each (`/redfish/v1/Systems/0`).
+        let instance = instance(r.path);
+        let (m, p) = (r.method.as_str(), instance.as_str());
         let a = svc.call(m, p, true).await;
         if matches!(a.status.as_u16(), 404 | 405 | 501) {
             errors.push(format!("{m} {p}: {} with the declared method", a.status));
         }
-        let declared: Vec<&str> = routes.iter().filter(|o| o.path == p).map(|o| o.method.as_str()).collect();
+        let declared: Vec<&str> = routes.iter().filter(|o| o.path == r.path).map(|o| o.method.as_str()).collect();
         if let Some(wrong) = METHODS.iter().find(|w| !declared.contains(w)) {
             let a = svc.call(wrong, p, false).await;
             match r.expose {
@@ -254,6 +276,11 @@ pub async fn check_routes<S: App>(svc: &TestService<S>, spec: &[(&str, &str)]) -
         }
     }
     errors
+}
+
+/// `path` with `0` for each `{name}` segment.
+pub fn instance(path: &str) -> String {
+    path.split('/').map(|seg| if seg.starts_with('{') { "0" } else { seg }).collect::<Vec<_>>().join("/")
 }
 
 /// The (method, front path) pairs that the OpenAPI document `doc` lists for `service`.

@@ -57,7 +57,7 @@ type Case = (usize, usize, u8, Vec<ParamDraw>, Option<String>, Vec<u8>, u8);
 
 fn case() -> impl Strategy<Value = Case> {
     (
-        0usize..4,
+        0usize..5,
         any::<usize>(),
         any::<u8>(),
         proptest::collection::vec((any::<bool>(), any::<u8>(), ".{0,40}"), 0..10),
@@ -146,11 +146,12 @@ fn request(route: &Route, case: &Case) -> (String, String, Option<&'static str>,
         pairs.push(format!("{name}=1"));
     }
     let query = pairs.join("&");
+    let path = service::instance(route.path);
     let (path, body, ct) = match route.body {
         // A form goes in the body (kvmd reads both).
-        Body::Form(_) => (route.path.to_owned(), query.into_bytes(), Some("application/x-www-form-urlencoded")),
-        Body::Raw(_) => (format!("{}?{query}", route.path), body.clone(), CONTENT_TYPES[usize::from(*ct) % 10]),
-        Body::None => (format!("{}?{query}", route.path), Vec::new(), None),
+        Body::Form(_) => (path, query.into_bytes(), Some("application/x-www-form-urlencoded")),
+        Body::Raw(_) => (format!("{path}?{query}"), body.clone(), CONTENT_TYPES[usize::from(*ct) % 10]),
+        Body::None => (format!("{path}?{query}"), Vec::new(), None),
     };
     (method.to_owned(), path, ct, body)
 }
@@ -180,8 +181,13 @@ fn routes_never_panic_never_5xx() {
     let mut runner = TestRunner::new(config.clone());
     let strategy = case();
     actix_web::rt::System::new().block_on(async move {
-        let (auth, hid, info, streamer) =
-            (service::auth().await, service::hid().await, service::info().await, service::streamer().await);
+        let (auth, hid, info, streamer, gpio) = (
+            service::auth().await,
+            service::hid().await,
+            service::info().await,
+            service::streamer().await,
+            service::gpio().await,
+        );
         let mut failures = Vec::new();
         for _ in 0..config.cases {
             let case = strategy.new_tree(&mut runner).unwrap_or_else(|e| panic!("{e}")).current();
@@ -189,7 +195,8 @@ fn routes_never_panic_never_5xx() {
                 0 => run(&auth, &case).await,
                 1 => run(&hid, &case).await,
                 2 => run(&info, &case).await,
-                _ => run(&streamer, &case).await,
+                3 => run(&streamer, &case).await,
+                _ => run(&gpio, &case).await,
             };
             if let Err(e) = r {
                 failures.push(e);

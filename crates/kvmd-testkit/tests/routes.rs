@@ -44,6 +44,24 @@ const STREAMER: &[(&str, &str)] = &[
     ("GET", "/streamer/favicon.ico"),
 ];
 
+/// `http.md` section 7's ATX, GPIO and Redfish rows (Redfish also at `/redfish`, which the
+/// front maps onto these).
+const GPIO: &[(&str, &str)] = &[
+    ("GET", "/api/atx"),
+    ("POST", "/api/atx/power"),
+    ("POST", "/api/atx/click"),
+    ("GET", "/api/gpio"),
+    ("POST", "/api/gpio/switch"),
+    ("POST", "/api/gpio/pulse"),
+    ("GET", "/api/redfish/v1"),
+    ("GET", "/api/redfish/v1/Systems"),
+    ("GET", "/api/redfish/v1/Systems/{sid}"),
+    ("PATCH", "/api/redfish/v1/Systems/{sid}"),
+    ("POST", "/api/redfish/v1/Systems/{sid}/Actions/ComputerSystem.Reset"),
+    ("GET", "/api/redfish/v1/Managers"),
+    ("GET", "/api/redfish/v1/Managers/BMC"),
+];
+
 fn openapi() -> serde_json::Value {
     let text = std::fs::read_to_string(service::openapi_file()).unwrap_or_default();
     serde_json::from_str(&text).unwrap_or_default()
@@ -96,6 +114,11 @@ async fn info_routes() {
 #[actix_web::test]
 async fn streamer_routes() {
     walk(service::streamer().await, STREAMER).await;
+}
+
+#[actix_web::test]
+async fn gpio_routes() {
+    walk(service::gpio().await, GPIO).await;
 }
 
 #[actix_web::test]

@@ -79,8 +79,8 @@ check "every unit of the package is enabled" \
     eval '! systemctl is-enabled $(cd /usr/lib/systemd/system && ls kvmd-*) | grep -vqx enabled'
 
 section "systemd: every unit of the suite"
-for u in kvmd-auth.socket kvmd-hid.socket kvmd-info.socket kvmd-streamer.socket kvmd-otg.service \
-    kvmd-auth.service kvmd-hid.service kvmd-info.service kvmd-streamer.service kvmd-nginx.service; do
+for u in kvmd-auth.socket kvmd-hid.socket kvmd-info.socket kvmd-streamer.socket kvmd-gpio.socket kvmd-otg.service \
+    kvmd-auth.service kvmd-hid.service kvmd-info.service kvmd-streamer.service kvmd-gpio.service kvmd-nginx.service; do
     wait_for 60 systemctl is-active -q "$u"
     state=$(systemctl show -p ActiveState,SubState --value "$u" | paste -sd/)
     if [ "${state%%/*}" = active ]; then pass "$u: $state"; else
@@ -104,6 +104,14 @@ check "no default password: a fresh install refuses admin/admin ($code)" [ "$cod
 echo admin | kvmd-htpasswd add -i admin > /dev/null
 code=$(curl -sk -o /dev/null -w '%{http_code}' -X POST "$API/api/auth/login" -d user=admin -d passwd=admin)
 check "after kvmd-htpasswd add admin, the login succeeds ($code)" [ "$code" = 200 ]
+# kvmd-gpio as installed: ATX in kvmd's disabled form (no real chip backend yet), the
+# Redfish root open, its Systems behind auth.
+atx=$(api "$API/api/atx")
+check "GET /api/atx through the front: kvmd's disabled ATX" eval 'echo "$atx" | grep -q "\"enabled\": false"'
+code=$(curl -sk -o /dev/null -w '%{http_code}' --max-time 10 "$API/redfish/v1")
+check "GET /redfish/v1 without credentials: 200 ($code)" [ "$code" = 200 ]
+code=$(curl -sk -o /dev/null -w '%{http_code}' --max-time 10 "$API/redfish/v1/Systems")
+check "GET /redfish/v1/Systems without credentials: 401 ($code)" [ "$code" = 401 ]
 # Only kvmd-auth may read the secrets: kvmd-hid (which owns the HID nodes) may not.
 hidgroups=$(id -nG kvmd-hid)
 check "kvmd-hid ($hidgroups) cannot read /etc/kvmd/htpasswd or totp.secret" \
