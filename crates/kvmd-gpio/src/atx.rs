@@ -231,7 +231,7 @@ impl Atx {
 
     /// Clicks `button`: refused with kvmd's 409 while a click of its region runs. With
     /// `wait` it answers when the click and its 1 s tail are over; otherwise once the
-    /// region is entered. A dropped request never cancels a click.
+    /// region is entered. A dropped request never cancels a click ([`crate::region`]).
     pub async fn click(self: &Arc<Self>, button: Button, wait: bool) -> Result<(), ApiError> {
         if !self.enabled() {
             return Err(disabled());
@@ -250,7 +250,7 @@ impl Atx {
             Button::Reset => (self.cfg.reset_switch_pin, self.cfg.click_delay),
         };
         let atx = self.clone();
-        let job = tokio::spawn(async move {
+        let job = async move {
             let result = atx.press(pin, Duration::from_secs_f64(hold)).await;
             tokio::time::sleep(TAIL).await;
             let region = if button == Button::Reset { &atx.reset_region } else { &atx.power_region };
@@ -261,15 +261,8 @@ impl Atx {
                 Err(e) => tracing::error!("Cannot click ATX button {:?}: {e:#}", button.name()),
             }
             result
-        });
-        if !wait {
-            return Ok(());
-        }
-        match job.await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(ApiError::internal(format!("{e:#}"))),
-            Err(e) => Err(ApiError::internal(e)),
-        }
+        };
+        crate::region::run(job, wait).await
     }
 
     async fn press(&self, pin: u32, hold: Duration) -> anyhow::Result<()> {

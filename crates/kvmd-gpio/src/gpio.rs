@@ -10,7 +10,6 @@ use std::time::Duration;
 use kvmd_core::ApiError;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use tokio::sync::watch;
 
 use crate::chip::Chip;
 
@@ -209,8 +208,6 @@ pub struct Gpio {
     channels: BTreeMap<String, Channel>,
     chip: Arc<dyn Chip>,
     view: Value,
-    /// Bumped whenever a channel's state may have changed.
-    changes: watch::Sender<u64>,
 }
 
 impl Gpio {
@@ -244,31 +241,9 @@ impl Gpio {
             }
             channels.insert(name.clone(), Channel { cfg: c.clone(), driver, pulse, busy: AtomicBool::new(false) });
         }
-        let gpio = Self { view: Value::Null, channels, chip, changes: watch::channel(0).0 };
+        let gpio = Self { view: Value::Null, channels, chip };
         let view = gpio.build_view(&cfg.view);
         Ok(Arc::new(Self { view, ..gpio }))
-    }
-
-    /// Changes whenever a channel's state may have (the chip's edges and the busy
-    /// regions).
-    pub fn changes(&self) -> watch::Receiver<u64> {
-        let mut rx = self.changes.subscribe();
-        let mut edges = self.chip.edges();
-        let tx = self.changes.clone();
-        tokio::spawn(async move {
-            while edges.changed().await.is_ok() {
-                if tx.is_closed() {
-                    return;
-                }
-                tx.send_modify(|n| *n = n.wrapping_add(1));
-            }
-        });
-        rx.mark_unchanged();
-        rx
-    }
-
-    fn bump(&self) {
-        self.changes.send_modify(|n| *n = n.wrapping_add(1));
     }
 
     fn item(&self, s: &str, inputs_and_labels_only: bool) -> Option<Value> {
@@ -430,27 +405,18 @@ impl Gpio {
         if ch.busy.compare_exchange(false, true, Ordering::SeqCst, Ordering::SeqCst).is_err() {
             return Err(busy());
         }
-        self.bump();
         let gpio = self.clone();
         let name = name.to_owned();
-        let job = tokio::spawn(async move {
+        let job = async move {
             let Some(ch) = gpio.channels.get(&name) else { return Ok(()) };
             let result = op(&gpio, ch).await;
             tokio::time::sleep(Duration::from_secs_f64(ch.cfg.busy_delay)).await;
             ch.busy.store(false, Ordering::SeqCst);
-            gpio.bump();
             if let Err(e) = &result {
                 tracing::error!(channel = %name, "GPIO operation failed: {e:#}");
             }
             result
-        });
-        if !wait {
-            return Ok(());
-        }
-        match job.await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(ApiError::internal(format!("{e:#}"))),
-            Err(e) => Err(ApiError::internal(e)),
-        }
+        };
+        crate::region::run(job, wait).await
     }
 }

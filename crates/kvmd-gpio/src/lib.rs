@@ -6,6 +6,7 @@
 //! - [`chip`]: the GPIO lines (the [`chip::Chip`] trait and its virtual chip).
 //! - [`atx`]: buttons, LEDs, clicks and power actions.
 //! - [`gpio`]: the channels: model, view, state, switch and pulse.
+//! - [`region`]: busy-region operations as tasks, answered at once or when over.
 //! - [`api`]: the HTTP routes, one module per URL group.
 
 pub mod api;
@@ -13,6 +14,7 @@ pub mod atx;
 pub mod chip;
 pub mod config;
 pub mod gpio;
+pub mod region;
 
 use std::os::unix::net::UnixListener;
 use std::sync::Arc;
