@@ -124,7 +124,7 @@ fn operation(s: &ServiceRoutes, r: &Route, front: &str) -> Value {
     // `{name}` segments of the path, then the query parameters.
     let mut params: Vec<Value> = front
         .split('/')
-        .filter_map(|seg| seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
+        .filter_map(crate::routes::path_param)
         .map(|name| json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}}))
         .collect();
     params.extend(r.params.iter().map(parameter));

@@ -509,6 +509,11 @@ impl RouteTable {
     }
 }
 
+/// The name of a path parameter segment (`{sid}` → `sid`), actix's syntax.
+pub fn path_param(segment: &str) -> Option<&str> {
+    segment.strip_prefix('{').and_then(|s| s.strip_suffix('}'))
+}
+
 /// Whether `path` is an instance of the declared `pattern`, whose `{name}` segments stand
 /// for any one non-empty segment (actix's syntax: `/redfish/v1/Systems/{sid}`).
 pub fn path_matches(pattern: &str, path: &str) -> bool {
@@ -519,7 +524,7 @@ pub fn path_matches(pattern: &str, path: &str) -> bool {
     loop {
         match (want.next(), got.next()) {
             (None, None) => return true,
-            (Some(w), Some(g)) if w.starts_with('{') && w.ends_with('}') => {
+            (Some(w), Some(g)) if path_param(w).is_some() => {
                 if g.is_empty() {
                     return false;
                 }

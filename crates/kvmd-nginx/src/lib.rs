@@ -217,7 +217,9 @@ fn render_service(out: &mut String, s: &ServiceRoutes) {
 pub fn regex_of(path: &str) -> String {
     path.split('/')
         .map(
-            |seg| if seg.starts_with('{') && seg.ends_with('}') { "[^/]+".to_owned() } else { seg.replace('.', "\\.") },
+            |seg| {
+                if kvmd_core::routes::path_param(seg).is_some() { "[^/]+".to_owned() } else { seg.replace('.', "\\.") }
+            },
         )
         .collect::<Vec<_>>()
         .join("/")

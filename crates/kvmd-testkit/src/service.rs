@@ -280,7 +280,10 @@ pub async fn check_routes<S: App>(svc: &TestService<S>, spec: &[(&str, &str)]) -
 
 /// `path` with `0` for each `{name}` segment.
 pub fn instance(path: &str) -> String {
-    path.split('/').map(|seg| if seg.starts_with('{') { "0" } else { seg }).collect::<Vec<_>>().join("/")
+    path.split('/')
+        .map(|seg| if kvmd_core::routes::path_param(seg).is_some() { "0" } else { seg })
+        .collect::<Vec<_>>()
+        .join("/")
 }
 
 /// The (method, front path) pairs that the OpenAPI document `doc` lists for `service`.
