@@ -4,9 +4,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+mod common;
+
 use actix_web::dev::{Service, ServiceResponse};
-use actix_web::test::{self, TestRequest};
-use actix_web::web;
+use common::{error, send};
 use kvmd_gpio::atx::Atx;
 use kvmd_gpio::chip::VirtualChip;
 use kvmd_gpio::config::{AtxKind, Config};
@@ -25,36 +26,10 @@ async fn rig(
     cfg.atx.kind = kind;
     cfg.meta = std::path::PathBuf::from("/nonexistent/meta.yaml");
     let chip = Arc::new(VirtualChip::new(32));
-    let atx = Atx::new(cfg.atx.clone(), chip.clone()).unwrap_or_else(|e| panic!("{e:#}"));
+    let (app, atx) = common::app(cfg, chip.clone()).await;
     let shutdown = kvmd_core::service::CancellationToken::new();
     actix_web::rt::spawn(atx.clone().run_leds(shutdown.clone()));
-    let gpio = kvmd_gpio::gpio::Gpio::new(&cfg.gpio, chip.clone()).unwrap_or_else(|e| panic!("{e:#}"));
-    let app = test::init_service(kvmd_gpio::create_app(
-        web::Data::new(cfg),
-        web::Data::from(atx.clone()),
-        web::Data::from(gpio),
-    ))
-    .await;
     Rig { app, chip, atx, _shutdown: shutdown }
-}
-
-/// Status, `Content-Type` and body of `method path` with `body`, as the front's user.
-async fn call<S>(app: &S, method: &str, path: &str, body: &str) -> (u16, Option<String>, String)
-where
-    S: Service<actix_http::Request, Response = ServiceResponse, Error = actix_web::Error>,
-{
-    let m = actix_web::http::Method::from_bytes(method.as_bytes()).unwrap_or(actix_web::http::Method::GET);
-    let req = TestRequest::default()
-        .method(m)
-        .uri(path)
-        .insert_header((kvmd_core::authn::AUTH_USER_HEADER, "admin"))
-        .set_payload(body.to_owned())
-        .to_request();
-    actix_web::HttpMessage::extensions_mut(&req).insert(kvmd_core::net::FromFront);
-    let res = test::call_service(app, req).await;
-    let ct = res.headers().get("content-type").map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
-    let status = res.status().as_u16();
-    (status, ct, String::from_utf8_lossy(&test::read_body(res).await).into_owned())
 }
 
 /// Waits (bounded) until `cond` holds for the ATX state.
@@ -64,25 +39,19 @@ async fn until(atx: &Atx, cond: impl Fn(&kvmd_gpio::atx::AtxState) -> bool) {
     assert!(matches!(r, Ok(Ok(_))), "the state never came: {:?}", atx.state());
 }
 
-fn error(name: &str, msg: &str) -> String {
-    format!(
-        "{{\n    \"ok\": false,\n    \"result\": {{\n        \"error\": \"{name}\",\n        \"error_msg\": \"{msg}\"\n    }}\n}}"
-    )
-}
-
 const IDLE: &str = "{\n    \"ok\": true,\n    \"result\": {\n        \"acts\": {\n            \"power\": false,\n            \"reset\": false\n        },\n        \"busy\": false,\n        \"enabled\": ENABLED,\n        \"leds\": {\n            \"hdd\": false,\n            \"power\": false\n        }\n    }\n}";
 
 #[actix_web::test]
 async fn the_state_is_kvmds_enabled_and_disabled() {
     let r = rig(AtxKind::Gpio).await;
-    assert_eq!(call(&r.app, "GET", "/atx", "").await.2, IDLE.replace("ENABLED", "true"));
+    assert_eq!(send(&r.app, "GET", "/atx", "").await.2, IDLE.replace("ENABLED", "true"));
     let d = rig(AtxKind::Disabled).await;
-    let body = call(&d.app, "GET", "/atx", "").await.2;
+    let body = send(&d.app, "GET", "/atx", "").await.2;
     assert_eq!(body, IDLE.replace("ENABLED", "false"));
     assert_eq!(body.len(), 255, "the spec's 255 bytes");
     for (path, _) in [("/atx/power?action=on", ()), ("/atx/click?button=reset", ())] {
         assert_eq!(
-            call(&d.app, "POST", path, "").await,
+            send(&d.app, "POST", path, "").await,
             (400, Some(kvmd_core::envelope::JSON_CONTENT_TYPE.into()), error("AtxDisabledError", "ATX is disabled"))
         );
     }
@@ -94,37 +63,37 @@ async fn arguments_go_through_kvmds_validators() {
     let bad = |m: &str| (400u16, error("ValidatorError", m));
     let strip = |(s, _, b): (u16, Option<String>, String)| (s, b);
     assert_eq!(
-        strip(call(&r.app, "POST", "/atx/power", "").await),
+        strip(send(&r.app, "POST", "/atx/power", "").await),
         bad("None argument is not a valid ATX power action")
     );
     assert_eq!(
-        strip(call(&r.app, "POST", "/atx/power?action=boot", "").await),
+        strip(send(&r.app, "POST", "/atx/power?action=boot", "").await),
         bad("The argument 'boot' is not a valid ATX power action")
     );
     assert_eq!(
-        strip(call(&r.app, "POST", "/atx/click?button=x", "").await),
+        strip(send(&r.app, "POST", "/atx/click?button=x", "").await),
         bad("The argument 'x' is not a valid ATX button")
     );
-    assert_eq!(strip(call(&r.app, "POST", "/atx/click?button=aaaaaaaaaaaaaaaaa", "").await), bad("RAW limit exceed"));
+    assert_eq!(strip(send(&r.app, "POST", "/atx/click?button=aaaaaaaaaaaaaaaaa", "").await), bad("RAW limit exceed"));
     // The action before `wait`; then `wait` through the bool validator.
     assert_eq!(
-        strip(call(&r.app, "POST", "/atx/power?action=boot&wait=x", "").await).1,
+        strip(send(&r.app, "POST", "/atx/power?action=boot&wait=x", "").await).1,
         bad("The argument 'boot' is not a valid ATX power action").1
     );
-    assert_eq!(call(&r.app, "POST", "/atx/power?action=on&wait=x", "").await.0, 400);
+    assert_eq!(send(&r.app, "POST", "/atx/power?action=on&wait=x", "").await.0, 400);
     assert!(r.chip.writes().iter().all(|w| !w.1), "nothing pressed: {:?}", r.chip.writes());
 }
 
 #[actix_web::test]
 async fn a_click_holds_its_region_and_reset_has_its_own() {
     let r = rig(AtxKind::Gpio).await;
-    assert_eq!(call(&r.app, "POST", "/atx/click?button=power", "").await.0, 200);
+    assert_eq!(send(&r.app, "POST", "/atx/click?button=power", "").await.0, 200);
     let busy = error("AtxIsBusyError", "Performing another ATX operation, please try again later");
-    assert_eq!(call(&r.app, "POST", "/atx/click?button=power_long", "").await.2, busy);
-    assert_eq!(call(&r.app, "POST", "/atx/click?button=reset", "").await.0, 200, "reset: its own region");
+    assert_eq!(send(&r.app, "POST", "/atx/click?button=power_long", "").await.2, busy);
+    assert_eq!(send(&r.app, "POST", "/atx/click?button=reset", "").await.0, 200, "reset: its own region");
     let s = r.atx.state();
     assert!(s.busy && s.acts.power && s.acts.reset, "{s:?}");
-    assert_eq!(call(&r.app, "POST", "/atx/click?button=reset", "").await.2, busy);
+    assert_eq!(send(&r.app, "POST", "/atx/click?button=reset", "").await.2, busy);
     until(&r.atx, |s| !s.busy).await;
     // Each line went high once and low again: 23 power, 27 reset (kvmd's default pins).
     let writes: Vec<(u32, bool)> = r.chip.writes().iter().map(|w| (w.0, w.1)).collect();
@@ -134,7 +103,7 @@ async fn a_click_holds_its_region_and_reset_has_its_own() {
         assert_eq!(presses.iter().filter(|w| w.0 == pin).copied().collect::<Vec<_>>(), [(pin, true), (pin, false)]);
     }
     // `wait=1`: the answer comes once the click and its tail are over.
-    assert_eq!(call(&r.app, "POST", "/atx/click?button=reset&wait=1", "").await.0, 200);
+    assert_eq!(send(&r.app, "POST", "/atx/click?button=reset&wait=1", "").await.0, 200);
     assert!(!r.atx.state().busy);
 }
 
@@ -144,40 +113,40 @@ async fn power_actions_look_at_the_power_led() {
     let pressed = |chip: &VirtualChip, pin: u32| chip.writes().iter().filter(|w| w.0 == pin && w.1).count();
     // LED off: `off`, `off_hard`, `reset_hard` do nothing, `on` clicks power.
     for a in ["off", "off_hard", "reset_hard"] {
-        assert_eq!(call(&r.app, "POST", &format!("/atx/power?action={a}&wait=1"), "").await.0, 200);
+        assert_eq!(send(&r.app, "POST", &format!("/atx/power?action={a}&wait=1"), "").await.0, 200);
     }
     assert_eq!((pressed(&r.chip, 23), pressed(&r.chip, 27)), (0, 0));
-    assert_eq!(call(&r.app, "POST", "/atx/power?action=on&wait=1", "").await.0, 200);
+    assert_eq!(send(&r.app, "POST", "/atx/power?action=on&wait=1", "").await.0, 200);
     assert_eq!(pressed(&r.chip, 23), 1);
     // The host comes up: its power LED (line 24) lights, debounced into the state.
     assert!(r.chip.drive(24, true).is_ok());
     until(&r.atx, |s| s.leds.power).await;
-    let body = call(&r.app, "GET", "/atx", "").await.2;
+    let body = send(&r.app, "GET", "/atx", "").await.2;
     assert!(body.contains("\"leds\": {\n            \"hdd\": false,\n            \"power\": true"), "{body}");
-    assert_eq!(call(&r.app, "POST", "/atx/power?action=on&wait=1", "").await.0, 200, "already on: nothing");
+    assert_eq!(send(&r.app, "POST", "/atx/power?action=on&wait=1", "").await.0, 200, "already on: nothing");
     assert_eq!(pressed(&r.chip, 23), 1);
-    assert_eq!(call(&r.app, "POST", "/atx/power?action=reset_hard&wait=1", "").await.0, 200);
+    assert_eq!(send(&r.app, "POST", "/atx/power?action=reset_hard&wait=1", "").await.0, 200);
     assert_eq!(pressed(&r.chip, 27), 1);
     // No click needed: 200 even while busy.
-    assert_eq!(call(&r.app, "POST", "/atx/click?button=power", "").await.0, 200);
-    assert_eq!(call(&r.app, "POST", "/atx/power?action=on", "").await.0, 200);
-    assert_eq!(call(&r.app, "POST", "/atx/power?action=off", "").await.0, 409);
+    assert_eq!(send(&r.app, "POST", "/atx/click?button=power", "").await.0, 200);
+    assert_eq!(send(&r.app, "POST", "/atx/power?action=on", "").await.0, 200);
+    assert_eq!(send(&r.app, "POST", "/atx/power?action=off", "").await.0, 409);
 }
 
 #[actix_web::test]
 async fn redfish_documents_are_kvmds() {
     let r = rig(AtxKind::Gpio).await;
     let golden = include_str!("../../../tests/golden/kvmd-4.197/direct/redfish_root_no_auth.http");
-    let root = call(&r.app, "GET", "/redfish/v1", "").await;
+    let root = send(&r.app, "GET", "/redfish/v1", "").await;
     let golden_body = golden.split_once("\r\n\r\n").or_else(|| golden.split_once("\n\n")).map(|(_, b)| b);
     assert_eq!(Some(root.2.as_str()), golden_body);
     assert_eq!(root.1.as_deref(), Some("application/json; charset=utf-8"));
-    assert_eq!(call(&r.app, "GET", "/redfish/v1/Systems", "").await.2.len(), 280);
+    assert_eq!(send(&r.app, "GET", "/redfish/v1/Systems", "").await.2.len(), 280);
     let d = rig(AtxKind::Disabled).await;
-    assert_eq!(call(&d.app, "GET", "/redfish/v1/Systems", "").await.2.len(), 206);
-    assert_eq!(call(&r.app, "GET", "/redfish/v1/Managers", "").await.2.len(), 262);
-    assert_eq!(call(&r.app, "GET", "/redfish/v1/Managers/BMC", "").await.2.len(), 316);
-    let sys = call(&r.app, "GET", "/redfish/v1/Systems/%200%20", "").await.2;
+    assert_eq!(send(&d.app, "GET", "/redfish/v1/Systems", "").await.2.len(), 206);
+    assert_eq!(send(&r.app, "GET", "/redfish/v1/Managers", "").await.2.len(), 262);
+    assert_eq!(send(&r.app, "GET", "/redfish/v1/Managers/BMC", "").await.2.len(), 316);
+    let sys = send(&r.app, "GET", "/redfish/v1/Systems/%200%20", "").await.2;
     assert!(sys.contains("\"PowerState\": \"Off\"") && sys.contains("\"Id\": \"0\""), "{sys}");
     assert!(
         sys.contains(
@@ -186,9 +155,9 @@ async fn redfish_documents_are_kvmds() {
         "{sys}"
     );
     let e = |m| (400u16, Some("application/json; charset=utf-8".to_owned()), error("HttpError", m));
-    assert_eq!(call(&r.app, "GET", "/redfish/v1/Systems/1", "").await, e("Missing or invalid Server ID"));
-    assert_eq!(call(&r.app, "GET", "/redfish/v1/Systems/SwitchPort007", "").await, e("Non-existent Switch Port ID"));
-    assert_eq!(call(&r.app, "PATCH", "/redfish/v1/Systems/0", "{whatever").await, (204, None, String::new()));
+    assert_eq!(send(&r.app, "GET", "/redfish/v1/Systems/1", "").await, e("Missing or invalid Server ID"));
+    assert_eq!(send(&r.app, "GET", "/redfish/v1/Systems/SwitchPort007", "").await, e("Non-existent Switch Port ID"));
+    assert_eq!(send(&r.app, "PATCH", "/redfish/v1/Systems/0", "{whatever").await, (204, None, String::new()));
 }
 
 #[actix_web::test]
@@ -201,16 +170,16 @@ async fn redfish_reset_maps_onto_the_atx_actions() {
         error("HttpError", "Missing or invalid ResetType"),
     );
     for body in ["", "nope", "[]", "{}", r#"{"ResetType": "on"}"#, r#"{"ResetType": 1}"#] {
-        assert_eq!(call(&r.app, "POST", path, body).await, bad, "{body:?}");
+        assert_eq!(send(&r.app, "POST", path, body).await, bad, "{body:?}");
     }
     assert!(r.chip.drive(24, true).is_ok());
     until(&r.atx, |s| s.leds.power).await;
-    assert_eq!(call(&r.app, "POST", path, r#"{"ResetType": " ForceRestart "}"#).await, (204, None, String::new()));
+    assert_eq!(send(&r.app, "POST", path, r#"{"ResetType": " ForceRestart "}"#).await, (204, None, String::new()));
     until(&r.atx, |s| s.acts.reset).await;
     until(&r.atx, |s| !s.busy).await;
     assert_eq!(r.chip.writes().iter().filter(|w| w.0 == 27 && w.1).count(), 1, "reset pressed once");
-    assert_eq!(call(&r.app, "POST", path, r#"{"ResetType": "On"}"#).await.0, 204);
+    assert_eq!(send(&r.app, "POST", path, r#"{"ResetType": "On"}"#).await.0, 204);
     assert_eq!(r.chip.writes().iter().filter(|w| w.0 == 23 && w.1).count(), 0, "on and already on: nothing");
     let d = rig(AtxKind::Disabled).await;
-    assert_eq!(call(&d.app, "POST", path, r#"{"ResetType": "ForceOff"}"#).await.0, 204, "disabled: nothing, 204");
+    assert_eq!(send(&d.app, "POST", path, r#"{"ResetType": "ForceOff"}"#).await.0, 204, "disabled: nothing, 204");
 }

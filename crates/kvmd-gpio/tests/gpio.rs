@@ -4,9 +4,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+mod common;
+
 use actix_web::dev::{Service, ServiceResponse};
-use actix_web::test::{self, TestRequest};
-use actix_web::web;
+use common::{call, error};
 use kvmd_gpio::chip::{Chip, VirtualChip};
 use kvmd_gpio::config::Config;
 use serde_json::{Value, json};
@@ -55,28 +56,8 @@ async fn rig(
 ) -> (impl Service<actix_http::Request, Response = ServiceResponse, Error = actix_web::Error>, Arc<VirtualChip>) {
     let cfg: Config = toml::from_str(toml).unwrap_or_else(|e| panic!("{e}"));
     let chip = Arc::new(VirtualChip::new(32));
-    let atx = kvmd_gpio::atx::Atx::new(cfg.atx.clone(), chip.clone()).unwrap_or_else(|e| panic!("{e:#}"));
-    let gpio = kvmd_gpio::gpio::Gpio::new(&cfg.gpio, chip.clone()).unwrap_or_else(|e| panic!("{e:#}"));
-    let app =
-        test::init_service(kvmd_gpio::create_app(web::Data::new(cfg), web::Data::from(atx), web::Data::from(gpio)))
-            .await;
+    let (app, _) = common::app(cfg, chip.clone()).await;
     (app, chip)
-}
-
-async fn call<S>(app: &S, method: &str, path: &str) -> (u16, String)
-where
-    S: Service<actix_http::Request, Response = ServiceResponse, Error = actix_web::Error>,
-{
-    let m = actix_web::http::Method::from_bytes(method.as_bytes()).unwrap_or(actix_web::http::Method::GET);
-    let req = TestRequest::default()
-        .method(m)
-        .uri(path)
-        .insert_header((kvmd_core::authn::AUTH_USER_HEADER, "admin"))
-        .to_request();
-    actix_web::HttpMessage::extensions_mut(&req).insert(kvmd_core::net::FromFront);
-    let res = test::call_service(app, req).await;
-    let status = res.status().as_u16();
-    (status, String::from_utf8_lossy(&test::read_body(res).await).into_owned())
 }
 
 fn result(body: &str) -> Value {
@@ -159,14 +140,7 @@ async fn switch_and_pulse_drive_the_lines_inside_busy_regions() {
     tokio::time::sleep(Duration::from_millis(400)).await;
     let presses: Vec<(u32, bool)> = chip.writes().iter().filter(|w| w.0 == 5).map(|w| (w.0, w.1)).collect();
     assert_eq!(presses, [(5, false), (5, true), (5, false)], "initial low, then one pulse");
-    let e = |s: u16, name: &str, msg: &str| {
-        (
-            s,
-            format!(
-                "{{\n    \"ok\": false,\n    \"result\": {{\n        \"error\": \"{name}\",\n        \"error_msg\": \"{msg}\"\n    }}\n}}"
-            ),
-        )
-    };
+    let e = |s: u16, name: &str, msg: &str| (s, error(name, msg));
     assert_eq!(
         call(&app, "POST", "/gpio/switch?channel=led&state=1").await,
         e(400, "GpioChannelNotFoundError", "GPIO channel is not found")
