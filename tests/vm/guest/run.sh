@@ -13,7 +13,9 @@ FAILS=0
 API=https://127.0.0.1
 G=/sys/kernel/config/usb_gadget/kvmd
 
-no_device() { ! kvmd-vmprobe find "$1" --timeout 2 2> /dev/null; }
+# gone SUFFIX: no input device with that phys now (the kernel removes it a moment after
+# the gadget goes, so callers wait_for it rather than test once).
+gone() { ! kvmd-vmprobe find "$1" --timeout 0 > /dev/null 2>&1; }
 pass() { echo "  ok    $*"; }
 fail() { echo "  FAIL  $*"; FAILS=$((FAILS + 1)); }
 check() { local what=$1; shift; if "$@"; then pass "$what"; else fail "$what"; fi; }
@@ -248,7 +250,7 @@ echo "        kvmd-otg start (again): rc $rc: $out"
 check "kvmd-otg start twice is harmless (rc 0, still bound to $udc)" eval '[ "$rc" = 0 ] && [ "$(cat $G/UDC)" = "$udc" ]'
 systemctl stop kvmd-hid.service kvmd-otg.service 2>&1 | saw
 check "kvmd-otg stop removes the gadget" test ! -e $G
-check "... and the host side loses the keyboard" no_device dummy_hcd.0-1/input0
+check "... and the host side loses the keyboard" wait_for 10 gone dummy_hcd.0-1/input0
 systemctl start kvmd-otg.service kvmd-hid.service
 KBD=$(kvmd-vmprobe find dummy_hcd.0-1/input0 --timeout 15)
 check "kvmd-otg start brings it back: KEY_C (46) arrives" key_arrives KeyC 46
