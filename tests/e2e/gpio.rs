@@ -48,3 +48,23 @@ fn atx_gpio_and_redfish_answer_through_the_front_as_kvmd() {
     assert_eq!((r.status(), r.header("location")), (308, Some("/redfish/v1/Systems/0")), "{}", text(&r));
     assert_eq!(get(&stack, "/redfish/v1/nosuch", &CREDS).status(), 404);
 }
+
+/// The `atx` events on `/api/ws` come from kvmd-gpio through kvmd-hid: the full state in
+/// the burst, then the full object at a click's start and at the end of its tail, as kvmd
+/// sends them (spec `atx-msd-gpio-redfish.md` 1).
+#[test]
+fn atx_events_reach_the_websocket_as_a_click_runs() {
+    use crate::ws::{connect_with, until_where};
+    let stack = common::stack();
+    let token = common::login(&stack, "admin", "admin");
+    let mut ws = connect_with(&stack, &token, "0");
+    // In the burst (or, if kvmd-hid met kvmd-gpio after this session began, as soon as it does).
+    let idle = r#"{"event_type": "atx", "event": {"enabled": true, "busy": false, "acts": {"power": false, "reset": false}, "leds": {"power": false, "hdd": false}}}"#;
+    until_where(&mut ws, "the enabled atx state", |t| t == idle);
+    let mut post = vec!["-X", "POST"];
+    post.extend(CREDS);
+    assert_eq!(get(&stack, "/api/atx/click?button=power", &post).status(), 200);
+    let busy = r#"{"event_type": "atx", "event": {"enabled": true, "busy": true, "acts": {"power": true, "reset": false}, "leds": {"power": false, "hdd": false}}}"#;
+    until_where(&mut ws, "the click's busy atx state", |t| t == busy);
+    until_where(&mut ws, "the atx state after the click's tail", |t| t == idle);
+}

@@ -110,12 +110,19 @@ fn prometheus_adds_the_suites_own_metrics_after_kvmds() {
     assert_eq!(r.status(), 200);
     assert_eq!(r.header("Content-Type"), Some("text/plain; charset=utf-8"));
     let body = text(&r);
-    assert!(body.starts_with("# TYPE pikvm_atx_enabled gauge\npikvm_atx_enabled 0\n"), "{body}");
+    // kvmd-gpio's ATX (enabled on the stack's virtual chip, the power LED off).
+    assert!(
+        body.starts_with(
+            "# TYPE pikvm_atx_enabled gauge\npikvm_atx_enabled 1\n\n# TYPE pikvm_atx_power gauge\npikvm_atx_power 0\n"
+        ),
+        "{body}"
+    );
     let kvmd_end = body.find("# TYPE kvmd_rs_up gauge").unwrap_or(0);
     assert!(kvmd_end > 0 && body[..kvmd_end].ends_with("pikvm_fan_monitored 0\n\n"), "{body}");
     for line in [
         "kvmd_rs_up{service=\"kvmd-auth\"} 1",
         "kvmd_rs_up{service=\"kvmd-info\"} 1",
+        "kvmd_rs_up{service=\"kvmd-gpio\"} 1",
         "kvmd_rs_http_requests_total{service=\"kvmd-auth\",route=\"/auth/check\",status=\"200\"} 3",
         "# TYPE kvmd_rs_http_request_duration_seconds summary",
     ] {

@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use kvmd_core::ApiError;
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
 
 use crate::chip::Chip;
 
@@ -207,7 +206,10 @@ pub fn valid_channel(arg: Option<&str>) -> Result<String, ApiError> {
 pub struct Gpio {
     channels: BTreeMap<String, Channel>,
     chip: Arc<dyn Chip>,
-    view: Value,
+    view: View,
+    /// Bumped when an output enters or leaves its region or is written (inputs change
+    /// with the chip's edges).
+    changes: tokio::sync::watch::Sender<u64>,
 }
 
 impl Gpio {
@@ -241,23 +243,24 @@ impl Gpio {
             }
             channels.insert(name.clone(), Channel { cfg: c.clone(), driver, pulse, busy: AtomicBool::new(false) });
         }
-        let gpio = Self { view: Value::Null, channels, chip };
+        let gpio = Self { view: View::default(), channels, chip, changes: tokio::sync::watch::channel(0).0 };
         let view = gpio.build_view(&cfg.view);
         Ok(Arc::new(Self { view, ..gpio }))
     }
 
-    fn item(&self, s: &str, inputs_and_labels_only: bool) -> Option<Value> {
+    fn item(&self, s: &str, inputs_and_labels_only: bool) -> Option<Item> {
         let s = s.trim();
         if s.is_empty() || s.starts_with('#') {
-            return Some(json!({"type": "label", "text": s.trim_start_matches('#').trim()}));
+            return Some(Item::Label { text: s.trim_start_matches('#').trim().to_owned() });
         }
         let parts: Vec<&str> = s.splitn(3, '|').map(str::trim).collect();
         let ch = self.channels.get(parts[0])?;
+        let channel = parts[0].to_owned();
         match ch.cfg.mode {
             Mode::Input => {
                 const COLORS: [&str; 8] = ["green", "yellow", "red", "blue", "cyan", "magenta", "pink", "white"];
-                let color = parts.get(1).filter(|c| COLORS.contains(c)).copied().unwrap_or("green");
-                Some(json!({"type": "input", "channel": parts[0], "color": color}))
+                let color = parts.get(1).filter(|c| COLORS.contains(c)).copied().unwrap_or("green").to_owned();
+                Some(Item::Input { channel, color })
             }
             Mode::Output if inputs_and_labels_only => None,
             Mode::Output => {
@@ -267,61 +270,48 @@ impl Gpio {
                     _ => (parts[1], parts[2]),
                 };
                 let flags: Vec<&str> = flags.split(',').map(str::trim).collect();
-                Some(json!({
-                    "type": "output",
-                    "channel": parts[0],
-                    "confirm": flags.contains(&"confirm"),
-                    "hide": flags.contains(&"hide"),
-                    "text": text,
-                }))
+                Some(Item::Output {
+                    channel,
+                    confirm: flags.contains(&"confirm"),
+                    hide: flags.contains(&"hide"),
+                    text: text.to_owned(),
+                })
             }
         }
     }
 
-    fn build_view(&self, view: &ViewConfig) -> Value {
-        let title: Vec<Value> = match &view.header.title {
-            Title::Text(t) => vec![json!({"type": "label", "text": t.trim()})],
+    fn build_view(&self, view: &ViewConfig) -> View {
+        let title = match &view.header.title {
+            Title::Text(t) => vec![Item::Label { text: t.trim().to_owned() }],
             Title::Items(items) => items.iter().filter_map(|i| self.item(i, true)).collect(),
         };
-        let table: Vec<Value> = view
+        let table = view
             .table
             .iter()
-            .map(|row| {
-                if row.is_empty() {
-                    Value::Null
-                } else {
-                    Value::Array(row.iter().filter_map(|i| self.item(i, false)).collect())
-                }
-            })
+            .map(|row| (!row.is_empty()).then(|| row.iter().filter_map(|i| self.item(i, false)).collect()))
             .collect();
-        json!({"header": {"title": title}, "table": table})
+        View { header: ViewHeader { title }, table }
     }
 
     /// The model: `scheme` (constants left out) and `view`.
-    pub fn model(&self) -> Value {
-        let (mut inputs, mut outputs) = (serde_json::Map::new(), serde_json::Map::new());
+    pub fn model(&self) -> Model {
+        let mut scheme = Scheme::default();
         for (name, ch) in &self.channels {
             let driver = if ch.driver == DriverKind::Gpio { DEFAULT_DRIVER } else { ch.cfg.driver.as_str() };
-            let hw = json!({"driver": driver, "pin": ch.cfg.pin.to_string()});
+            let hw = Hw { driver: driver.to_owned(), pin: ch.cfg.pin.to_string() };
             match ch.cfg.mode {
                 Mode::Input => {
-                    inputs.insert(name.clone(), json!({"hw": hw}));
+                    scheme.inputs.insert(name.clone(), InputScheme { hw });
                 }
                 Mode::Output if ch.constant() => {}
                 Mode::Output => {
-                    let (delay, min, max) = ch.pulse.unwrap_or((0.0, 0.0, 0.0));
-                    outputs.insert(
-                        name.clone(),
-                        json!({
-                            "switch": ch.cfg.switch,
-                            "pulse": {"delay": delay, "min_delay": min, "max_delay": max},
-                            "hw": hw,
-                        }),
-                    );
+                    let (delay, min_delay, max_delay) = ch.pulse.unwrap_or((0.0, 0.0, 0.0));
+                    let pulse = Pulse { delay, min_delay, max_delay };
+                    scheme.outputs.insert(name.clone(), OutputScheme { switch: ch.cfg.switch, pulse, hw });
                 }
             }
         }
-        json!({"scheme": {"inputs": inputs, "outputs": outputs}, "view": self.view})
+        Model { scheme, view: self.view.clone() }
     }
 
     fn read(&self, ch: &Channel) -> (bool, bool) {
@@ -335,23 +325,32 @@ impl Gpio {
     }
 
     /// The state: `{"inputs": {ch: {online, state}}, "outputs": {ch: {online, state, busy}}}`.
-    pub fn state(&self) -> Value {
-        let (mut inputs, mut outputs) = (serde_json::Map::new(), serde_json::Map::new());
+    pub fn state(&self) -> State {
+        let mut out = State::default();
         for (name, ch) in &self.channels {
             match ch.cfg.mode {
                 Mode::Input => {
                     let (online, state) = self.read(ch);
-                    inputs.insert(name.clone(), json!({"online": online, "state": state}));
+                    out.inputs.insert(name.clone(), InputState { online, state });
                 }
                 Mode::Output if ch.constant() => {}
                 Mode::Output => {
                     let busy = ch.busy.load(Ordering::SeqCst);
                     let (online, state) = if busy { (true, false) } else { self.read(ch) };
-                    outputs.insert(name.clone(), json!({"online": online, "state": state, "busy": busy}));
+                    out.outputs.insert(name.clone(), OutputState { online, state, busy });
                 }
             }
         }
-        json!({"inputs": inputs, "outputs": outputs})
+        out
+    }
+
+    /// Changes when the state may have: an output's region or level, or an edge of the chip.
+    pub fn subscribe(&self) -> (tokio::sync::watch::Receiver<u64>, tokio::sync::watch::Receiver<u64>) {
+        (self.changes.subscribe(), self.chip.edges())
+    }
+
+    fn changed(&self) {
+        self.changes.send_modify(|n| *n = n.wrapping_add(1));
     }
 
     fn output(&self, name: &str) -> Result<&Channel, ApiError> {
@@ -359,10 +358,12 @@ impl Gpio {
     }
 
     fn write(&self, ch: &Channel, value: bool) -> anyhow::Result<()> {
-        match ch.driver {
+        let result = match ch.driver {
             DriverKind::Noop => Ok(()),
             DriverKind::Gpio => self.chip.set(ch.cfg.pin, value ^ ch.cfg.inverted),
-        }
+        };
+        self.changed();
+        result
     }
 
     /// Switches output `name` to `state`, then holds it busy for its `busy_delay`.
@@ -405,6 +406,7 @@ impl Gpio {
         if ch.busy.compare_exchange(false, true, Ordering::SeqCst, Ordering::SeqCst).is_err() {
             return Err(busy());
         }
+        self.changed();
         let gpio = self.clone();
         let name = name.to_owned();
         let job = async move {
@@ -412,6 +414,7 @@ impl Gpio {
             let result = op(&gpio, ch).await;
             tokio::time::sleep(Duration::from_secs_f64(ch.cfg.busy_delay)).await;
             ch.busy.store(false, Ordering::SeqCst);
+            gpio.changed();
             if let Err(e) = &result {
                 tracing::error!(channel = %name, "GPIO operation failed: {e:#}");
             }
@@ -419,4 +422,173 @@ impl Gpio {
         };
         crate::region::run(job, wait).await
     }
+}
+
+/// kvmd's `gpio` event after the first: the channels whose state object differs from
+/// `prev`, as `{"state": {"inputs": {…}, "outputs": {…}}}` with an unchanged half left
+/// out (inputs first); `None` when nothing changed.
+pub fn state_changes(prev: &State, now: &State) -> Option<StateChanges> {
+    fn changed<T: Clone + PartialEq>(prev: &BTreeMap<String, T>, now: &BTreeMap<String, T>) -> BTreeMap<String, T> {
+        now.iter().filter(|(k, v)| prev.get(*k) != Some(v)).map(|(k, v)| (k.clone(), v.clone())).collect()
+    }
+    let state =
+        ChangedState { inputs: changed(&prev.inputs, &now.inputs), outputs: changed(&prev.outputs, &now.outputs) };
+    (!state.inputs.is_empty() || !state.outputs.is_empty()).then_some(StateChanges { state })
+}
+
+/// A channel's hardware, as the model shows it.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Hw {
+    /// The driver instance (`__gpio__` for the chip).
+    pub driver: String,
+    /// The pin, as a string (kvmd's).
+    pub pin: String,
+}
+
+/// An input in the scheme.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct InputScheme {
+    /// Its hardware.
+    pub hw: Hw,
+}
+
+/// A pulse's delays in seconds.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Pulse {
+    /// The default length (0: no pulse).
+    pub delay: f64,
+    /// The shortest.
+    pub min_delay: f64,
+    /// The longest.
+    pub max_delay: f64,
+}
+
+/// An output in the scheme.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct OutputScheme {
+    /// It may be switched.
+    pub switch: bool,
+    /// Its pulse.
+    pub pulse: Pulse,
+    /// Its hardware.
+    pub hw: Hw,
+}
+
+/// `model.scheme`.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct Scheme {
+    /// The inputs.
+    pub inputs: BTreeMap<String, InputScheme>,
+    /// The outputs that are not constants.
+    pub outputs: BTreeMap<String, OutputScheme>,
+}
+
+/// An item of the view: the tag first, as kvmd's dicts are built.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Item {
+    /// A text.
+    Label {
+        /// What it says.
+        text: String,
+    },
+    /// An input's LED.
+    Input {
+        /// The channel.
+        channel: String,
+        /// Its colour.
+        color: String,
+    },
+    /// An output's button or switch.
+    Output {
+        /// The channel.
+        channel: String,
+        /// Ask before acting.
+        confirm: bool,
+        /// Hidden in the menu.
+        hide: bool,
+        /// The button's text.
+        text: String,
+    },
+}
+
+/// `model.view.header`.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct ViewHeader {
+    /// Labels and inputs.
+    pub title: Vec<Item>,
+}
+
+/// `model.view`.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct View {
+    /// The menu's header.
+    pub header: ViewHeader,
+    /// Rows of items; an empty row in the config is `null` (a separator).
+    pub table: Vec<Option<Vec<Item>>>,
+}
+
+/// `model`.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Model {
+    /// The channels.
+    pub scheme: Scheme,
+    /// The menu.
+    pub view: View,
+}
+
+/// An input's state.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+pub struct InputState {
+    /// Its driver answered.
+    pub online: bool,
+    /// The level XOR `inverted`.
+    pub state: bool,
+}
+
+/// An output's state.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+pub struct OutputState {
+    /// Its driver answered.
+    pub online: bool,
+    /// The level XOR `inverted` (false while busy).
+    pub state: bool,
+    /// In its region.
+    pub busy: bool,
+}
+
+/// `state`.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct State {
+    /// The inputs.
+    pub inputs: BTreeMap<String, InputState>,
+    /// The outputs.
+    pub outputs: BTreeMap<String, OutputState>,
+}
+
+/// The changed channels of a change event, a half without changes left out.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct ChangedState {
+    /// The inputs that changed.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub inputs: BTreeMap<String, InputState>,
+    /// The outputs that changed.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub outputs: BTreeMap<String, OutputState>,
+}
+
+/// A change event: `{"state": …}` with the changed channels only.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct StateChanges {
+    /// The changed channels.
+    pub state: ChangedState,
+}
+
+/// The full `gpio` event and `GET /gpio`'s result.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Full {
+    /// The model.
+    pub model: Model,
+    /// The state.
+    pub state: State,
 }

@@ -27,7 +27,7 @@ pub use config::Config;
 /// Every route of the service, with its handler.
 pub fn routes() -> kvmd_core::routes::Api {
     let mut api = kvmd_core::routes::Api::new("kvmd-gpio", "gpio");
-    api.group(api::atx::routes).group(api::gpio::routes).group(api::redfish::routes);
+    api.group(api::atx::routes).group(api::gpio::routes).group(api::redfish::routes).group(api::feed::routes);
     api
 }
 
@@ -38,35 +38,54 @@ pub fn open_chip(config: &Config) -> Arc<dyn chip::Chip> {
     }
 }
 
-/// The actix app (tests drive it without a socket).
-pub fn create_app(
-    config: web::Data<Config>,
-    atx: web::Data<atx::Atx>,
-    gpio: web::Data<gpio::Gpio>,
-) -> actix_web::App<impl kvmd_core::service::ServiceApp> {
-    let auth = kvmd_core::authn::AuthClient::new(&config.auth_socket);
-    let usc = config.usc.clone();
-    let front = kvmd_core::net::FrontTrust::resolve(&config.front);
-    kvmd_core::service::app(routes())
-        .app_data(config)
-        .app_data(atx)
-        .app_data(gpio)
-        .app_data(auth)
-        .app_data(usc)
-        .app_data(front)
+/// The service's parts, shared by every worker's app.
+#[derive(Clone)]
+pub struct Parts {
+    /// The configuration.
+    pub config: web::Data<Config>,
+    /// ATX on the chip.
+    pub atx: web::Data<atx::Atx>,
+    /// The GPIO channels on the chip.
+    pub gpio: web::Data<gpio::Gpio>,
+    /// Ends the feeds at shutdown.
+    pub shutdown: web::Data<CancellationToken>,
+}
+
+impl Parts {
+    /// ATX and the channels of `config` on `chip` (the ATX LED reader is not started:
+    /// [`run`] starts it, tests drive it).
+    pub fn new(config: Config, chip: Arc<dyn chip::Chip>, shutdown: CancellationToken) -> anyhow::Result<Self> {
+        let atx = atx::Atx::new(config.atx.clone(), chip.clone())?;
+        let gpio = gpio::Gpio::new(&config.gpio, chip)?;
+        Ok(Self {
+            config: web::Data::new(config),
+            atx: web::Data::from(atx),
+            gpio: web::Data::from(gpio),
+            shutdown: web::Data::new(shutdown),
+        })
+    }
+
+    /// The actix app (tests drive it without a socket).
+    pub fn app(&self) -> actix_web::App<impl kvmd_core::service::ServiceApp + use<>> {
+        let auth = kvmd_core::authn::AuthClient::new(&self.config.auth_socket);
+        let usc = self.config.usc.clone();
+        let front = kvmd_core::net::FrontTrust::resolve(&self.config.front);
+        kvmd_core::service::app(routes())
+            .app_data(self.config.clone())
+            .app_data(self.atx.clone())
+            .app_data(self.gpio.clone())
+            .app_data(self.shutdown.clone())
+            .app_data(auth)
+            .app_data(usc)
+            .app_data(front)
+    }
 }
 
 /// Serves kvmd-gpio on `listener` until `shutdown` is cancelled.
 pub async fn run(config: Config, listener: UnixListener, shutdown: CancellationToken) -> anyhow::Result<()> {
     let workers = config.workers;
     let chip = open_chip(&config);
-    let atx = atx::Atx::new(config.atx.clone(), chip.clone())?;
-    tokio::spawn(atx.clone().run_leds(shutdown.clone()));
-    let atx = web::Data::from(atx);
-    let gpio = web::Data::from(gpio::Gpio::new(&config.gpio, chip)?);
-    let config = web::Data::new(config);
-    kvmd_core::service::serve(listener, workers, shutdown, move || {
-        create_app(config.clone(), atx.clone(), gpio.clone())
-    })
-    .await
+    let parts = Parts::new(config, chip, shutdown.clone())?;
+    tokio::spawn(parts.atx.clone().into_inner().run_leds(shutdown.clone()));
+    kvmd_core::service::serve(listener, workers, shutdown, move || parts.app()).await
 }

@@ -73,6 +73,8 @@ pub struct Config {
     pub info_socket: PathBuf,
     /// kvmd-streamer's socket: the `streamer` part of `/ws` comes from its feed.
     pub streamer_socket: PathBuf,
+    /// kvmd-gpio's socket: the `gpio` and `atx` parts of `/ws` come from its feed.
+    pub gpio_socket: PathBuf,
     /// The output.
     pub backend: Backend,
     /// The mouse jiggler.
@@ -109,6 +111,7 @@ impl Default for Config {
             front: FrontConfig::default(),
             info_socket: "/run/kvmd/info.sock".into(),
             streamer_socket: "/run/kvmd/streamer.sock".into(),
+            gpio_socket: "/run/kvmd/gpio.sock".into(),
             backend: Backend::Otg {
                 keyboard: "/dev/kvmd-hid-keyboard".into(),
                 mouse: "/dev/kvmd-hid-mouse".into(),

@@ -107,8 +107,13 @@ pub async fn run(config: Config, listener: UnixListener, shutdown: CancellationT
         })
     };
     let workers = config.workers;
-    let ws =
-        web::Data::new(ws::WsShared::new(config.info_socket.clone(), config.streamer_socket.clone(), shutdown.clone()));
+    let feeds = ws::Feeds {
+        info: config.info_socket.clone(),
+        streamer: config.streamer_socket.clone(),
+        gpio: config.gpio_socket.clone(),
+    };
+    let ws = web::Data::new(ws::WsShared::new(feeds, shutdown.clone()));
+    let gpio_follower = tokio::spawn(ws.clone().into_inner().follow_gpio());
     let (auth_socket, usc) = (config.auth_socket.clone(), config.usc.clone());
     let front = kvmd_core::net::FrontTrust::resolve(&config.front);
     let limits = web::Data::new(Limits::new(&config.limits));
@@ -130,6 +135,7 @@ pub async fn run(config: Config, listener: UnixListener, shutdown: CancellationT
     // wait 100 ms for a host).
     hid_thread.stop(std::time::Duration::from_secs(1)).await;
     failed.abort();
+    gpio_follower.abort();
     result?;
     if hid_thread.has_failed() {
         anyhow::bail!("the HID thread died");

@@ -106,7 +106,7 @@ pub struct Config {
     /// The log reader.
     pub log: LogConfig,
     /// The suite's services and their sockets, whose request metrics and memory the
-    /// Prometheus export adds to kvmd's metrics.
+    /// Prometheus export adds to kvmd's metrics (and kvmd-gpio's, its ATX and GPIO gauges).
     pub services: BTreeMap<String, PathBuf>,
 }
 
@@ -129,7 +129,7 @@ impl Default for Config {
             throttling_cmd: vec!["vcgencmd".into(), "get_throttled".into()],
             ignore_past: false,
             log: LogConfig::default(),
-            services: ["auth", "hid", "info", "streamer"]
+            services: ["auth", "gpio", "hid", "info", "streamer"]
                 .into_iter()
                 .map(|s| (format!("kvmd-{s}"), PathBuf::from(format!("/run/kvmd/{s}.sock"))))
                 .collect(),

@@ -64,6 +64,9 @@ pub struct StackOptions {
     /// Extra `--set` overrides for kvmd-streamer (by default it has no capture device,
     /// like the golden captures' machine).
     pub streamer_set: Vec<String>,
+    /// Extra `--set` overrides for kvmd-gpio (by default ATX is kvmd's `gpio` plugin on
+    /// the virtual chip; the golden captures' machine had it `disabled`).
+    pub gpio_set: Vec<String>,
     /// Extra environment of kvmd-streamer (e.g. `LD_PRELOAD` of the fake V4L2 device).
     pub streamer_env: Vec<(String, String)>,
     /// Run the virtual target (`kvmd-vtarget`): kvmd-hid's device nodes become its
@@ -84,6 +87,7 @@ impl Default for StackOptions {
             auth_set: Vec::new(),
             info_set: Vec::new(),
             streamer_set: Vec::new(),
+            gpio_set: Vec::new(),
             streamer_env: Vec::new(),
             vtarget: false,
             fake_info: true,
@@ -215,10 +219,11 @@ impl Stack {
             )
         };
         let info_toml = format!(
-            "root = {:?}\nauth_socket = {:?}\nservices = {{ kvmd-auth = {:?}, kvmd-hid = {:?}, kvmd-info = {:?}, kvmd-streamer = {:?} }}\nmeta = {meta:?}\nextras = {extras:?}\nthrottling_cmd = [{throttling:?}, \"get_throttled\"]\n\n[socket]\npath = {:?}\nmode = {}\ngroup = {:?}\n\n[log]\nsource = \"files\"\ndir = {:?}\n",
+            "root = {:?}\nauth_socket = {:?}\nservices = {{ kvmd-auth = {:?}, kvmd-gpio = {:?}, kvmd-hid = {:?}, kvmd-info = {:?}, kvmd-streamer = {:?} }}\nmeta = {meta:?}\nextras = {extras:?}\nthrottling_cmd = [{throttling:?}, \"get_throttled\"]\n\n[socket]\npath = {:?}\nmode = {}\ngroup = {:?}\n\n[log]\nsource = \"files\"\ndir = {:?}\n",
             info_root,
             stack.auth_socket(),
             stack.auth_socket(),
+            root.join("run/gpio.sock"),
             root.join("run/hid.sock"),
             root.join("run/info.sock"),
             root.join("run/streamer.sock"),
@@ -236,10 +241,11 @@ impl Stack {
             fs::write(root.join(format!("dev/kvmd-hid-{d}")), b"")?;
         }
         let hid_toml = format!(
-            "auth_socket = {:?}\ninfo_socket = {:?}\nstreamer_socket = {:?}\n\n[socket]\npath = {:?}\nmode = {}\ngroup = {:?}\n\n[backend]\ntype = \"otg\"\nkeyboard = {:?}\nmouse = {:?}\nmouse_alt = {:?}\n",
+            "auth_socket = {:?}\ninfo_socket = {:?}\nstreamer_socket = {:?}\ngpio_socket = {:?}\n\n[socket]\npath = {:?}\nmode = {}\ngroup = {:?}\n\n[backend]\ntype = \"otg\"\nkeyboard = {:?}\nmouse = {:?}\nmouse_alt = {:?}\n",
             stack.auth_socket(),
             root.join("run/info.sock"),
             root.join("run/streamer.sock"),
+            root.join("run/gpio.sock"),
             root.join("run/hid.sock"),
             0o660,
             socket_group,
@@ -333,7 +339,7 @@ impl Stack {
         }
         stack.start_service("hid", &[])?;
         stack.start_service("streamer", &streamer_set)?;
-        stack.start_service("gpio", &[])?;
+        stack.start_service("gpio", &opts.gpio_set)?;
         let mut nginx = Command::new("nginx");
         nginx.arg("-p").arg(root.join("nginx")).arg("-c").arg(root.join("etc/nginx.conf")).args(["-e", "stderr"]);
         let child = spawn(nginx, &root.join("log/nginx.log"))?;

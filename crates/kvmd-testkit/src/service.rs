@@ -115,8 +115,12 @@ pub async fn hid() -> TestService<impl App> {
     let hid = kvmd_hid::hid::Hid::start(output, Default::default()).unwrap_or_else(|e| panic!("HID thread: {e}"));
     let hid = web::Data::new(hid);
     let missing = |n: &str| dir.path().join(n);
-    let ws =
-        web::Data::new(kvmd_hid::ws::WsShared::new(missing("info.sock"), missing("streamer.sock"), shutdown.clone()));
+    let feeds = kvmd_hid::ws::Feeds {
+        info: missing("info.sock"),
+        streamer: missing("streamer.sock"),
+        gpio: missing("gpio.sock"),
+    };
+    let ws = web::Data::new(kvmd_hid::ws::WsShared::new(feeds, shutdown.clone()));
     let layouts = web::Data::new(kvmd_hid::layout::Layouts::default());
     let app = test::init_service(kvmd_hid::create_app(
         hid,
@@ -141,13 +145,10 @@ pub async fn gpio() -> TestService<impl App> {
         ..kvmd_gpio::Config::default()
     };
     let chip = kvmd_gpio::open_chip(&cfg);
-    let atx = kvmd_gpio::atx::Atx::new(cfg.atx.clone(), chip.clone()).unwrap_or_else(|e| panic!("ATX: {e:#}"));
-    let gpio = kvmd_gpio::gpio::Gpio::new(&cfg.gpio, chip).unwrap_or_else(|e| panic!("GPIO: {e:#}"));
     let shutdown = kvmd_core::service::CancellationToken::new();
-    actix_web::rt::spawn(atx.clone().run_leds(shutdown.clone()));
-    let app =
-        test::init_service(kvmd_gpio::create_app(web::Data::new(cfg), web::Data::from(atx), web::Data::from(gpio)))
-            .await;
+    let parts = kvmd_gpio::Parts::new(cfg, chip, shutdown.clone()).unwrap_or_else(|e| panic!("kvmd-gpio: {e:#}"));
+    actix_web::rt::spawn(parts.atx.clone().into_inner().run_leds(shutdown.clone()));
+    let app = test::init_service(parts.app()).await;
     let table = kvmd_gpio::routes().table();
     TestService { app, table, _dir: dir, _shutdown: shutdown }
 }

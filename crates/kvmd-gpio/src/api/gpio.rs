@@ -6,7 +6,7 @@ use kvmd_core::envelope::{ApiResponse, ApiResult};
 use kvmd_core::query::Query;
 use kvmd_core::routes::{Answer, Api, Param, Route, Ty};
 use kvmd_core::valid;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::gpio::{Gpio, valid_channel};
 
@@ -49,8 +49,8 @@ pub fn routes(api: &mut Api) {
     );
 }
 
-async fn get(gpio: web::Data<Gpio>) -> ApiResponse<Value> {
-    ApiResponse::new(json!({"model": gpio.model(), "state": gpio.state()}))
+async fn get(gpio: web::Data<Gpio>) -> ApiResponse<crate::gpio::Full> {
+    ApiResponse::new(crate::gpio::Full { model: gpio.model(), state: gpio.state() })
 }
 
 async fn switch(gpio: web::Data<Gpio>, req: HttpRequest) -> ApiResult<Value> {

@@ -1,6 +1,7 @@
 //! The HTTP routes, one module per URL group.
 
 pub mod atx;
+pub mod feed;
 pub mod gpio;
 pub mod redfish;
 

@@ -7,7 +7,6 @@ use std::sync::Arc;
 
 use actix_web::dev::{Service, ServiceResponse};
 use actix_web::test::{self, TestRequest};
-use actix_web::web;
 use kvmd_gpio::atx::Atx;
 use kvmd_gpio::chip::VirtualChip;
 use kvmd_gpio::config::Config;
@@ -17,15 +16,10 @@ pub(crate) async fn app(
     cfg: Config,
     chip: Arc<VirtualChip>,
 ) -> (impl Service<actix_http::Request, Response = ServiceResponse, Error = actix_web::Error>, Arc<Atx>) {
-    let atx = Atx::new(cfg.atx.clone(), chip.clone()).unwrap_or_else(|e| panic!("{e:#}"));
-    let gpio = kvmd_gpio::gpio::Gpio::new(&cfg.gpio, chip).unwrap_or_else(|e| panic!("{e:#}"));
-    let app = test::init_service(kvmd_gpio::create_app(
-        web::Data::new(cfg),
-        web::Data::from(atx.clone()),
-        web::Data::from(gpio),
-    ))
-    .await;
-    (app, atx)
+    let parts = kvmd_gpio::Parts::new(cfg, chip, kvmd_core::service::CancellationToken::new())
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    let app = test::init_service(parts.app()).await;
+    (app, parts.atx.into_inner())
 }
 
 /// Status, `Content-Type` and body of `method path` with `body`, as the front's user.

@@ -6,7 +6,10 @@
 //! order; it then forwards changes: the HID state when a flag changes, the `info` feed
 //! of kvmd-info (its `/info/feed` over kvmd-info's socket) and the `streamer` feed of
 //! kvmd-streamer (`/streamer/feed`; a `stream=1` session keeps capture running while it
-//! is open), each resumed when its service comes back. Subsystems the suite does not have send kvmd's disabled states. As in kvmd, a new
+//! is open), each resumed when its service comes back; and the `gpio` and `atx` events of
+//! kvmd-gpio (`/gpio/feed`), followed once for the whole process and broadcast to every
+//! session, their newest full states in the burst (kvmd's disabled states while
+//! kvmd-gpio is away). Subsystems the suite does not have send kvmd's disabled states. As in kvmd, a new
 //! session makes every other session receive the full states again, and every session
 //! hears the stream-client count when it changes. Input arrives as
 //! JSON events or the web UI's binary protocol and goes straight to the HID core; connect
@@ -60,11 +63,38 @@ pub struct WsShared {
     /// What every session must hear: kvmd re-broadcasts the full states to all sessions
     /// when one connects, and the stream-client count whenever it changes.
     announce: tokio::sync::broadcast::Sender<Announce>,
-    /// kvmd-info's socket, for the `info` feed.
-    info_socket: PathBuf,
-    /// kvmd-streamer's socket, for the `streamer` feed.
-    streamer_socket: PathBuf,
+    feeds: Feeds,
+    /// The newest full `gpio` and `atx` events (kvmd-gpio's), for the bursts.
+    gpio_full: std::sync::Mutex<GpioFull>,
+    /// kvmd-gpio's events as they come, for every session.
+    gpio_events: tokio::sync::broadcast::Sender<Arc<str>>,
     shutdown: CancellationToken,
+}
+
+/// The sibling services whose feeds `/ws` merges: their sockets.
+#[derive(Debug, Clone)]
+pub struct Feeds {
+    /// kvmd-info's, for the `info` events.
+    pub info: PathBuf,
+    /// kvmd-streamer's, for the `streamer` events.
+    pub streamer: PathBuf,
+    /// kvmd-gpio's, for the `gpio` and `atx` events.
+    pub gpio: PathBuf,
+}
+
+/// The full `gpio` and `atx` events, as sent.
+#[derive(Debug, Clone)]
+struct GpioFull {
+    gpio: String,
+    atx: String,
+}
+
+impl GpioFull {
+    /// kvmd's disabled forms.
+    fn disabled() -> Self {
+        let of = |t: &str| DISABLED.lines().find_map(|l| l.strip_prefix(t)).map(|e| event(t.trim_end(), e));
+        Self { gpio: of("gpio ").unwrap_or_default(), atx: of("atx ").unwrap_or_default() }
+    }
 }
 
 /// A message from one session to all the others.
@@ -77,18 +107,87 @@ enum Announce {
 }
 
 impl WsShared {
-    /// Sessions state for a process whose kvmd-info and kvmd-streamer listen on these
-    /// sockets.
-    pub fn new(info_socket: PathBuf, streamer_socket: PathBuf, shutdown: CancellationToken) -> Self {
+    /// Sessions state for a process whose siblings listen on `feeds`. kvmd-gpio's events
+    /// flow once [`WsShared::follow_gpio`] runs.
+    pub fn new(feeds: Feeds, shutdown: CancellationToken) -> Self {
         Self {
             stream_clients: AtomicUsize::new(0),
             next_id: std::sync::atomic::AtomicU64::new(0),
             announce: tokio::sync::broadcast::channel(64).0,
-            info_socket,
-            streamer_socket,
+            feeds,
+            gpio_full: std::sync::Mutex::new(GpioFull::disabled()),
+            gpio_events: tokio::sync::broadcast::channel(64).0,
             shutdown,
         }
     }
+
+    fn gpio_full(&self) -> GpioFull {
+        self.gpio_full.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
+    /// Follows kvmd-gpio's feed until shutdown: each line's event goes to every session
+    /// and its full state is kept for the bursts. While kvmd-gpio is away the states are
+    /// kvmd's disabled ones (announced once each time it goes).
+    pub async fn follow_gpio(self: Arc<Self>) {
+        let (tx, mut rx) = tokio::sync::mpsc::channel(64);
+        let url = format!("http://localhost{GPIO_FEED}");
+        // `<event_type>\t<event>\t<full>`; `None`: kvmd-gpio is away.
+        let split = |line: &str| {
+            let mut parts = line.splitn(3, '\t');
+            match (parts.next(), parts.next(), parts.next()) {
+                (Some(t @ ("gpio" | "atx")), Some(ev), Some(full)) => {
+                    Some((t.to_owned(), ev.to_owned(), full.to_owned()))
+                }
+                _ => Some((String::new(), String::new(), String::new())),
+            }
+        };
+        let follower = tokio::spawn(follow_feed(self.feeds.gpio.clone(), url, tx, split, Some(None)));
+        loop {
+            let part = tokio::select! {
+                p = rx.recv() => p,
+                () = self.shutdown.cancelled() => None,
+            };
+            let Some(part) = part else { break };
+            let out: Vec<String> = {
+                let mut full = self.gpio_full.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                match part {
+                    None => {
+                        let off = GpioFull::disabled();
+                        [
+                            update(&mut full.gpio, off.gpio.clone(), off.gpio),
+                            update(&mut full.atx, off.atx.clone(), off.atx),
+                        ]
+                        .into_iter()
+                        .flatten()
+                        .collect()
+                    }
+                    Some((t, ev, whole)) if t == "gpio" => {
+                        update(&mut full.gpio, event("gpio", &whole), event("gpio", &ev)).into_iter().collect()
+                    }
+                    Some((t, ev, whole)) if t == "atx" => {
+                        update(&mut full.atx, event("atx", &whole), event("atx", &ev)).into_iter().collect()
+                    }
+                    Some(_) => Vec::new(), // a line of a newer kvmd-gpio this one does not know
+                }
+            };
+            for m in out {
+                let _ = self.gpio_events.send(m.into());
+            }
+        }
+        follower.abort();
+    }
+}
+
+/// kvmd-gpio's feed of the `gpio` and `atx` events.
+const GPIO_FEED: &str = "/gpio/feed";
+
+/// `ev` to send if the full state `whole` differs from `slot` (now `whole`): a
+/// reconnection's first lines repeat what the sessions already have.
+fn update(slot: &mut String, whole: String, ev: String) -> Option<String> {
+    (*slot != whole).then(|| {
+        *slot = whole;
+        ev
+    })
 }
 
 /// aiohttp's answer to a GET without the upgrade headers
@@ -127,14 +226,16 @@ async fn ws(
 }
 
 /// The state burst of a new session, after `loop` and `clients`.
-fn burst(hid: &Hid) -> Vec<String> {
+fn burst(hid: &Hid, shared: &WsShared) -> Vec<String> {
     let mut out = Vec::new();
+    let gpio = shared.gpio_full();
     for line in DISABLED.lines() {
-        // The streamer's part comes from kvmd-streamer's feed (or its fallback).
-        if let Some((t, e)) = line.split_once(' ')
-            && t != "streamer"
-        {
-            out.push(event(t, e));
+        match line.split_once(' ') {
+            // The streamer's part comes from kvmd-streamer's feed (or its fallback).
+            Some(("streamer", _)) | None => {}
+            Some(("gpio", _)) => out.push(gpio.gpio.clone()),
+            Some(("atx", _)) => out.push(gpio.atx.clone()),
+            Some((t, e)) => out.push(event(t, e)),
         }
     }
     let keymaps = crate::api::hid::keymaps_value();
@@ -257,6 +358,8 @@ async fn run_session(
     let mut close = None;
     let id = shared.next_id.fetch_add(1, Ordering::SeqCst);
     let mut announcements = shared.announce.subscribe();
+    // Before the burst reads the full states, so that no change falls between them.
+    let mut gpio_events = shared.gpio_events.subscribe();
     if stream {
         let n = shared.stream_clients.fetch_add(1, Ordering::SeqCst) + 1;
         let _ = shared.announce.send(Announce::Clients(id, n));
@@ -266,7 +369,7 @@ async fn run_session(
     hid.send(Event::Reset).await;
     let clients = format!("{{\"count\": {}}}", shared.stream_clients.load(Ordering::SeqCst));
     let mut first = vec![LOOP.to_owned(), event("clients", &clients)];
-    first.extend(burst(&hid));
+    first.extend(burst(&hid, &shared));
     // kvmd's stream controller reports the clients a second time.
     first.push(event("clients", &clients));
     let mut ok = true;
@@ -274,9 +377,9 @@ async fn run_session(
         ok = ok && session.text(m).await.is_ok();
     }
     let (info_tx, mut info_rx) = tokio::sync::mpsc::channel(64);
-    let feed = actix_web::rt::spawn(info_feed(shared.info_socket.clone(), info_tx));
+    let feed = actix_web::rt::spawn(info_feed(shared.feeds.info.clone(), info_tx));
     let (streamer_tx, mut streamer_rx) = tokio::sync::mpsc::channel(16);
-    let streamer = actix_web::rt::spawn(streamer_feed(shared.streamer_socket.clone(), stream, streamer_tx));
+    let streamer = actix_web::rt::spawn(streamer_feed(shared.feeds.streamer.clone(), stream, streamer_tx));
     let mut streamer_full: Option<String> = None;
     // The newest `info` message of each category, in first-seen order, to resend with
     // the full states when another session connects.
@@ -323,7 +426,7 @@ async fn run_session(
             a = announcements.recv() => {
                 match a {
                     Ok(Announce::Resync(from)) if from != id => {
-                        for m in burst(&hid) {
+                        for m in burst(&hid, &shared) {
                             ok = ok && session.text(m).await.is_ok();
                         }
                         if let Some(full) = &streamer_full {
@@ -343,6 +446,17 @@ async fn run_session(
                 if let Some(line) = line {
                     ok = session.text(line.clone()).await.is_ok();
                     remember_info(&mut info_last, line);
+                }
+            }
+            m = gpio_events.recv() => {
+                match m {
+                    Ok(m) => ok = session.text(m.to_string()).await.is_ok(),
+                    // Fell behind: the full states say where things are now.
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                        let full = shared.gpio_full();
+                        ok = session.text(full.gpio).await.is_ok() && session.text(full.atx).await.is_ok();
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => {}
                 }
             }
             part = streamer_rx.recv() => {

@@ -68,11 +68,32 @@ fn flatten(out: &mut String, prefix: &str, value: &Value) {
     }
 }
 
-/// The metrics text for a `health` value.
-pub fn render(health: &Value) -> String {
+/// kvmd's ATX and GPIO state for the gauges: the `atx` state and the GPIO `state`
+/// (`{"inputs": {ch: {online, state}}, "outputs": {ch: {online, state, busy}}}`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct GpioGauges {
+    /// `GET /atx`'s result.
+    pub atx: Value,
+    /// The `state` of `GET /gpio`.
+    pub gpio: Value,
+}
+
+/// The metrics text for a `health` value and the ATX and GPIO state (`None`: kvmd-gpio
+/// does not answer, so as kvmd with both disabled).
+pub fn render(health: &Value, gpio: Option<&GpioGauges>) -> String {
     let mut out = String::new();
-    gauge(&mut out, "pikvm_atx_enabled", &Value::Bool(false));
-    gauge(&mut out, "pikvm_atx_power", &Value::Bool(false));
+    let atx = gpio.map(|g| &g.atx);
+    let flag = |v: Option<&Value>| Value::Bool(v.and_then(Value::as_bool).unwrap_or(false));
+    gauge(&mut out, "pikvm_atx_enabled", &flag(atx.map(|a| &a["enabled"])));
+    gauge(&mut out, "pikvm_atx_power", &flag(atx.map(|a| &a["leds"]["power"])));
+    for (half, mode) in [("inputs", "input"), ("outputs", "output")] {
+        let Some(channels) = gpio.and_then(|g| g.gpio[half].as_object()) else { continue };
+        for (channel, state) in channels {
+            for key in ["online", "state"] {
+                gauge(&mut out, &format!("pikvm_gpio_{mode}_{key}_{channel}"), &flag(state.get(key)));
+            }
+        }
+    }
     flatten(&mut out, "pikvm_hw", health);
     gauge(&mut out, "pikvm_fan_monitored", &Value::Bool(false));
     out
@@ -81,6 +102,36 @@ pub fn render(health: &Value) -> String {
 /// A Prometheus label value.
 fn label(v: &str) -> String {
     v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
+/// The ATX and GPIO state from the first two lines of kvmd-gpio's feed (its full `gpio`
+/// and `atx` events), or `None` when it does not answer within 2 s.
+async fn gpio_gauges(socket: &std::path::Path) -> Option<GpioGauges> {
+    let client = reqwest::Client::builder().unix_socket(socket).timeout(Duration::from_secs(2)).build().ok()?;
+    let mut resp = client.get("http://localhost/gpio/feed").send().await.ok()?;
+    if !resp.status().is_success() {
+        return None;
+    }
+    let mut buf = Vec::new();
+    let mut gauges = GpioGauges::default();
+    let (mut seen_atx, mut seen_gpio) = (false, false);
+    while !(seen_atx && seen_gpio) {
+        let chunk = resp.chunk().await.ok()??;
+        buf.extend_from_slice(&chunk);
+        while let Some(i) = buf.iter().position(|&b| b == b'\n') {
+            let line: Vec<u8> = buf.drain(..=i).collect();
+            let line = String::from_utf8_lossy(&line);
+            let mut parts = line.trim_end().splitn(3, '\t');
+            let (Some(t), Some(_), Some(full)) = (parts.next(), parts.next(), parts.next()) else { continue };
+            let full: Value = serde_json::from_str(full).ok()?;
+            match t {
+                "atx" => (gauges.atx, seen_atx) = (full, true),
+                "gpio" => (gauges.gpio, seen_gpio) = (full["state"].clone(), true),
+                _ => {}
+            }
+        }
+    }
+    Some(gauges)
 }
 
 async fn scrape(socket: &std::path::Path) -> Option<kvmd_core::metrics::SelfMetrics> {
@@ -137,7 +188,11 @@ async fn metrics(state: web::Data<Info>, cache: web::Data<MetricsCache>) -> Http
         Some((at, body)) if at.elapsed() < TTL => body,
         _ => {
             let health = serde_json::to_value(state.health().await).unwrap_or(Value::Null);
-            let mut body = render(&health);
+            let gpio = match state.config().services.get("kvmd-gpio") {
+                Some(socket) => gpio_gauges(socket).await,
+                None => None,
+            };
+            let mut body = render(&health, gpio.as_ref());
             body.push_str(&render_suite(&state.config().services).await);
             *cache.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some((Instant::now(), body.clone()));
             body
@@ -159,11 +214,39 @@ mod tests {
                 "undervoltage": {"now": false, "past": false}, "freq_capped": {"now": false, "past": false},
                 "throttled": {"now": false, "past": false}}}
         });
-        let text = render(&health);
+        let text = render(&health, None);
         // tests/golden/kvmd-4.197/direct/prometheus.http, 1153 bytes with these values.
         let golden = std::fs::read("../../tests/golden/kvmd-4.197/direct/prometheus.http").unwrap_or_default();
         let body = golden.windows(4).position(|w| w == b"\r\n\r\n").map(|i| &golden[i + 4..]).unwrap_or_default();
         assert_eq!(text, String::from_utf8_lossy(body));
         assert_eq!(text.len(), 1153);
+        // kvmd-gpio's disabled ATX and no channels: the same body.
+        let disabled = GpioGauges {
+            atx: serde_json::json!({"enabled": false, "busy": false, "acts": {"power": false, "reset": false}, "leds": {"power": false, "hdd": false}}),
+            gpio: serde_json::json!({"inputs": {}, "outputs": {}}),
+        };
+        assert_eq!(render(&health, Some(&disabled)), text);
+    }
+
+    #[test]
+    fn atx_and_gpio_gauges_follow_kvmds_names_and_order() {
+        let gauges = GpioGauges {
+            atx: serde_json::json!({"enabled": true, "busy": false, "acts": {"power": false, "reset": false}, "leds": {"power": true, "hdd": false}}),
+            gpio: serde_json::json!({
+                "inputs": {"led1": {"online": true, "state": true}},
+                "outputs": {"relay": {"online": false, "state": false, "busy": false}},
+            }),
+        };
+        let text = render(&serde_json::json!({}), Some(&gauges));
+        assert_eq!(
+            text,
+            "# TYPE pikvm_atx_enabled gauge\npikvm_atx_enabled 1\n\n\
+             # TYPE pikvm_atx_power gauge\npikvm_atx_power 1\n\n\
+             # TYPE pikvm_gpio_input_online_led1 gauge\npikvm_gpio_input_online_led1 1\n\n\
+             # TYPE pikvm_gpio_input_state_led1 gauge\npikvm_gpio_input_state_led1 1\n\n\
+             # TYPE pikvm_gpio_output_online_relay gauge\npikvm_gpio_output_online_relay 0\n\n\
+             # TYPE pikvm_gpio_output_state_relay gauge\npikvm_gpio_output_state_relay 0\n\n\
+             # TYPE pikvm_fan_monitored gauge\npikvm_fan_monitored 0\n"
+        );
     }
 }
