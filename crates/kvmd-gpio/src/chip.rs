@@ -1,6 +1,8 @@
-//! The GPIO lines that ATX and the GPIO channels drive and read: the [`Chip`] trait and
-//! its virtual implementation. (The Linux GPIO character device comes as a second
-//! implementation of the same trait.)
+//! The GPIO lines that ATX and the GPIO channels drive and read: the [`Chip`] trait, its
+//! virtual implementation, and the virtual target's front panel ([`vtarget`]). (The Linux
+//! GPIO character device comes as another implementation of the same trait.)
+
+pub mod vtarget;
 
 use std::sync::Mutex;
 

@@ -11,8 +11,11 @@ use serde::{Deserialize, Serialize};
 #[serde(rename_all = "snake_case")]
 pub enum ChipKind {
     /// Lines in memory: outputs keep what is written, inputs are set from outside
-    /// (tests, the demo). A real backend of the [`crate::chip::Chip`] trait.
+    /// (tests). A real backend of the [`crate::chip::Chip`] trait.
     Virtual,
+    /// The virtual target's ATX front panel (`kvmd-vtarget --panel`): lines in memory
+    /// whose outputs reach the target's switches and whose inputs are its LEDs (the demo).
+    Vtarget,
 }
 
 /// The line chip.
@@ -24,11 +27,13 @@ pub struct ChipConfig {
     pub kind: ChipKind,
     /// Its lines (the virtual chip's size).
     pub lines: u32,
+    /// `vtarget`: the target's panel socket.
+    pub panel: PathBuf,
 }
 
 impl Default for ChipConfig {
     fn default() -> Self {
-        Self { kind: ChipKind::Virtual, lines: 32 }
+        Self { kind: ChipKind::Virtual, lines: 32, panel: "/run/kvmd-vtarget/panel.sock".into() }
     }
 }
 

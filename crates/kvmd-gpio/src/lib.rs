@@ -35,6 +35,7 @@ pub fn routes() -> kvmd_core::routes::Api {
 pub fn open_chip(config: &Config) -> Arc<dyn chip::Chip> {
     match config.chip.kind {
         config::ChipKind::Virtual => Arc::new(chip::VirtualChip::new(config.chip.lines)),
+        config::ChipKind::Vtarget => chip::vtarget::PanelChip::connect(config.chip.panel.clone(), config.chip.lines),
     }
 }
 

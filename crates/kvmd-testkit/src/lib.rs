@@ -327,6 +327,7 @@ impl Stack {
             cmd.arg("--mouse").arg(root.join("dev/kvmd-hid-mouse"));
             cmd.arg("--mouse-alt").arg(root.join("dev/kvmd-hid-mouse-alt"));
             cmd.arg("--screen").arg(&screen);
+            cmd.arg("--panel").arg(root.join("run/vtarget-panel.sock"));
             let child = spawn(cmd, &root.join("log/kvmd-vtarget.log"))?;
             stack.children.push(("kvmd-vtarget".into(), child));
             if let Err(e) = wait_until("kvmd-vtarget", Duration::from_secs(20), || {
@@ -339,7 +340,16 @@ impl Stack {
         }
         stack.start_service("hid", &[])?;
         stack.start_service("streamer", &streamer_set)?;
-        stack.start_service("gpio", &opts.gpio_set)?;
+        let mut gpio_set = opts.gpio_set.clone();
+        if opts.vtarget {
+            // ATX on the target's front panel: its power button and LEDs.
+            let panel = root.join("run/vtarget-panel.sock");
+            gpio_set.splice(
+                0..0,
+                ["chip.type=\"vtarget\"".to_owned(), format!("chip.panel={:?}", panel.display().to_string())],
+            );
+        }
+        stack.start_service("gpio", &gpio_set)?;
         let mut nginx = Command::new("nginx");
         nginx.arg("-p").arg(root.join("nginx")).arg("-c").arg(root.join("etc/nginx.conf")).args(["-e", "stderr"]);
         let child = spawn(nginx, &root.join("log/nginx.log"))?;

@@ -8,8 +8,12 @@
 //! - **Screen**: a text console (what the keyboard types, US layout) with a mouse
 //!   pointer, rendered as YUYV and pushed at a steady rate to every client of a unix
 //!   socket, like a capture card: [`frame_header`] then the pixels. kvmd-streamer's
-//!   `vtarget` source reads it.
+//!   `vtarget` source reads it. Powered off, it sends headers of 0×0 without pixels: no
+//!   signal.
+//! - **Power** ([`power`]): an ATX front panel (power and reset switches, power and HDD
+//!   LEDs) on a unix socket, wired to kvmd-gpio's lines by its `vtarget` chip.
 
+pub mod power;
 pub mod screen;
 
 use std::io::{Read, Write};
@@ -64,8 +68,28 @@ fn hid_node(link: &Path) -> anyhow::Result<OwnedFd> {
     Ok(pty.master)
 }
 
-/// Reads fixed-size reports from a node's master and applies them.
-fn read_reports(master: OwnedFd, size: usize, screen: Arc<Mutex<Screen>>, kind: screen::Input) {
+/// The emulated computer: its board (power) and its screen (what it shows and hears).
+struct Machine {
+    board: Mutex<power::Board>,
+    screen: Mutex<Screen>,
+}
+
+impl Machine {
+    fn on(&self) -> bool {
+        self.board.lock().unwrap_or_else(PoisonError::into_inner).is_on()
+    }
+
+    fn apply(&self, change: Option<power::Change>) {
+        if let Some(c) = change {
+            tracing::info!(change = ?c, "power");
+            self.screen.lock().unwrap_or_else(PoisonError::into_inner).power(c);
+        }
+    }
+}
+
+/// Reads fixed-size reports from a node's master and applies them (a powered-off host
+/// hears nothing).
+fn read_reports(master: OwnedFd, size: usize, machine: Arc<Machine>, kind: screen::Input) {
     let mut f = std::fs::File::from(master);
     let mut buf = vec![0u8; 4096];
     let mut pending = Vec::new();
@@ -89,8 +113,12 @@ fn read_reports(master: OwnedFd, size: usize, screen: Arc<Mutex<Screen>>, kind: 
         pending.extend_from_slice(&buf[..n]);
         let whole = pending.len() / size * size;
         let mut leds = None;
+        if !machine.on() {
+            pending.drain(..whole);
+            continue;
+        }
         {
-            let mut s = screen.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut s = machine.screen.lock().unwrap_or_else(PoisonError::into_inner);
             for r in pending[..whole].chunks_exact(size) {
                 leds = s.input(kind, r).or(leds);
             }
@@ -103,16 +131,19 @@ fn read_reports(master: OwnedFd, size: usize, screen: Arc<Mutex<Screen>>, kind: 
     }
 }
 
-/// Pushes the screen to one capture client at `fps` until it goes away.
-fn serve_client(mut c: UnixStream, screen: Arc<Mutex<Screen>>, fps: u32) {
+/// Pushes the screen to one capture client at `fps` until it goes away; no signal (a
+/// 0×0 header) while the machine is off.
+fn serve_client(mut c: UnixStream, machine: Arc<Machine>, fps: u32) {
     let period = Duration::from_secs_f64(1.0 / f64::from(fps.max(1)));
     let mut next = Instant::now();
     let mut seq = 0u64;
     loop {
-        let (w, h, pixels) = {
-            let mut s = screen.lock().unwrap_or_else(PoisonError::into_inner);
+        let (w, h, pixels) = if machine.on() {
+            let mut s = machine.screen.lock().unwrap_or_else(PoisonError::into_inner);
             let (w, h) = s.size();
             (w, h, s.frame().to_vec())
+        } else {
+            (0, 0, Vec::new())
         };
         seq += 1;
         if c.write_all(&frame_header(seq, w, h)).and_then(|()| c.write_all(&pixels)).is_err() {
@@ -152,26 +183,126 @@ pub struct Options {
     /// Frames per second pushed to capture clients.
     #[arg(long, default_value_t = 30)]
     pub fps: u32,
+    /// The ATX front panel socket (kvmd-gpio's chip with `type = "vtarget"`); none: no
+    /// panel, always on.
+    #[arg(long)]
+    pub panel: Option<PathBuf>,
+    /// The KVM's line wired to the power switch.
+    #[arg(long, default_value_t = 23)]
+    pub power_switch_line: u32,
+    /// The KVM's line wired to the reset switch.
+    #[arg(long, default_value_t = 27)]
+    pub reset_switch_line: u32,
+    /// The KVM's line wired to the power LED.
+    #[arg(long, default_value_t = 24)]
+    pub power_led_line: u32,
+    /// The KVM's line wired to the HDD LED.
+    #[arg(long, default_value_t = 22)]
+    pub hdd_led_line: u32,
+}
+
+/// The panel's clients (normally one kvmd-gpio), to send LED changes to.
+type PanelClients = Arc<Mutex<Vec<UnixStream>>>;
+
+fn led_lines(leds: &[(u32, bool)]) -> String {
+    leds.iter().map(|(l, v)| format!("{l} {}\n", u8::from(*v))).collect()
+}
+
+/// Reads one panel client's switch levels until it goes away, then releases them.
+fn panel_client(c: UnixStream, machine: Arc<Machine>) {
+    use std::io::BufRead;
+    let reader = std::io::BufReader::new(c);
+    for line in reader.lines() {
+        let Ok(line) = line else { break };
+        match power::parse_line(&line) {
+            Some((l, level)) => {
+                let change =
+                    machine.board.lock().unwrap_or_else(PoisonError::into_inner).line(l, level, Instant::now());
+                machine.apply(change);
+            }
+            None => tracing::warn!(line = %line.escape_debug(), "not a panel line"),
+        }
+    }
+    let change = machine.board.lock().unwrap_or_else(PoisonError::into_inner).released(Instant::now());
+    machine.apply(change);
+}
+
+/// Lets time pass on the board every 10 ms and sends the LED changes to the panel's clients.
+fn run_board(machine: Arc<Machine>, clients: PanelClients) {
+    let mut last = machine.board.lock().unwrap_or_else(PoisonError::into_inner).leds();
+    loop {
+        std::thread::sleep(Duration::from_millis(10));
+        let (change, leds) = {
+            let mut b = machine.board.lock().unwrap_or_else(PoisonError::into_inner);
+            (b.tick(Instant::now()), b.leds())
+        };
+        machine.apply(change);
+        let changed: Vec<(u32, bool)> = leds.iter().filter(|l| !last.contains(l)).copied().collect();
+        if !changed.is_empty() {
+            let msg = led_lines(&changed);
+            clients.lock().unwrap_or_else(PoisonError::into_inner).retain_mut(|c| c.write_all(msg.as_bytes()).is_ok());
+            last = leds;
+        }
+    }
+}
+
+/// Accepts panel clients: each gets every LED level at once, then the changes.
+fn serve_panel(listener: UnixListener, machine: Arc<Machine>, clients: PanelClients) {
+    for mut c in listener.incoming().flatten() {
+        let leds = machine.board.lock().unwrap_or_else(PoisonError::into_inner).leds();
+        let mut list = clients.lock().unwrap_or_else(PoisonError::into_inner);
+        if c.write_all(led_lines(&leds).as_bytes()).is_err() {
+            continue;
+        }
+        if let Ok(w) = c.try_clone() {
+            // A client that stops reading is dropped rather than stalling the board.
+            let _ = w.set_write_timeout(Some(Duration::from_secs(1)));
+            list.push(w);
+        }
+        drop(list);
+        let m = machine.clone();
+        std::thread::spawn(move || panel_client(c, m));
+    }
 }
 
 /// Runs the virtual target until the process is stopped.
 pub fn run(o: &Options) -> anyhow::Result<()> {
-    let screen = Arc::new(Mutex::new(Screen::new(o.width, o.height)));
+    let wiring = power::Wiring {
+        power_switch: o.power_switch_line,
+        reset_switch: o.reset_switch_line,
+        power_led: o.power_led_line,
+        hdd_led: o.hdd_led_line,
+    };
+    let machine = Arc::new(Machine {
+        board: Mutex::new(power::Board::new(wiring, Instant::now())),
+        screen: Mutex::new(Screen::new(o.width, o.height)),
+    });
+    let clients = PanelClients::default();
+    {
+        let (m, c) = (machine.clone(), clients.clone());
+        std::thread::spawn(move || run_board(m, c));
+    }
+    if let Some(panel) = &o.panel {
+        let _ = std::fs::remove_file(panel);
+        let listener = UnixListener::bind(panel)?;
+        let (m, c) = (machine.clone(), clients.clone());
+        std::thread::spawn(move || serve_panel(listener, m, c));
+    }
     for (link, size, kind) in [
         (&o.keyboard, 8, screen::Input::Keyboard),
         (&o.mouse, 7, screen::Input::Mouse),
         (&o.mouse_alt, 5, screen::Input::MouseRelative),
     ] {
         let master = hid_node(link)?;
-        let s = screen.clone();
-        std::thread::spawn(move || read_reports(master, size, s, kind));
+        let m = machine.clone();
+        std::thread::spawn(move || read_reports(master, size, m, kind));
     }
     let _ = std::fs::remove_file(&o.screen);
     let listener = UnixListener::bind(&o.screen)?;
     tracing::info!(screen = %o.screen.display(), "virtual target ready");
     for c in listener.incoming().flatten() {
-        let (s, fps) = (screen.clone(), o.fps);
-        std::thread::spawn(move || serve_client(c, s, fps));
+        let (m, fps) = (machine.clone(), o.fps);
+        std::thread::spawn(move || serve_client(c, m, fps));
     }
     Ok(())
 }

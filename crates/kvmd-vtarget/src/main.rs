@@ -11,6 +11,8 @@ struct Cli {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    // Its log on stderr (the tests and the demo keep it in log/kvmd-vtarget.log).
+    tracing_subscriber::fmt().with_writer(std::io::stderr).with_ansi(false).init();
     match kvmd_vtarget::run(&cli.options) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {

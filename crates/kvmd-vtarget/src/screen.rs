@@ -23,6 +23,7 @@ pub struct Screen {
     pointer: (i64, i64),
     buttons: u8,
     reports: u64,
+    boots: u64,
     frame: Vec<u8>,
     dirty: bool,
 }
@@ -72,6 +73,7 @@ impl Screen {
             pointer: (i64::from(width) / 2, i64::from(height) / 2),
             buttons: 0,
             reports: 0,
+            boots: 0,
             frame: Vec::new(),
             dirty: true,
         }
@@ -155,6 +157,26 @@ impl Screen {
                 None
             }
             _ => None,
+        }
+    }
+
+    /// The board's power changed: a boot or reboot starts the screen over, a shutdown
+    /// says so (powered off, the screen sends no signal at all: [`crate::run`]).
+    pub fn power(&mut self, change: crate::power::Change) {
+        use crate::power::Change;
+        self.dirty = true;
+        match change {
+            Change::Boot | Change::Reboot => {
+                self.boots += 1;
+                let what = if change == Change::Boot { "Powered on" } else { "Reset" };
+                self.lines = vec![format!("{what}: boot {}", self.boots), String::new()];
+                self.keys = [0; 6];
+            }
+            Change::ShuttingDown => {
+                self.lines.push("Shutting down...".into());
+                self.lines.push(String::new());
+            }
+            Change::Off => {}
         }
     }
 

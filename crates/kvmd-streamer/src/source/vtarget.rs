@@ -1,6 +1,7 @@
 //! The virtual target's screen (`kvmd-vtarget`, demo and tests): YUYV frames pushed over
 //! a unix stream socket, each behind a 24-byte header (`KVTF`, sequence, width, height,
-//! `YUYV`), like a capture card that always sends.
+//! `YUYV`), like a capture card that always sends. A 0×0 header without pixels is the
+//! target powered off: no signal.
 
 use std::io::Read;
 use std::os::unix::net::UnixStream;
@@ -46,6 +47,9 @@ impl Source for Vtarget {
         }
         let w = u32::from_le_bytes([h[12], h[13], h[14], h[15]]);
         let hh = u32::from_le_bytes([h[16], h[17], h[18], h[19]]);
+        if (w, hh) == (0, 0) {
+            return Err(GrabError::new(Offline::NoSignal, "screen: no signal (the target is off)"));
+        }
         if !(2..=8192).contains(&w) || !(2..=8192).contains(&hh) {
             return Err(GrabError::new(Offline::Unsupported, format!("screen: {w}x{hh}")));
         }
