@@ -138,7 +138,10 @@ impl Atx {
         if enabled {
             cfg.check()?;
             for pin in [cfg.power_switch_pin, cfg.reset_switch_pin] {
-                chip.set(pin, false)?;
+                // A chip that is not there yet is driven when it comes (its own business).
+                if let Err(e) = chip.set(pin, false) {
+                    tracing::warn!(pin, "cannot release an ATX button: {e:#}");
+                }
             }
         }
         let state = watch::channel(AtxState { enabled, ..AtxState::default() }).0;

@@ -1,7 +1,9 @@
-//! The GPIO lines that ATX and the GPIO channels drive and read: the [`Chip`] trait, its
-//! virtual implementation, and the virtual target's front panel ([`vtarget`]). (The Linux
-//! GPIO character device comes as another implementation of the same trait.)
+//! The GPIO lines that ATX and the GPIO channels drive and read: the [`Chip`] trait and
+//! its implementations: lines in memory ([`VirtualChip`], tests), the virtual target's
+//! front panel ([`vtarget`], the demo) and the kernel's GPIO character device ([`cdev`], a
+//! device).
 
+pub mod cdev;
 pub mod vtarget;
 
 use std::sync::Mutex;

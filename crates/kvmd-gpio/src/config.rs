@@ -16,6 +16,8 @@ pub enum ChipKind {
     /// The virtual target's ATX front panel (`kvmd-vtarget --panel`): lines in memory
     /// whose outputs reach the target's switches and whose inputs are its LEDs (the demo).
     Vtarget,
+    /// The kernel's GPIO character device `device` (`/dev/gpiochipN`): a device's lines.
+    Cdev,
 }
 
 /// The line chip.
@@ -29,11 +31,18 @@ pub struct ChipConfig {
     pub lines: u32,
     /// `vtarget`: the target's panel socket.
     pub panel: PathBuf,
+    /// `cdev`: the GPIO character device.
+    pub device: PathBuf,
 }
 
 impl Default for ChipConfig {
     fn default() -> Self {
-        Self { kind: ChipKind::Virtual, lines: 32, panel: "/run/kvmd-vtarget/panel.sock".into() }
+        Self {
+            kind: ChipKind::Virtual,
+            lines: 32,
+            panel: "/run/kvmd-vtarget/panel.sock".into(),
+            device: "/dev/gpiochip0".into(),
+        }
     }
 }
 

@@ -239,7 +239,10 @@ impl Gpio {
                 }
             };
             if c.mode == Mode::Output && driver == DriverKind::Gpio {
-                chip.set(c.pin, c.initial.unwrap_or(false) ^ c.inverted)?;
+                // A chip that is not there yet is driven when it comes (its own business).
+                if let Err(e) = chip.set(c.pin, c.initial.unwrap_or(false) ^ c.inverted) {
+                    tracing::warn!(channel = %name, "cannot drive the initial value: {e:#}");
+                }
             }
             channels.insert(name.clone(), Channel { cfg: c.clone(), driver, pulse, busy: AtomicBool::new(false) });
         }

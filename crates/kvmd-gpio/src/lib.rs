@@ -31,12 +31,37 @@ pub fn routes() -> kvmd_core::routes::Api {
     api
 }
 
-/// The chip the configuration names.
-pub fn open_chip(config: &Config) -> Arc<dyn chip::Chip> {
-    match config.chip.kind {
-        config::ChipKind::Virtual => Arc::new(chip::VirtualChip::new(config.chip.lines)),
-        config::ChipKind::Vtarget => chip::vtarget::PanelChip::connect(config.chip.panel.clone(), config.chip.lines),
+/// The lines the configuration drives and reads on the chip: ATX's (when enabled) and the
+/// GPIO channels' of driver `__gpio__`.
+pub fn line_plan(config: &Config) -> chip::cdev::Plan {
+    let mut plan = chip::cdev::Plan::default();
+    if config.atx.kind == config::AtxKind::Gpio {
+        plan.outputs.extend([config.atx.power_switch_pin, config.atx.reset_switch_pin]);
+        plan.inputs.extend([config.atx.power_led_pin, config.atx.hdd_led_pin]);
     }
+    for c in config.gpio.scheme.values().filter(|c| c.driver == gpio::DEFAULT_DRIVER) {
+        match c.mode {
+            gpio::Mode::Output => plan.outputs.insert(c.pin),
+            gpio::Mode::Input => plan.inputs.insert(c.pin),
+        };
+    }
+    plan
+}
+
+/// The chip the configuration names, holding the lines of [`line_plan`].
+pub fn open_chip(config: &Config) -> anyhow::Result<Arc<dyn chip::Chip>> {
+    let plan = line_plan(config);
+    let c = &config.chip;
+    if c.kind != config::ChipKind::Cdev
+        && let Some(l) = plan.outputs.iter().chain(&plan.inputs).find(|&&l| l >= c.lines)
+    {
+        anyhow::bail!("GPIO line {l}: the chip has lines 0 to {} (chip.lines)", c.lines.saturating_sub(1));
+    }
+    Ok(match c.kind {
+        config::ChipKind::Virtual => Arc::new(chip::VirtualChip::new(c.lines)),
+        config::ChipKind::Vtarget => chip::vtarget::PanelChip::connect(c.panel.clone(), c.lines),
+        config::ChipKind::Cdev => chip::cdev::CdevChip::open(c.device.clone(), plan)?,
+    })
 }
 
 /// The service's parts, shared by every worker's app.
@@ -85,8 +110,45 @@ impl Parts {
 /// Serves kvmd-gpio on `listener` until `shutdown` is cancelled.
 pub async fn run(config: Config, listener: UnixListener, shutdown: CancellationToken) -> anyhow::Result<()> {
     let workers = config.workers;
-    let chip = open_chip(&config);
+    let chip = open_chip(&config)?;
     let parts = Parts::new(config, chip, shutdown.clone())?;
     tokio::spawn(parts.atx.clone().into_inner().run_leds(shutdown.clone()));
     kvmd_core::service::serve(listener, workers, shutdown, move || parts.app()).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_plan_holds_atxs_lines_and_the_chips_channels_and_lines_must_exist() {
+        let mut cfg: Config = toml::from_str(
+            r#"
+            [atx]
+            type = "gpio"
+            [gpio.drivers.nothing]
+            type = "noop"
+            [gpio.scheme.relay]
+            pin = 5
+            mode = "output"
+            [gpio.scheme.sense]
+            pin = 6
+            mode = "input"
+            [gpio.scheme.n]
+            driver = "nothing"
+            pin = 7
+            mode = "output"
+            "#,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let plan = line_plan(&cfg);
+        assert_eq!(plan.outputs.into_iter().collect::<Vec<_>>(), [5, 23, 27]);
+        assert_eq!(plan.inputs.into_iter().collect::<Vec<_>>(), [6, 22, 24]);
+        assert!(open_chip(&cfg).is_ok());
+        cfg.chip.lines = 24;
+        let err = open_chip(&cfg).err().map(|e| e.to_string());
+        assert_eq!(err.as_deref(), Some("GPIO line 27: the chip has lines 0 to 23 (chip.lines)"));
+        cfg.atx.kind = config::AtxKind::Disabled;
+        assert_eq!(line_plan(&cfg).outputs.into_iter().collect::<Vec<_>>(), [5]);
+    }
 }

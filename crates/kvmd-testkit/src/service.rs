@@ -144,7 +144,7 @@ pub async fn gpio() -> TestService<impl App> {
         meta: dir.path().join("meta.yaml"),
         ..kvmd_gpio::Config::default()
     };
-    let chip = kvmd_gpio::open_chip(&cfg);
+    let chip = kvmd_gpio::open_chip(&cfg).unwrap_or_else(|e| panic!("kvmd-gpio's chip: {e:#}"));
     let shutdown = kvmd_core::service::CancellationToken::new();
     let parts = kvmd_gpio::Parts::new(cfg, chip, shutdown.clone()).unwrap_or_else(|e| panic!("kvmd-gpio: {e:#}"));
     actix_web::rt::spawn(parts.atx.clone().into_inner().run_leds(shutdown.clone()));

@@ -11,7 +11,10 @@
 //! - `mjpeg <file>`: decodes every frame of a saved `multipart/x-mixed-replace` stream and
 //!   prints its size;
 //! - `ws <socket> <path> <key=value...>`: reads kvmd-hid's WebSocket on its unix socket until
-//!   an event matches (`type=hid keyboard.leds.caps=true`), and prints that event.
+//!   an event matches (`type=hid keyboard.leds.caps=true`), and prints that event;
+//! - `pulse <value-file>`: watches a simulated GPIO line's sysfs `value` (gpio-sim) every
+//!   millisecond until it goes high and low again, and prints `high <ms>`: what a logic
+//!   analyser on an ATX button would show.
 //!
 //! Everything goes through sysfs, plain reads and writes: no ioctls, so no unsafe code.
 
@@ -47,6 +50,13 @@ enum Cli {
     Led { node: PathBuf, led: String, value: i32 },
     /// Decodes the JPEG frames of a saved MJPEG stream; prints `frame <n> <w>x<h>`.
     Mjpeg { file: PathBuf },
+    /// Waits up to TIMEOUT seconds for the line whose sysfs `value` is FILE to go high,
+    /// then low; prints `high <ms>`.
+    Pulse {
+        file: PathBuf,
+        #[arg(long, default_value_t = 10.0)]
+        timeout: f64,
+    },
     /// Waits for a WebSocket event whose fields match every `path=value`.
     Ws {
         socket: PathBuf,
@@ -65,7 +75,32 @@ fn main() -> anyhow::Result<()> {
         }
         Cli::Led { node, led, value } => set_led(&node, &led, value),
         Cli::Mjpeg { file } => mjpeg(&file),
+        Cli::Pulse { file, timeout } => pulse(&file, Duration::from_secs_f64(timeout)),
         Cli::Ws { socket, path, matches, timeout } => ws(&socket, &path, &matches, Duration::from_secs_f64(timeout)),
+    }
+}
+
+fn pulse(file: &Path, timeout: Duration) -> anyhow::Result<()> {
+    let deadline = Instant::now() + timeout;
+    let high = || -> anyhow::Result<bool> {
+        let v = std::fs::read_to_string(file).with_context(|| format!("{}", file.display()))?;
+        Ok(v.trim() == "1")
+    };
+    let mut rose = None;
+    loop {
+        let now = Instant::now();
+        match (rose, high()?) {
+            (None, true) => rose = Some(now),
+            (Some(t), false) => {
+                println!("high {}", now.duration_since(t).as_millis());
+                return Ok(());
+            }
+            _ => {}
+        }
+        if now > deadline {
+            bail!("{}: no pulse within {timeout:?} (rose: {})", file.display(), rose.is_some());
+        }
+        std::thread::sleep(Duration::from_millis(1));
     }
 }
 
