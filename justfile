@@ -88,6 +88,12 @@ bench-hid:
     cargo build --release --workspace --bins --locked
     scripts/bench-hid.sh target/release
 
+# ATX/GPIO/Redfish benchmark through nginx (release build, wrk on GET /api/atx, /api/gpio
+# and a Redfish system, side by side with nginx static).
+bench-gpio:
+    cargo build --release --workspace --bins --locked
+    scripts/bench-gpio.sh target/release
+
 # Streamer benchmark (release build): CPU per changed/unchanged 1080p frame against the
 # bare encoder, most fps, capture-to-client latency, 10 clients vs 1, RSS.
 bench-streamer:

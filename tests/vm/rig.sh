@@ -109,6 +109,49 @@ copy_modules() { # DEST_ROOT MODULES...
     depmod -b "$dest" "$kver"
 }
 
+# --- gpio-sim: the kernel's GPIO simulator, which Debian's config leaves out -----------------
+# Built for the pinned kernel as an out-of-tree module from Debian's own packages (the
+# headers, and two files of linux-source-6.1, which is the same source), cached beside the
+# kernel; nothing of the kernel's source enters the project. Debian's config also lacks
+# CONFIG_IRQ_SIM, so irq_sim.c goes into the same module; its one call through the
+# unexported irq_to_desc becomes generic_handle_irq (the same dispatch).
+gpio_sim() {
+    local d=$cache/gpio-sim/$kver src_pkg kver_ver src_ver
+    gpio_sim_ko=$d/gpio-sim.ko
+    [ -e "$d/.done" ] && return
+    step "gpio-sim: building it for $kver (linux-source + linux-headers-$kver)"
+    rm -rf "$d"
+    mkdir -p "$d/debs" "$d/src" "$d/build"
+    src_pkg=linux-source-$(echo "$kver" | cut -d. -f1-2)
+    if [ ! -e "/usr/src/linux-headers-$kver/Makefile" ]; then
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "linux-headers-$kver" make gcc \
+            > /dev/null || cannot "apt-get install linux-headers-$kver failed"
+    fi
+    (cd "$d/debs" && apt-get download "$src_pkg" 2> /dev/null) || cannot "apt-get download $src_pkg failed"
+    kver_ver=$(dpkg-deb -f "$cache"/debs/"$kernel_pkg"_*.deb Version 2> /dev/null || echo "?")
+    src_ver=$(dpkg-deb -f "$d"/debs/"$src_pkg"_*.deb Version)
+    [ "$kver_ver" = "$src_ver" ] || echo "test-vm: note: $src_pkg is $src_ver, the kernel $kver_ver"
+    dpkg-deb --fsys-tarfile "$d"/debs/"$src_pkg"_*.deb \
+        | tar -xO "./usr/src/$src_pkg.tar.xz" \
+        | tar -xJ -C "$d/src" --strip-components=1 \
+            "$src_pkg/drivers/gpio/gpio-sim.c" "$src_pkg/drivers/gpio/gpiolib.h" "$src_pkg/kernel/irq/irq_sim.c" \
+        || cannot "could not extract gpio-sim from $src_pkg"
+    cp "$d/src/drivers/gpio/gpio-sim.c" "$d/build/gpio-sim-main.c"
+    cp "$d/src/drivers/gpio/gpiolib.h" "$d/src/kernel/irq/irq_sim.c" "$d/build/"
+    sed -i 's/handle_simple_irq(irq_to_desc(irqnum));/generic_handle_irq(irqnum);/' "$d/build/irq_sim.c"
+    grep -q 'generic_handle_irq(irqnum);' "$d/build/irq_sim.c" || cannot "irq_sim.c changed: the irq_to_desc patch no longer applies"
+    printf 'obj-m := gpio-sim.o\ngpio-sim-y := gpio-sim-main.o irq_sim.o\n' > "$d/build/Kbuild"
+    make -s -C "/usr/src/linux-headers-$kver" M="$d/build" modules > "$d/build.log" 2>&1 \
+        || { cat "$d/build.log" >&2; cannot "gpio-sim did not build"; }
+    if grep -q 'undefined!' "$d/build.log"; then
+        cat "$d/build.log" >&2
+        cannot "gpio-sim uses symbols $kver does not export"
+    fi
+    cp "$d/build/gpio-sim.ko" "$gpio_sim_ko"
+    rm -rf "$d/debs" "$d/src"
+    touch "$d/.done"
+}
+
 # --- initramfs: busybox, the boot drivers, tests/vm/guest/init ---------------------------------
 boot_modules=(virtio_pci virtio_blk virtio_net 9pnet_virtio 9p crc32c_generic ext4)
 initramfs() {
@@ -146,6 +189,8 @@ rootfs() {
     rm -rf "$root"
     cp -a "$base" "$root"
     copy_modules "$root" "${rig_modules[@]}"
+    install -D -m 0644 "$gpio_sim_ko" "$root/lib/modules/$kver/extra/gpio-sim.ko"
+    depmod -b "$root" "$kver"
     # The suite as a device gets it: its .deb, installed by dpkg (maintainer scripts
     # chrooted: users and groups, empty secrets, units enabled).
     local deb
@@ -197,6 +242,7 @@ main() {
     rm -rf "$run"
     mkdir -p "$run/share"
     kernel
+    gpio_sim
     initramfs
     rootfs
     install -m 0755 tests/vm/guest/run.sh "$run/share/run.sh"

@@ -137,7 +137,7 @@ impl Atx {
         let enabled = cfg.kind == AtxKind::Gpio;
         if enabled {
             cfg.check()?;
-            for pin in [cfg.power_switch_pin, cfg.reset_switch_pin] {
+            for pin in [cfg.power_switch_pin.offset(), cfg.reset_switch_pin.offset()] {
                 // A chip that is not there yet is driven when it comes (its own business).
                 if let Err(e) = chip.set(pin, false) {
                     tracing::warn!(pin, "cannot release an ATX button: {e:#}");
@@ -191,8 +191,8 @@ impl Atx {
         }
         let mut edges = self.chip.edges();
         let lines = [
-            (self.cfg.power_led_pin, self.cfg.power_led_inverted, self.cfg.power_led_debounce),
-            (self.cfg.hdd_led_pin, self.cfg.hdd_led_inverted, self.cfg.hdd_led_debounce),
+            (self.cfg.power_led_pin.offset(), self.cfg.power_led_inverted, self.cfg.power_led_debounce),
+            (self.cfg.hdd_led_pin.offset(), self.cfg.hdd_led_inverted, self.cfg.hdd_led_debounce),
         ];
         let mut shown: [Option<bool>; 2] = [None, None];
         let mut held_until = [Instant::now(); 2];
@@ -248,9 +248,9 @@ impl Atx {
         }
         self.publish();
         let (pin, hold) = match button {
-            Button::Power => (self.cfg.power_switch_pin, self.cfg.click_delay),
-            Button::PowerLong => (self.cfg.power_switch_pin, self.cfg.long_click_delay),
-            Button::Reset => (self.cfg.reset_switch_pin, self.cfg.click_delay),
+            Button::Power => (self.cfg.power_switch_pin.offset(), self.cfg.click_delay),
+            Button::PowerLong => (self.cfg.power_switch_pin.offset(), self.cfg.long_click_delay),
+            Button::Reset => (self.cfg.reset_switch_pin.offset(), self.cfg.click_delay),
         };
         let atx = self.clone();
         let job = async move {
@@ -259,11 +259,14 @@ impl Atx {
             let region = if button == Button::Reset { &atx.reset_region } else { &atx.power_region };
             region.store(false, Ordering::SeqCst);
             atx.publish();
-            match &result {
-                Ok(()) => tracing::info!("Clicked ATX button {:?}", button.name()),
-                Err(e) => tracing::error!("Cannot click ATX button {:?}: {e:#}", button.name()),
+            match result {
+                Ok(()) => {
+                    tracing::info!("Clicked ATX button {:?}", button.name());
+                    Ok(())
+                }
+                // kvmd has no error of its own for a line that cannot be driven (its 500).
+                Err(e) => Err(ApiError::internal(format!("Cannot click ATX button {:?}: {e:#}", button.name()))),
             }
-            result
         };
         crate::region::run(job, wait).await
     }

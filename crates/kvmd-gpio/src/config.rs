@@ -38,11 +38,76 @@ pub struct ChipConfig {
 impl Default for ChipConfig {
     fn default() -> Self {
         Self {
-            kind: ChipKind::Virtual,
+            kind: ChipKind::Cdev,
             lines: 32,
             panel: "/run/kvmd-vtarget/panel.sock".into(),
             device: "/dev/gpiochip0".into(),
         }
+    }
+}
+
+/// A line: its offset on the chip, or its name (`gpioinfo`'s, resolved to the offset on a
+/// `cdev` chip when the service starts).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pin {
+    offset: u32,
+    name: Option<String>,
+}
+
+impl Pin {
+    /// The line at `offset`.
+    pub const fn at(offset: u32) -> Self {
+        Self { offset, name: None }
+    }
+
+    /// The offset (meaningless for a name not yet resolved: [`Pin::unresolved`]).
+    pub fn offset(&self) -> u32 {
+        self.offset
+    }
+
+    /// The name still to resolve, if the configuration gave one.
+    pub fn unresolved(&self) -> Option<&str> {
+        self.name.as_deref().filter(|_| self.offset == u32::MAX)
+    }
+
+    /// The name found at `offset`.
+    pub fn resolve(&mut self, offset: u32) {
+        self.offset = offset;
+    }
+
+    /// As kvmd shows it (`hw.pin`): the name if one was given, else the offset.
+    pub fn shown(&self) -> String {
+        self.name.clone().unwrap_or_else(|| self.offset.to_string())
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(untagged)]
+enum PinRepr {
+    Offset(u32),
+    Name(String),
+}
+
+impl Serialize for Pin {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match &self.name {
+            Some(n) => PinRepr::Name(n.clone()),
+            None => PinRepr::Offset(self.offset),
+        }
+        .serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Pin {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(match PinRepr::deserialize(d)? {
+            PinRepr::Offset(o) => Pin::at(o),
+            PinRepr::Name(n) if n.trim().is_empty() => return Err(serde::de::Error::custom("an empty line name")),
+            PinRepr::Name(n) => match n.trim().parse::<u32>() {
+                Ok(o) => Pin::at(o),
+                Err(_) => Pin { offset: u32::MAX, name: Some(n.trim().to_owned()) },
+            },
+        })
     }
 }
 
@@ -64,13 +129,13 @@ pub struct AtxConfig {
     #[serde(rename = "type")]
     pub kind: AtxKind,
     /// The power LED's input line.
-    pub power_led_pin: u32,
+    pub power_led_pin: Pin,
     /// The HDD LED's input line.
-    pub hdd_led_pin: u32,
+    pub hdd_led_pin: Pin,
     /// The power button's output line.
-    pub power_switch_pin: u32,
+    pub power_switch_pin: Pin,
     /// The reset button's output line.
-    pub reset_switch_pin: u32,
+    pub reset_switch_pin: Pin,
     /// The power LED reads inverted (active low).
     pub power_led_inverted: bool,
     /// The HDD LED reads inverted.
@@ -89,10 +154,10 @@ impl Default for AtxConfig {
     fn default() -> Self {
         Self {
             kind: AtxKind::Gpio,
-            power_led_pin: 24,
-            hdd_led_pin: 22,
-            power_switch_pin: 23,
-            reset_switch_pin: 27,
+            power_led_pin: Pin::at(24),
+            hdd_led_pin: Pin::at(22),
+            power_switch_pin: Pin::at(23),
+            reset_switch_pin: Pin::at(27),
             power_led_inverted: false,
             hdd_led_inverted: false,
             power_led_debounce: 0.1,
@@ -104,6 +169,16 @@ impl Default for AtxConfig {
 }
 
 impl AtxConfig {
+    /// The four lines: power LED, HDD LED, power switch, reset switch.
+    pub fn pins(&self) -> [&Pin; 4] {
+        [&self.power_led_pin, &self.hdd_led_pin, &self.power_switch_pin, &self.reset_switch_pin]
+    }
+
+    /// The same, to resolve.
+    pub fn pins_mut(&mut self) -> [&mut Pin; 4] {
+        [&mut self.power_led_pin, &mut self.hdd_led_pin, &mut self.power_switch_pin, &mut self.reset_switch_pin]
+    }
+
     /// kvmd's validators of the section: delays are floats of at least 0.1 (clicks) or 0
     /// (debounce), pins distinct.
     pub fn check(&self) -> anyhow::Result<()> {
@@ -117,7 +192,7 @@ impl AtxConfig {
                 anyhow::bail!("atx.{name} = {v}: a number of seconds from {min} to 3600 is needed");
             }
         }
-        let pins = [self.power_led_pin, self.hdd_led_pin, self.power_switch_pin, self.reset_switch_pin];
+        let pins = self.pins().map(Pin::offset);
         if pins.iter().enumerate().any(|(i, p)| pins[..i].contains(p)) {
             anyhow::bail!("atx: the four pins must be distinct lines, got {pins:?}");
         }

@@ -81,8 +81,8 @@ pub struct ChannelConfig {
     /// The driver instance.
     #[serde(default = "default_driver")]
     pub driver: String,
-    /// The driver's pin (a line offset for `gpio`).
-    pub pin: u32,
+    /// The driver's pin (a line offset or name for `gpio`).
+    pub pin: crate::config::Pin,
     /// Input or output.
     pub mode: Mode,
     /// The value is the line's level XOR this.
@@ -182,6 +182,16 @@ fn not_found() -> ApiError {
     ApiError::operation("GpioChannelNotFoundError", "GPIO channel is not found")
 }
 
+/// kvmd's error of a channel whose driver failed (answered with `wait=1`): `GPIO driver
+/// <Kind>(<instance>) is offline`.
+fn driver_offline(ch: &Channel) -> ApiError {
+    let kind = match ch.driver {
+        DriverKind::Gpio => "GPIO",
+        DriverKind::Noop => "NOOP",
+    };
+    ApiError::operation("GpioDriverOfflineError", format!("GPIO driver {kind}({}) is offline", ch.cfg.driver))
+}
+
 fn busy() -> ApiError {
     ApiError::busy(
         "GpioChannelIsBusyError",
@@ -240,7 +250,7 @@ impl Gpio {
             };
             if c.mode == Mode::Output && driver == DriverKind::Gpio {
                 // A chip that is not there yet is driven when it comes (its own business).
-                if let Err(e) = chip.set(c.pin, c.initial.unwrap_or(false) ^ c.inverted) {
+                if let Err(e) = chip.set(c.pin.offset(), c.initial.unwrap_or(false) ^ c.inverted) {
                     tracing::warn!(channel = %name, "cannot drive the initial value: {e:#}");
                 }
             }
@@ -301,7 +311,7 @@ impl Gpio {
         let mut scheme = Scheme::default();
         for (name, ch) in &self.channels {
             let driver = if ch.driver == DriverKind::Gpio { DEFAULT_DRIVER } else { ch.cfg.driver.as_str() };
-            let hw = Hw { driver: driver.to_owned(), pin: ch.cfg.pin.to_string() };
+            let hw = Hw { driver: driver.to_owned(), pin: ch.cfg.pin.shown() };
             match ch.cfg.mode {
                 Mode::Input => {
                     scheme.inputs.insert(name.clone(), InputScheme { hw });
@@ -320,7 +330,7 @@ impl Gpio {
     fn read(&self, ch: &Channel) -> (bool, bool) {
         match ch.driver {
             DriverKind::Noop => (true, false),
-            DriverKind::Gpio => match self.chip.get(ch.cfg.pin) {
+            DriverKind::Gpio => match self.chip.get(ch.cfg.pin.offset()) {
                 Ok(level) => (true, level ^ ch.cfg.inverted),
                 Err(_) => (false, false),
             },
@@ -363,7 +373,7 @@ impl Gpio {
     fn write(&self, ch: &Channel, value: bool) -> anyhow::Result<()> {
         let result = match ch.driver {
             DriverKind::Noop => Ok(()),
-            DriverKind::Gpio => self.chip.set(ch.cfg.pin, value ^ ch.cfg.inverted),
+            DriverKind::Gpio => self.chip.set(ch.cfg.pin.offset(), value ^ ch.cfg.inverted),
         };
         self.changed();
         result
@@ -418,10 +428,10 @@ impl Gpio {
             tokio::time::sleep(Duration::from_secs_f64(ch.cfg.busy_delay)).await;
             ch.busy.store(false, Ordering::SeqCst);
             gpio.changed();
-            if let Err(e) = &result {
+            result.map_err(|e| {
                 tracing::error!(channel = %name, "GPIO operation failed: {e:#}");
-            }
-            result
+                driver_offline(ch)
+            })
         };
         crate::region::run(job, wait).await
     }

@@ -36,20 +36,50 @@ pub fn routes() -> kvmd_core::routes::Api {
 pub fn line_plan(config: &Config) -> chip::cdev::Plan {
     let mut plan = chip::cdev::Plan::default();
     if config.atx.kind == config::AtxKind::Gpio {
-        plan.outputs.extend([config.atx.power_switch_pin, config.atx.reset_switch_pin]);
-        plan.inputs.extend([config.atx.power_led_pin, config.atx.hdd_led_pin]);
+        plan.outputs.extend([config.atx.power_switch_pin.offset(), config.atx.reset_switch_pin.offset()]);
+        plan.inputs.extend([config.atx.power_led_pin.offset(), config.atx.hdd_led_pin.offset()]);
     }
     for c in config.gpio.scheme.values().filter(|c| c.driver == gpio::DEFAULT_DRIVER) {
         match c.mode {
-            gpio::Mode::Output => plan.outputs.insert(c.pin),
-            gpio::Mode::Input => plan.inputs.insert(c.pin),
+            gpio::Mode::Output => plan.outputs.insert(c.pin.offset()),
+            gpio::Mode::Input => plan.inputs.insert(c.pin.offset()),
         };
     }
     plan
 }
 
-/// The chip the configuration names, holding the lines of [`line_plan`].
-pub fn open_chip(config: &Config) -> anyhow::Result<Arc<dyn chip::Chip>> {
+/// Resolves the lines given by name (on a `cdev` chip, from the names the kernel shows for
+/// its lines); a name no line has, or a name on a chip without names, is an error.
+pub fn resolve_pins(config: &mut Config) -> anyhow::Result<()> {
+    let atx = config.atx.kind == config::AtxKind::Gpio;
+    let mut pins: Vec<&mut config::Pin> = Vec::new();
+    if atx {
+        pins.extend(config.atx.pins_mut());
+    }
+    pins.extend(config.gpio.scheme.values_mut().filter(|c| c.driver == gpio::DEFAULT_DRIVER).map(|c| &mut c.pin));
+    if pins.iter().all(|p| p.unresolved().is_none()) {
+        return Ok(());
+    }
+    if config.chip.kind != config::ChipKind::Cdev {
+        anyhow::bail!("GPIO lines by name need chip.type = \"cdev\" (the kernel names them)");
+    }
+    let names = chip::cdev::line_names(&config.chip.device)?;
+    for pin in pins {
+        if let Some(name) = pin.unresolved() {
+            let offset = names
+                .iter()
+                .position(|n| n == name)
+                .ok_or_else(|| anyhow::anyhow!("no GPIO line named {name:?} on {}", config.chip.device.display()))?;
+            pin.resolve(u32::try_from(offset)?);
+        }
+    }
+    Ok(())
+}
+
+/// The chip the configuration names, holding the lines of [`line_plan`] (named lines
+/// resolved first: [`resolve_pins`]).
+pub fn open_chip(config: &mut Config) -> anyhow::Result<Arc<dyn chip::Chip>> {
+    resolve_pins(config)?;
     let plan = line_plan(config);
     let c = &config.chip;
     if c.kind != config::ChipKind::Cdev
@@ -110,7 +140,8 @@ impl Parts {
 /// Serves kvmd-gpio on `listener` until `shutdown` is cancelled.
 pub async fn run(config: Config, listener: UnixListener, shutdown: CancellationToken) -> anyhow::Result<()> {
     let workers = config.workers;
-    let chip = open_chip(&config)?;
+    let mut config = config;
+    let chip = open_chip(&mut config)?;
     let parts = Parts::new(config, chip, shutdown.clone())?;
     tokio::spawn(parts.atx.clone().into_inner().run_leds(shutdown.clone()));
     kvmd_core::service::serve(listener, workers, shutdown, move || parts.app()).await
@@ -144,11 +175,29 @@ mod tests {
         let plan = line_plan(&cfg);
         assert_eq!(plan.outputs.into_iter().collect::<Vec<_>>(), [5, 23, 27]);
         assert_eq!(plan.inputs.into_iter().collect::<Vec<_>>(), [6, 22, 24]);
-        assert!(open_chip(&cfg).is_ok());
+        cfg.chip.kind = config::ChipKind::Virtual;
+        assert!(open_chip(&mut cfg).is_ok());
         cfg.chip.lines = 24;
-        let err = open_chip(&cfg).err().map(|e| e.to_string());
+        let err = open_chip(&mut cfg).err().map(|e| e.to_string());
         assert_eq!(err.as_deref(), Some("GPIO line 27: the chip has lines 0 to 23 (chip.lines)"));
         cfg.atx.kind = config::AtxKind::Disabled;
         assert_eq!(line_plan(&cfg).outputs.into_iter().collect::<Vec<_>>(), [5]);
+    }
+
+    #[test]
+    fn pins_by_name_need_the_kernels_names_and_numbers_in_strings_are_offsets() {
+        let parse = |t: &str| toml::from_str::<Config>(t).unwrap_or_else(|e| panic!("{e}"));
+        let mut cfg = parse("[chip]\ntype = \"virtual\"\n[gpio.scheme.relay]\npin = \"5\"\nmode = \"output\"\n");
+        assert_eq!(cfg.gpio.scheme["relay"].pin, config::Pin::at(5));
+        assert!(open_chip(&mut cfg).is_ok());
+        let mut cfg = parse("[chip]\ntype = \"virtual\"\n[atx]\npower_led_pin = \"PWR_LED\"\n");
+        assert_eq!(cfg.atx.power_led_pin.unresolved(), Some("PWR_LED"));
+        assert!(toml::to_string(&cfg).unwrap_or_default().contains("power_led_pin = \"PWR_LED\""));
+        let err = open_chip(&mut cfg).err().map(|e| e.to_string());
+        assert_eq!(err.as_deref(), Some("GPIO lines by name need chip.type = \"cdev\" (the kernel names them)"));
+        let mut cfg = parse("[chip]\ndevice = \"/nonexistent/gpiochip7\"\n[atx]\npower_led_pin = \"PWR_LED\"\n");
+        let err = open_chip(&mut cfg).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(err.contains("lines by name need the GPIO chip there at start"), "{err}");
+        assert!(toml::from_str::<Config>("[atx]\npower_led_pin = \" \"\n").is_err(), "an empty name");
     }
 }

@@ -139,12 +139,13 @@ pub async fn hid() -> TestService<impl App> {
 /// kvmd-gpio with ATX on a virtual chip and no GPIO channels.
 pub async fn gpio() -> TestService<impl App> {
     let dir = tmp();
-    let cfg = kvmd_gpio::Config {
+    let mut cfg = kvmd_gpio::Config {
         auth_socket: dir.path().join("auth.sock"),
         meta: dir.path().join("meta.yaml"),
         ..kvmd_gpio::Config::default()
     };
-    let chip = kvmd_gpio::open_chip(&cfg).unwrap_or_else(|e| panic!("kvmd-gpio's chip: {e:#}"));
+    cfg.chip.kind = kvmd_gpio::config::ChipKind::Virtual;
+    let chip = kvmd_gpio::open_chip(&mut cfg).unwrap_or_else(|e| panic!("kvmd-gpio's chip: {e:#}"));
     let shutdown = kvmd_core::service::CancellationToken::new();
     let parts = kvmd_gpio::Parts::new(cfg, chip, shutdown.clone()).unwrap_or_else(|e| panic!("kvmd-gpio: {e:#}"));
     actix_web::rt::spawn(parts.atx.clone().into_inner().run_leds(shutdown.clone()));

@@ -294,6 +294,128 @@ check "kvmd-streamer was never restarted ($(systemctl show -p NRestarts --value 
 journalctl -u kvmd-streamer.service --no-pager -o cat | grep -iE 'source|signal|opened' | tail -6 | saw
 kill "$viewer" 2> /dev/null
 
+section "GPIO: kvmd-gpio on a gpio-sim chip (the kernel's GPIO character device)"
+# gpio-sim (built for this kernel by the rig) makes a real gpiochip whose lines the rig
+# drives (`pull`) and watches (`value`) from sysfs. ATX on lines 23/27 (buttons) and
+# 24/22 (LEDs), kvmd's default pins; a GPIO output "relay" on 5 and an input "sense" on 6.
+SIM=/sys/kernel/config/gpio-sim/kvmd
+# Line 5 has a name, and the config asks for it by that name (pin = "kvmd-relay").
+if modprobe gpio-sim 2>&1 | saw && mkdir -p "$SIM/bank0/line5" && echo 32 > "$SIM/bank0/num_lines" \
+    && echo kvmd-sim > "$SIM/bank0/label" && echo kvmd-relay > "$SIM/bank0/line5/name" && echo 1 > "$SIM/live"; then
+    chip=$(cat "$SIM/bank0/chip_name")
+    dev=$(cat "$SIM/dev_name")
+    L=/sys/devices/platform/$dev/$chip
+    udevadm settle
+    check "gpio-sim made /dev/$chip ($(stat -c '%G %a' "/dev/$chip" 2>&1)): group kvmd-gpiochip by udev" \
+        eval '[ "$(stat -c %G "/dev/$chip")" = kvmd-gpiochip ]'
+    mkdir -p /etc/kvmd/gpio.toml.d
+    printf '%s\n' '[chip]' "device = \"/dev/$chip\"" '' '[atx]' 'type = "gpio"' '' \
+        '[gpio.scheme.relay]' 'pin = "kvmd-relay"' 'mode = "output"' 'pulse = { delay = 0.1, max_delay = 1.0 }' '' '[gpio.scheme.sense]' 'pin = 6' 'mode = "input"' '' \
+        '[gpio.view]' 'table = [["relay", "sense"]]' > /etc/kvmd/gpio.toml.d/vm.toml
+    systemctl restart kvmd-gpio.service
+    atx_field() { api "$API/api/atx" | jq -r ".result.$1"; }
+    gpio_field() { api "$API/api/gpio" | jq -r ".result.state.$1"; }
+    check "kvmd-gpio (a DynamicUser in group kvmd-gpiochip) holds the lines: ATX enabled" \
+        wait_for 30 eval '[ "$(atx_field enabled)" = true ]'
+    journalctl -u kvmd-gpio.service --no-pager -o cat | tail -3 | saw
+    # pulse LINE COMMAND...: the ms LINE stays high while COMMAND runs (empty: no pulse).
+    pulse() {
+        local line=$1
+        shift
+        kvmd-vmprobe pulse "$L/sim_gpio$line/value" --timeout 12 > /tmp/pulse.txt 2>&1 &
+        local p=$!
+        sleep 0.3
+        "$@" > /dev/null
+        wait "$p"
+        sed -n 's/^high //p' /tmp/pulse.txt
+    }
+    # within LINE WANT COMMAND...: COMMAND holds LINE high for WANT ms, within ±15 ms,
+    # measured from the guest side by polling the line's value every millisecond; the best
+    # of up to three clicks (an emulated guest can be descheduled mid-pulse). Prints them all.
+    within() {
+        local line=$1 want=$2 tries=""
+        shift 2
+        for _ in 1 2 3; do
+            ms=$(pulse "$line" "$@")
+            tries="$tries ${ms:-none}"
+            wait_for 10 eval '[ "$(atx_field busy)" = false ]'
+            if [ -n "$ms" ] && [ "$ms" -ge $((want - 15)) ] && [ "$ms" -le $((want + 15)) ]; then
+                echo "$tries"
+                return 0
+            fi
+        done
+        echo "$tries"
+        return 1
+    }
+    got=$(within 23 100 api -X POST "$API/api/atx/click?button=power&wait=1")
+    rc=$?
+    check "a power click drives line 23 high for click_delay, 100 ms ±15 (ms:$got)" [ "$rc" = 0 ]
+    got=$(within 27 100 api -X POST "$API/api/atx/click?button=reset&wait=1")
+    rc=$?
+    check "a reset click drives line 27 high for 100 ms ±15 (ms:$got)" [ "$rc" = 0 ]
+    ms=$(pulse 23 api -X POST "$API/api/atx/click?button=power_long&wait=1")
+    check "a long power click holds line 23 for long_click_delay, 5500 ms ±15 ($ms ms)" \
+        eval '[ -n "$ms" ] && [ "$ms" -ge 5485 ] && [ "$ms" -le 5515 ]'
+    kvmd-vmprobe ws /run/kvmd/hid.sock /ws type=atx leds.power=true --timeout 15 > /tmp/ws-atx.txt 2>&1 &
+    w=$!
+    sleep 1
+    echo pull-up > "$L/sim_gpio24/pull"
+    check "the power LED line 24 pulled up: /api/atx leds.power true" \
+        wait_for 10 eval '[ "$(atx_field leds.power)" = true ]'
+    wait "$w"
+    check "... and the atx event on /api/ws says so" grep -q '"power": true' /tmp/ws-atx.txt
+    ms=$(pulse 23 api -X POST "$API/api/atx/power?action=on&wait=1")
+    check "power on while the LED is on presses nothing (line 23: ${ms:-no pulse})" [ -z "$ms" ]
+    ms=$(pulse 27 api -X POST "$API/api/atx/power?action=reset_hard&wait=1")
+    check "reset_hard while on presses reset (line 27: ${ms:-no} ms)" eval '[ -n "$ms" ] && [ "$ms" -ge 85 ]'
+    ms=$(pulse 27 api -X POST -H 'Content-Type: application/json' -d '{"ResetType": "ForceRestart"}' \
+        "$API/redfish/v1/Systems/0/Actions/ComputerSystem.Reset")
+    check "Redfish ComputerSystem.Reset ForceRestart presses reset too (line 27: ${ms:-no} ms)" \
+        eval '[ -n "$ms" ] && [ "$ms" -ge 85 ]'
+    wait_for 5 eval '[ "$(atx_field busy)" = false ]'
+    ms=$(pulse 23 api -X POST "$API/api/atx/power?action=off&wait=1")
+    check "power off while on: a power click (${ms:-no} ms)" eval '[ -n "$ms" ] && [ "$ms" -ge 85 ]'
+    echo pull-down > "$L/sim_gpio24/pull"
+    check "the LED line released: leds.power false" wait_for 10 eval '[ "$(atx_field leds.power)" = false ]'
+
+    api -X POST "$API/api/gpio/switch?channel=relay&state=1" > /dev/null
+    check "GPIO switch relay (by its line name kvmd-relay) on: line 5 driven high" wait_for 5 eval '[ "$(cat "$L/sim_gpio5/value")" = 1 ]'
+    check "... and /api/gpio says so" wait_for 5 eval '[ "$(gpio_field outputs.relay.state)" = true ]'
+    api -X POST "$API/api/gpio/switch?channel=relay&state=0" > /dev/null
+    check "GPIO switch relay off: line 5 low" wait_for 5 eval '[ "$(cat "$L/sim_gpio5/value")" = 0 ]'
+    wait_for 5 eval '[ "$(gpio_field outputs.relay.busy)" = false ]'
+    ms=$(pulse 5 api -X POST "$API/api/gpio/pulse?channel=relay&delay=0.3&wait=1")
+    check "GPIO pulse relay delay=0.3: line 5 high for ${ms:-no} ms (300 ±15)" \
+        eval '[ -n "$ms" ] && [ "$ms" -ge 285 ] && [ "$ms" -le 315 ]'
+    wait_for 5 eval '[ "$(gpio_field outputs.relay.busy)" = false ]'
+    ms=$(pulse 5 api -X POST "$API/api/gpio/pulse?channel=relay&delay=3&wait=1")
+    check "GPIO pulse delay=3 is cut to max_delay 1.0 as kvmd cuts it (${ms:-no} ms, 1000 ±15)" \
+        eval '[ -n "$ms" ] && [ "$ms" -ge 985 ] && [ "$ms" -le 1015 ]'
+    kvmd-vmprobe ws /run/kvmd/hid.sock /ws type=gpio state.inputs.sense.state=true --timeout 15 > /tmp/ws-gpio.txt 2>&1 &
+    w=$!
+    sleep 1
+    echo pull-up > "$L/sim_gpio6/pull"
+    check "input sense: line 6 pulled up reads true" wait_for 10 eval '[ "$(gpio_field inputs.sense.state)" = true ]'
+    wait "$w"
+    check "... and the gpio event on /api/ws carries only that channel" \
+        eval 'jq -e ".event == {\"state\": {\"inputs\": {\"sense\": {\"online\": true, \"state\": true}}}}" /tmp/ws-gpio.txt > /dev/null'
+    saw < /tmp/ws-gpio.txt
+
+    echo 0 > "$SIM/live"
+    check "the chip taken away: sense goes offline" wait_for 15 eval '[ "$(gpio_field inputs.sense.online)" = false ]'
+    r=$(api -X POST "$API/api/gpio/switch?channel=relay&state=1&wait=1" -w ' %{http_code}')
+    check "... a switch with wait=1 meanwhile: kvmd's 400 GpioDriverOfflineError" \
+        eval 'echo "$r" | grep -q "GPIO driver GPIO(__gpio__) is offline" && [ "${r##* }" = 400 ]'
+    wait_for 5 eval '[ "$(gpio_field outputs.relay.busy)" = false ]'
+    echo 1 > "$SIM/live"
+    udevadm settle
+    check "the chip back: sense online again, no restart" wait_for 15 eval '[ "$(gpio_field inputs.sense.online)" = true ]'
+    check "... and kvmd-gpio was never restarted" [ "$(systemctl show -p NRestarts --value kvmd-gpio.service)" = 0 ]
+    journalctl -u kvmd-gpio.service --no-pager -o cat | grep -iE 'chip' | tail -3 | saw
+else
+    fail "gpio-sim: no simulated chip (modprobe or configfs failed)"
+fi
+
 section "systemd-analyze security, in the guest"
 printf '  %-26s %s\n' UNIT EXPOSURE
 for u in $(cd /usr/lib/systemd/system && ls kvmd-*.service); do

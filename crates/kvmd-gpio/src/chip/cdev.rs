@@ -27,6 +27,14 @@ pub const CONSUMER: &str = "kvmd-rs";
 /// How long the reader waits for an edge before it looks again.
 const WAIT: Duration = Duration::from_secs(1);
 
+/// The names the kernel shows for the lines of `device` (`gpioinfo`'s), by offset.
+pub fn line_names(device: &Path) -> anyhow::Result<Vec<String>> {
+    let chip = gpiocdev::chip::Chip::from_path(device)
+        .with_context(|| format!("{}: lines by name need the GPIO chip there at start", device.display()))?;
+    let info = chip.info()?;
+    (0..info.num_lines).map(|o| Ok(chip.line_info(o)?.name)).collect()
+}
+
 /// Which lines the configuration drives and reads.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Plan {
@@ -144,29 +152,31 @@ impl CdevChip {
                 continue;
             };
             if self.plan.inputs.is_empty() {
-                // Nothing to wait for; only notice the chip going away.
-                std::thread::sleep(WAIT);
-                if !self.device.exists() {
-                    self.lost(&req, "the device node is gone");
-                }
-                continue;
-            }
-            match req.wait_edge_event(WAIT) {
-                Ok(true) => {
-                    // Drain what is queued: the readers read the levels themselves.
-                    while req.has_edge_event().unwrap_or(false) {
-                        if req.read_edge_event().is_err() {
-                            break;
+                std::thread::sleep(WAIT); // nothing to wait for but the chip going away
+            } else {
+                match req.wait_edge_event(WAIT) {
+                    Ok(true) => {
+                        // Drain what is queued: the readers read the levels themselves.
+                        while req.has_edge_event().unwrap_or(false) {
+                            if req.read_edge_event().is_err() {
+                                break;
+                            }
                         }
+                        self.wake();
                     }
-                    self.wake();
-                }
-                Ok(false) => {
-                    if !self.device.exists() {
-                        self.lost(&req, "the device node is gone");
+                    Ok(false) => {}
+                    Err(e) => {
+                        self.lost(&req, &e.to_string());
+                        continue;
                     }
                 }
-                Err(e) => self.lost(&req, &e.to_string()),
+            }
+            // A removed chip need not wake a waiter (nor its node stay gone: a new chip can
+            // take the same name), but reading its lines fails: then let the request go.
+            if let Some(&line) = self.plan.inputs.iter().chain(&self.plan.outputs).next()
+                && let Err(e) = req.value(line)
+            {
+                self.lost(&req, &e.to_string());
             }
         }
     }
