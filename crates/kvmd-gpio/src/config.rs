@@ -31,8 +31,21 @@ pub struct ChipConfig {
     pub lines: u32,
     /// `vtarget`: the target's panel socket.
     pub panel: PathBuf,
-    /// `cdev`: the GPIO character device.
+    /// `cdev`: the GPIO character device...
     pub device: PathBuf,
+    /// ... or, if set, the chip with this label wherever it is (`gpiodetect`'s bracketed
+    /// name): found again when it comes back under another number.
+    pub label: Option<String>,
+}
+
+impl ChipConfig {
+    /// Which `cdev` chip.
+    pub fn which(&self) -> crate::chip::cdev::Which {
+        match &self.label {
+            Some(l) => crate::chip::cdev::Which::Label(l.clone()),
+            None => crate::chip::cdev::Which::Device(self.device.clone()),
+        }
+    }
 }
 
 impl Default for ChipConfig {
@@ -42,6 +55,7 @@ impl Default for ChipConfig {
             lines: 32,
             panel: "/run/kvmd-vtarget/panel.sock".into(),
             device: "/dev/gpiochip0".into(),
+            label: None,
         }
     }
 }

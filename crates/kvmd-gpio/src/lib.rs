@@ -63,7 +63,8 @@ pub fn resolve_pins(config: &mut Config) -> anyhow::Result<()> {
     if config.chip.kind != config::ChipKind::Cdev {
         anyhow::bail!("GPIO lines by name need chip.type = \"cdev\" (the kernel names them)");
     }
-    let names = chip::cdev::line_names(&config.chip.device)?;
+    let which = config.chip.which();
+    let names = chip::cdev::line_names(&which)?;
     for pin in pins {
         if let Some(name) = pin.unresolved() {
             let offset = names
@@ -90,7 +91,7 @@ pub fn open_chip(config: &mut Config) -> anyhow::Result<Arc<dyn chip::Chip>> {
     Ok(match c.kind {
         config::ChipKind::Virtual => Arc::new(chip::VirtualChip::new(c.lines)),
         config::ChipKind::Vtarget => chip::vtarget::PanelChip::connect(c.panel.clone(), c.lines),
-        config::ChipKind::Cdev => chip::cdev::CdevChip::open(c.device.clone(), plan)?,
+        config::ChipKind::Cdev => chip::cdev::CdevChip::open(c.which(), plan)?,
     })
 }
 
@@ -197,7 +198,7 @@ mod tests {
         assert_eq!(err.as_deref(), Some("GPIO lines by name need chip.type = \"cdev\" (the kernel names them)"));
         let mut cfg = parse("[chip]\ndevice = \"/nonexistent/gpiochip7\"\n[atx]\npower_led_pin = \"PWR_LED\"\n");
         let err = open_chip(&mut cfg).err().map(|e| e.to_string()).unwrap_or_default();
-        assert!(err.contains("lines by name need the GPIO chip there at start"), "{err}");
+        assert_eq!(err, "the GPIO chip /nonexistent/gpiochip7: lines by name need the chip there at start");
         assert!(toml::from_str::<Config>("[atx]\npower_led_pin = \" \"\n").is_err(), "an empty name");
     }
 }

@@ -27,10 +27,12 @@ pub const CONSUMER: &str = "kvmd-rs";
 /// How long the reader waits for an edge before it looks again.
 const WAIT: Duration = Duration::from_secs(1);
 
-/// The names the kernel shows for the lines of `device` (`gpioinfo`'s), by offset.
-pub fn line_names(device: &Path) -> anyhow::Result<Vec<String>> {
-    let chip = gpiocdev::chip::Chip::from_path(device)
-        .with_context(|| format!("{}: lines by name need the GPIO chip there at start", device.display()))?;
+/// The names the kernel shows for the lines of the chip (`gpioinfo`'s), by offset.
+pub fn line_names(which: &Which) -> anyhow::Result<Vec<String>> {
+    let node =
+        which.locate().with_context(|| format!("the GPIO chip {which}: lines by name need the chip there at start"))?;
+    let chip =
+        gpiocdev::chip::Chip::from_path(&node).with_context(|| format!("{}: not a GPIO chip", node.display()))?;
     let info = chip.info()?;
     (0..info.num_lines).map(|o| Ok(chip.line_info(o)?.name)).collect()
 }
@@ -44,9 +46,43 @@ pub struct Plan {
     pub inputs: BTreeSet<u32>,
 }
 
+/// Which chip: a device node, or the chip whose label is this (found again at each
+/// opening, so a chip that comes back under another number is still found).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Which {
+    /// `/dev/gpiochipN`.
+    Device(PathBuf),
+    /// The label the kernel gives the chip (`gpiodetect`'s bracketed name).
+    Label(String),
+}
+
+impl Which {
+    /// The device node now, if there is one.
+    pub fn locate(&self) -> Option<PathBuf> {
+        match self {
+            Which::Device(p) => p.exists().then(|| p.clone()),
+            Which::Label(l) => gpiocdev::chip::chips()
+                .ok()?
+                .into_iter()
+                .find(|p| gpiocdev::chip::Chip::from_path(p).and_then(|c| c.info()).is_ok_and(|i| i.label == *l)),
+        }
+    }
+}
+
+impl std::fmt::Display for Which {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Which::Device(p) => write!(f, "{}", p.display()),
+            Which::Label(l) => write!(f, "labelled {l:?}"),
+        }
+    }
+}
+
 /// The lines of one GPIO character device.
 pub struct CdevChip {
-    device: PathBuf,
+    which: Which,
+    /// The node of the request held now.
+    device: Mutex<Option<PathBuf>>,
     plan: Plan,
     /// The request while the chip is there.
     req: Mutex<Option<Arc<Request>>>,
@@ -60,14 +96,15 @@ fn level(v: bool) -> Value {
 }
 
 impl CdevChip {
-    /// Requests `plan`'s lines on `device` and starts the edge reader. A device that does
-    /// not exist yet is waited for; one that cannot hold the lines is an error.
-    pub fn open(device: PathBuf, plan: Plan) -> anyhow::Result<Arc<Self>> {
+    /// Requests `plan`'s lines on the chip and starts the edge reader. A chip that is not
+    /// there yet is waited for; one that cannot hold the lines is an error.
+    pub fn open(which: Which, plan: Plan) -> anyhow::Result<Arc<Self>> {
         if let Some(l) = plan.outputs.intersection(&plan.inputs).next() {
             anyhow::bail!("GPIO line {l} is configured both as an input and as an output");
         }
         let chip = Arc::new(Self {
-            device,
+            which,
+            device: Mutex::new(None),
             plan,
             req: Mutex::new(None),
             driven: Mutex::new(BTreeMap::new()),
@@ -76,11 +113,11 @@ impl CdevChip {
         if chip.plan == Plan::default() {
             return Ok(chip); // nothing configured on it (ATX disabled, no channels)
         }
-        if chip.device.exists() {
-            let req = chip.request()?;
-            *chip.req.lock().unwrap_or_else(PoisonError::into_inner) = Some(Arc::new(req));
+        if let Some(node) = chip.which.locate() {
+            let req = chip.request(&node)?;
+            chip.hold(node, req);
         } else {
-            tracing::warn!(device = %chip.device.display(), "no GPIO chip yet: its lines are offline until it appears");
+            tracing::warn!("the GPIO chip {} is not there yet: its lines are offline until it is", chip.which);
         }
         let c = chip.clone();
         std::thread::Builder::new()
@@ -90,15 +127,20 @@ impl CdevChip {
         Ok(chip)
     }
 
-    fn request(&self) -> anyhow::Result<Request> {
-        let info = gpiocdev::chip::Chip::from_path(&self.device)
+    fn hold(&self, node: PathBuf, req: Request) {
+        *self.req.lock().unwrap_or_else(PoisonError::into_inner) = Some(Arc::new(req));
+        *self.device.lock().unwrap_or_else(PoisonError::into_inner) = Some(node);
+    }
+
+    fn request(&self, node: &Path) -> anyhow::Result<Request> {
+        let info = gpiocdev::chip::Chip::from_path(node)
             .and_then(|c| c.info())
-            .with_context(|| format!("{}: not a GPIO chip", self.device.display()))?;
+            .with_context(|| format!("{}: not a GPIO chip", node.display()))?;
         for &l in self.plan.outputs.iter().chain(&self.plan.inputs) {
             if l >= info.num_lines {
                 anyhow::bail!(
                     "GPIO line {l}: {} ({}, {}) has lines 0 to {}",
-                    self.device.display(),
+                    node.display(),
                     info.name,
                     info.label,
                     info.num_lines.saturating_sub(1)
@@ -106,7 +148,7 @@ impl CdevChip {
             }
         }
         let mut b = Request::builder();
-        b.on_chip(&self.device).with_consumer(CONSUMER);
+        b.on_chip(node).with_consumer(CONSUMER);
         let inputs: Vec<u32> = self.plan.inputs.iter().copied().collect();
         if !inputs.is_empty() {
             b.with_lines(&inputs).as_input().with_edge_detection(EdgeDetection::BothEdges);
@@ -116,7 +158,7 @@ impl CdevChip {
             b.with_line(l).as_output(level(driven.get(&l).copied().unwrap_or(false)));
         }
         drop(driven);
-        b.request().with_context(|| format!("cannot request GPIO lines {:?} on {}", self.plan, self.device.display()))
+        b.request().with_context(|| format!("cannot request GPIO lines {:?} on {}", self.plan, node.display()))
     }
 
     fn current(&self) -> Option<Arc<Request>> {
@@ -133,13 +175,11 @@ impl CdevChip {
         loop {
             let Some(req) = self.current() else {
                 std::thread::sleep(WAIT);
-                if !self.device.exists() {
-                    continue;
-                }
-                match self.request() {
+                let Some(node) = self.which.locate() else { continue };
+                match self.request(&node) {
                     Ok(r) => {
-                        tracing::info!(device = %self.device.display(), "the GPIO chip is back");
-                        *self.req.lock().unwrap_or_else(PoisonError::into_inner) = Some(Arc::new(r));
+                        tracing::info!(device = %node.display(), "the GPIO chip {} is back", self.which);
+                        self.hold(node, r);
                         complained = false;
                         self.wake();
                     }
@@ -184,7 +224,7 @@ impl CdevChip {
     fn lost(&self, req: &Arc<Request>, why: &str) {
         let mut slot = self.req.lock().unwrap_or_else(PoisonError::into_inner);
         if slot.as_ref().is_some_and(|r| Arc::ptr_eq(r, req)) {
-            tracing::error!(device = %self.device.display(), "lost the GPIO chip: {why}");
+            tracing::error!("lost the GPIO chip {}: {why}", self.which);
             *slot = None;
         }
         drop(slot);
@@ -192,12 +232,12 @@ impl CdevChip {
     }
 
     fn offline(&self) -> anyhow::Error {
-        anyhow::anyhow!("the GPIO chip {} is not there", self.device.display())
+        anyhow::anyhow!("the GPIO chip {} is not there", self.which)
     }
 
-    /// The device.
-    pub fn device(&self) -> &Path {
-        &self.device
+    /// The device node of the lines held now.
+    pub fn device(&self) -> Option<PathBuf> {
+        self.device.lock().unwrap_or_else(PoisonError::into_inner).clone()
     }
 }
 
@@ -232,15 +272,21 @@ mod tests {
     #[test]
     fn a_line_both_ways_is_refused_and_a_missing_chip_is_offline_not_fatal() {
         let plan = Plan { outputs: [3].into(), inputs: [3, 4].into() };
-        let err = CdevChip::open("/nonexistent/gpiochip9".into(), plan).err().map(|e| e.to_string());
+        let nowhere = Which::Device("/nonexistent/gpiochip9".into());
+        let err = CdevChip::open(nowhere.clone(), plan).err().map(|e| e.to_string());
         assert_eq!(err.as_deref(), Some("GPIO line 3 is configured both as an input and as an output"));
         let plan = Plan { outputs: [3].into(), inputs: [4].into() };
-        let chip = CdevChip::open("/nonexistent/gpiochip9".into(), plan).unwrap_or_else(|e| panic!("{e:#}"));
+        let chip = CdevChip::open(nowhere, plan).unwrap_or_else(|e| panic!("{e:#}"));
         let err = chip.set(3, true).err().map(|e| e.to_string());
         assert_eq!(err.as_deref(), Some("the GPIO chip /nonexistent/gpiochip9 is not there"));
         assert!(chip.get(4).is_err());
         let err = chip.set(4, true).err().map(|e| e.to_string());
         assert_eq!(err.as_deref(), Some("GPIO line 4 is not configured as an output"));
         assert!(chip.get(7).is_err(), "an unconfigured line");
+        assert_eq!(chip.device(), None);
+        let plan = Plan { outputs: [3].into(), inputs: [].into() };
+        let chip = CdevChip::open(Which::Label("no-such-chip-label".into()), plan).unwrap_or_else(|e| panic!("{e:#}"));
+        let err = chip.set(3, true).err().map(|e| e.to_string());
+        assert_eq!(err.as_deref(), Some("the GPIO chip labelled \"no-such-chip-label\" is not there"));
     }
 }
