@@ -105,9 +105,22 @@ fn host_name(meta: &std::path::Path) -> String {
     struct Meta {
         server: Option<Server>,
     }
-    let text = std::fs::read_to_string(meta).unwrap_or_default();
-    let parsed: Meta = serde_saphyr::from_str(&text).unwrap_or_default();
-    let host = parsed.server.and_then(|s| s.host).map(|h| h.trim().to_owned()).unwrap_or_default();
+    // meta.yaml is parsed again only when it changes (one `stat` per request), as kvmd-info does.
+    type Cached = Option<(std::path::PathBuf, Option<std::time::SystemTime>, String)>;
+    static CACHE: std::sync::Mutex<Cached> = std::sync::Mutex::new(None);
+    let mtime = std::fs::metadata(meta).and_then(|m| m.modified()).ok();
+    let mut cache = CACHE.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let host = match cache.as_ref() {
+        Some((p, t, h)) if p == meta && *t == mtime && mtime.is_some() => h.clone(),
+        _ => {
+            let text = std::fs::read_to_string(meta).unwrap_or_default();
+            let parsed: Meta = serde_saphyr::from_str(&text).unwrap_or_default();
+            let host = parsed.server.and_then(|s| s.host).map(|h| h.trim().to_owned()).unwrap_or_default();
+            *cache = Some((meta.to_owned(), mtime, host.clone()));
+            host
+        }
+    };
+    drop(cache);
     let host = if host.is_empty() || host == "@auto" {
         std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default().trim().to_owned()
     } else {
