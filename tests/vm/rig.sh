@@ -127,13 +127,19 @@ gpio_sim() {
         DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "linux-headers-$kver" make gcc \
             > /dev/null || cannot "apt-get install linux-headers-$kver failed"
     fi
-    (cd "$d/debs" && apt-get download "$src_pkg" 2> /dev/null) || cannot "apt-get download $src_pkg failed"
-    kver_ver=$(dpkg-deb -f "$cache"/debs/"$kernel_pkg"_*.deb Version 2> /dev/null || echo "?")
+    # The source of exactly the kernel's version: gpio-sim reads gpiolib.h's struct
+    # gpio_device, which must match the running kernel's. (When the archive drops that
+    # version, move the pinned kernel forward: see kernel_pkg above.)
+    kver_ver=$(dpkg-deb -f "$cache"/debs/"$kernel_pkg"_*.deb Version) || cannot "no version in $kernel_pkg's .deb"
+    (cd "$d/debs" && apt-get download "$src_pkg=$kver_ver" 2> /dev/null) \
+        || cannot "apt-get download $src_pkg=$kver_ver failed (the archive moved on? move KVMD_VM_KERNEL forward)"
     src_ver=$(dpkg-deb -f "$d"/debs/"$src_pkg"_*.deb Version)
-    [ "$kver_ver" = "$src_ver" ] || echo "test-vm: note: $src_pkg is $src_ver, the kernel $kver_ver"
+    [ "$kver_ver" = "$src_ver" ] || cannot "$src_pkg is $src_ver, the kernel $kver_ver"
+    # The tarball is multi-block xz: decompressed on every core.
     dpkg-deb --fsys-tarfile "$d"/debs/"$src_pkg"_*.deb \
         | tar -xO "./usr/src/$src_pkg.tar.xz" \
-        | tar -xJ -C "$d/src" --strip-components=1 \
+        | xz -dc -T0 \
+        | tar -x -C "$d/src" --strip-components=1 \
             "$src_pkg/drivers/gpio/gpio-sim.c" "$src_pkg/drivers/gpio/gpiolib.h" "$src_pkg/kernel/irq/irq_sim.c" \
         || cannot "could not extract gpio-sim from $src_pkg"
     cp "$d/src/drivers/gpio/gpio-sim.c" "$d/build/gpio-sim-main.c"
@@ -147,6 +153,10 @@ gpio_sim() {
         cat "$d/build.log" >&2
         cannot "gpio-sim uses symbols $kver does not export"
     fi
+    case "$(modinfo -F vermagic "$d/build/gpio-sim.ko")" in
+        "$kver "*) ;;
+        *) cannot "gpio-sim.ko was built for another kernel: $(modinfo -F vermagic "$d/build/gpio-sim.ko")" ;;
+    esac
     cp "$d/build/gpio-sim.ko" "$gpio_sim_ko"
     rm -rf "$d/debs" "$d/src"
     touch "$d/.done"
