@@ -25,11 +25,13 @@
 //! - [`config`]: typed, layered configuration (defaults < file < environment < command line).
 //! - [`telemetry`]: tracing set-up (journald when stderr is a journal stream, else stderr).
 //! - [`service`]: the process lifecycle: runtime, signals, sd_notify, the HTTP server.
+//! - [`feed`]: reading the internal state feeds between services, and their line format.
 
 pub mod authn;
 pub mod config;
 pub mod envelope;
 pub mod error;
+pub mod feed;
 pub mod json;
 pub mod limit;
 pub mod metrics;

@@ -70,7 +70,7 @@ pub fn resolve_pins(config: &mut Config) -> anyhow::Result<()> {
             let offset = names
                 .iter()
                 .position(|n| n == name)
-                .ok_or_else(|| anyhow::anyhow!("no GPIO line named {name:?} on {}", config.chip.device.display()))?;
+                .ok_or_else(|| anyhow::anyhow!("no GPIO line named {name:?} on the GPIO chip {which}"))?;
             pin.resolve(u32::try_from(offset)?);
         }
     }

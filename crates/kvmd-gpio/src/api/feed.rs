@@ -33,7 +33,7 @@ pub fn routes(api: &mut Api) {
 
 fn line<E: serde::Serialize, F: serde::Serialize>(event_type: &str, event: &E, full: &F) -> Bytes {
     let (event, full) = (kvmd_core::json::to_compact_string(event), kvmd_core::json::to_compact_string(full));
-    Bytes::from(format!("{event_type}\t{event}\t{full}\n"))
+    Bytes::from(kvmd_core::feed::line(&[event_type, &event, &full]))
 }
 
 async fn feed(

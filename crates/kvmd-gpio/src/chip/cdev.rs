@@ -81,11 +81,9 @@ impl std::fmt::Display for Which {
 /// The lines of one GPIO character device.
 pub struct CdevChip {
     which: Which,
-    /// The node of the request held now.
-    device: Mutex<Option<PathBuf>>,
     plan: Plan,
-    /// The request while the chip is there.
-    req: Mutex<Option<Arc<Request>>>,
+    /// The request, and the node it is on, while the chip is there.
+    held: Mutex<Option<(Arc<Request>, PathBuf)>>,
     /// The last level written to each output, driven again when the chip comes back.
     driven: Mutex<BTreeMap<u32, bool>>,
     edges: watch::Sender<u64>,
@@ -104,9 +102,8 @@ impl CdevChip {
         }
         let chip = Arc::new(Self {
             which,
-            device: Mutex::new(None),
             plan,
-            req: Mutex::new(None),
+            held: Mutex::new(None),
             driven: Mutex::new(BTreeMap::new()),
             edges: watch::channel(0).0,
         });
@@ -128,8 +125,7 @@ impl CdevChip {
     }
 
     fn hold(&self, node: PathBuf, req: Request) {
-        *self.req.lock().unwrap_or_else(PoisonError::into_inner) = Some(Arc::new(req));
-        *self.device.lock().unwrap_or_else(PoisonError::into_inner) = Some(node);
+        *self.held.lock().unwrap_or_else(PoisonError::into_inner) = Some((Arc::new(req), node));
     }
 
     fn request(&self, node: &Path) -> anyhow::Result<Request> {
@@ -162,7 +158,7 @@ impl CdevChip {
     }
 
     fn current(&self) -> Option<Arc<Request>> {
-        self.req.lock().unwrap_or_else(PoisonError::into_inner).clone()
+        self.held.lock().unwrap_or_else(PoisonError::into_inner).as_ref().map(|(r, _)| r.clone())
     }
 
     fn wake(&self) {
@@ -222,9 +218,9 @@ impl CdevChip {
     }
 
     fn lost(&self, req: &Arc<Request>, why: &str) {
-        let mut slot = self.req.lock().unwrap_or_else(PoisonError::into_inner);
-        if slot.as_ref().is_some_and(|r| Arc::ptr_eq(r, req)) {
-            tracing::error!("lost the GPIO chip {}: {why}", self.which);
+        let mut slot = self.held.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some((_, node)) = slot.as_ref().filter(|(r, _)| Arc::ptr_eq(r, req)) {
+            tracing::error!(device = %node.display(), "lost the GPIO chip {}: {why}", self.which);
             *slot = None;
         }
         drop(slot);
@@ -235,9 +231,9 @@ impl CdevChip {
         anyhow::anyhow!("the GPIO chip {} is not there", self.which)
     }
 
-    /// The device node of the lines held now.
+    /// The device node of the lines held now (none while the chip is away).
     pub fn device(&self) -> Option<PathBuf> {
-        self.device.lock().unwrap_or_else(PoisonError::into_inner).clone()
+        self.held.lock().unwrap_or_else(PoisonError::into_inner).as_ref().map(|(_, n)| n.clone())
     }
 }
 

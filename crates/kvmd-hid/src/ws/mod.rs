@@ -131,15 +131,11 @@ impl WsShared {
     pub async fn follow_gpio(self: Arc<Self>) {
         let (tx, mut rx) = tokio::sync::mpsc::channel(64);
         let url = format!("http://localhost{GPIO_FEED}");
-        // `<event_type>\t<event>\t<full>`; `None`: kvmd-gpio is away.
+        // `<event_type>\t<event>\t<full>` (a line without three fields is an unknown event);
+        // `None`: kvmd-gpio is away.
         let split = |line: &str| {
-            let mut parts = line.splitn(3, '\t');
-            match (parts.next(), parts.next(), parts.next()) {
-                (Some(t @ ("gpio" | "atx")), Some(ev), Some(full)) => {
-                    Some((t.to_owned(), ev.to_owned(), full.to_owned()))
-                }
-                _ => Some((String::new(), String::new(), String::new())),
-            }
+            let [t, ev, full] = kvmd_core::feed::fields::<3>(line).unwrap_or_default();
+            Some((t.to_owned(), ev.to_owned(), full.to_owned()))
         };
         let follower = tokio::spawn(follow_feed(self.feeds.gpio.clone(), url, tx, split, Some(None)));
         loop {
@@ -266,18 +262,14 @@ async fn follow_feed<T: Clone>(
     let mut offline_sent = false;
     loop {
         if let Ok(client) = reqwest::Client::builder().unix_socket(socket.as_path()).build()
-            && let Ok(mut resp) = client.get(&url).send().await
+            && let Ok(resp) = client.get(&url).send().await
             && resp.status().is_success()
         {
             offline_sent = false;
-            let mut buf = Vec::new();
-            while let Ok(Some(chunk)) = resp.chunk().await {
-                buf.extend_from_slice(&chunk);
-                while let Some(i) = buf.iter().position(|&b| b == b'\n') {
-                    let line: Vec<u8> = buf.drain(..=i).collect();
-                    if tx.send(msg(String::from_utf8_lossy(&line).trim_end())).await.is_err() {
-                        return;
-                    }
+            let mut lines = kvmd_core::feed::Lines::new(resp);
+            while let Some(line) = lines.next().await {
+                if tx.send(msg(&line)).await.is_err() {
+                    return;
                 }
             }
         }

@@ -108,27 +108,21 @@ fn label(v: &str) -> String {
 /// and `atx` events), or `None` when it does not answer within 2 s.
 async fn gpio_gauges(socket: &std::path::Path) -> Option<GpioGauges> {
     let client = reqwest::Client::builder().unix_socket(socket).timeout(Duration::from_secs(2)).build().ok()?;
-    let mut resp = client.get("http://localhost/gpio/feed").send().await.ok()?;
+    let resp = client.get("http://localhost/gpio/feed").send().await.ok()?;
     if !resp.status().is_success() {
         return None;
     }
-    let mut buf = Vec::new();
+    let mut lines = kvmd_core::feed::Lines::new(resp);
     let mut gauges = GpioGauges::default();
     let (mut seen_atx, mut seen_gpio) = (false, false);
     while !(seen_atx && seen_gpio) {
-        let chunk = resp.chunk().await.ok()??;
-        buf.extend_from_slice(&chunk);
-        while let Some(i) = buf.iter().position(|&b| b == b'\n') {
-            let line: Vec<u8> = buf.drain(..=i).collect();
-            let line = String::from_utf8_lossy(&line);
-            let mut parts = line.trim_end().splitn(3, '\t');
-            let (Some(t), Some(_), Some(full)) = (parts.next(), parts.next(), parts.next()) else { continue };
-            let full: Value = serde_json::from_str(full).ok()?;
-            match t {
-                "atx" => (gauges.atx, seen_atx) = (full, true),
-                "gpio" => (gauges.gpio, seen_gpio) = (full["state"].clone(), true),
-                _ => {}
-            }
+        let line = lines.next().await?;
+        let Some([t, _, full]) = kvmd_core::feed::fields::<3>(&line) else { continue };
+        let full: Value = serde_json::from_str(full).ok()?;
+        match t {
+            "atx" => (gauges.atx, seen_atx) = (full, true),
+            "gpio" => (gauges.gpio, seen_gpio) = (full["state"].clone(), true),
+            _ => {}
         }
     }
     Some(gauges)
