@@ -264,7 +264,11 @@ fn compare_ws(name: &str, expected: &Response, got: &Response) -> Result<(), Str
 #[test]
 fn auth_info_hid_streamer_and_routing_goldens_replay_identically() {
     // The captures' machine had ATX disabled (its `atx` events and gauges say so).
-    let opts = kvmd_testkit::StackOptions { gpio_set: vec!["atx.type=\"disabled\"".into()], ..Default::default() };
+    let opts = kvmd_testkit::StackOptions {
+        gpio_set: vec!["atx.type=\"disabled\"".into()],
+        msd_set: vec!["msd.type=\"disabled\"".into()],
+        ..Default::default()
+    };
     let stack = kvmd_testkit::Stack::start(opts).unwrap_or_else(|e| panic!("cannot start the stack: {e:#}"));
     let token = common::login(&stack, "admin", "admin");
     let mut replay = Replay { stack: &stack, token, logged_out: None, failures: Vec::new(), count: 0, viewer: None };

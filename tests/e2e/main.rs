@@ -12,6 +12,7 @@ mod info;
 mod limits;
 mod log;
 mod malformed;
+mod msd;
 mod streamer;
 mod v4l2;
 mod vtarget;

@@ -223,11 +223,8 @@ pub struct AuthClient {
 impl AuthClient {
     /// A client for kvmd-auth's socket at `socket`.
     pub fn new(socket: &std::path::Path) -> Self {
-        let client = reqwest::Client::builder()
-            .unix_socket(socket)
-            .timeout(std::time::Duration::from_secs(10))
-            .build()
-            .unwrap_or_default();
+        let client =
+            crate::client::unix(socket).timeout(std::time::Duration::from_secs(10)).build().unwrap_or_default();
         Self { client }
     }
 

@@ -25,9 +25,12 @@
 //! - [`config`]: typed, layered configuration (defaults < file < environment < command line).
 //! - [`telemetry`]: tracing set-up (journald when stderr is a journal stream, else stderr).
 //! - [`service`]: the process lifecycle: runtime, signals, sd_notify, the HTTP server.
+//! - [`redfish`]: the Redfish routes' documents, 204s and errors.
+//! - [`client`]: HTTP clients (between services, and out), TLS provider installed.
 //! - [`feed`]: reading the internal state feeds between services, and their line format.
 
 pub mod authn;
+pub mod client;
 pub mod config;
 pub mod envelope;
 pub mod error;
@@ -38,6 +41,7 @@ pub mod metrics;
 pub mod net;
 pub mod openapi;
 pub mod query;
+pub mod redfish;
 pub mod routes;
 pub mod service;
 pub mod telemetry;

@@ -51,7 +51,7 @@ pub fn py_repr(s: &str) -> String {
 
 /// An approximation of Python's `str.isprintable()`: control and format characters and
 /// the non-space separators are not printable.
-fn is_py_printable(c: char) -> bool {
+pub fn is_py_printable(c: char) -> bool {
     if c == ' ' {
         return true;
     }

@@ -75,6 +75,8 @@ pub struct Config {
     pub streamer_socket: PathBuf,
     /// kvmd-gpio's socket: the `gpio` and `atx` parts of `/ws` come from its feed.
     pub gpio_socket: PathBuf,
+    /// kvmd-msd's socket: the `msd` part of `/ws` comes from its feed.
+    pub msd_socket: PathBuf,
     /// The output.
     pub backend: Backend,
     /// The mouse jiggler.
@@ -112,6 +114,7 @@ impl Default for Config {
             info_socket: "/run/kvmd/info.sock".into(),
             streamer_socket: "/run/kvmd/streamer.sock".into(),
             gpio_socket: "/run/kvmd/gpio.sock".into(),
+            msd_socket: "/run/kvmd/msd.sock".into(),
             backend: Backend::Otg {
                 keyboard: "/dev/kvmd-hid-keyboard".into(),
                 mouse: "/dev/kvmd-hid-mouse".into(),

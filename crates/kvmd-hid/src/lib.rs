@@ -111,9 +111,10 @@ pub async fn run(config: Config, listener: UnixListener, shutdown: CancellationT
         info: config.info_socket.clone(),
         streamer: config.streamer_socket.clone(),
         gpio: config.gpio_socket.clone(),
+        msd: config.msd_socket.clone(),
     };
     let ws = web::Data::new(ws::WsShared::new(feeds, shutdown.clone()));
-    let gpio_follower = tokio::spawn(ws.clone().into_inner().follow_gpio());
+    let follower = tokio::spawn(ws.clone().into_inner().follow());
     let (auth_socket, usc) = (config.auth_socket.clone(), config.usc.clone());
     let front = kvmd_core::net::FrontTrust::resolve(&config.front);
     let limits = web::Data::new(Limits::new(&config.limits));
@@ -135,7 +136,7 @@ pub async fn run(config: Config, listener: UnixListener, shutdown: CancellationT
     // wait 100 ms for a host).
     hid_thread.stop(std::time::Duration::from_secs(1)).await;
     failed.abort();
-    gpio_follower.abort();
+    follower.abort();
     result?;
     if hid_thread.has_failed() {
         anyhow::bail!("the HID thread died");

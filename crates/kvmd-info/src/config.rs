@@ -129,7 +129,7 @@ impl Default for Config {
             throttling_cmd: vec!["vcgencmd".into(), "get_throttled".into()],
             ignore_past: false,
             log: LogConfig::default(),
-            services: ["auth", "gpio", "hid", "info", "streamer"]
+            services: ["auth", "gpio", "hid", "info", "msd", "streamer"]
                 .into_iter()
                 .map(|s| (format!("kvmd-{s}"), PathBuf::from(format!("/run/kvmd/{s}.sock"))))
                 .collect(),

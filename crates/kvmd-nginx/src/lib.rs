@@ -15,10 +15,17 @@ pub const TEMPLATE: &str = include_str!("../../../nginx/nginx.conf.in");
 
 /// Every service of the suite with its routes, in upstream order.
 pub fn services() -> Vec<ServiceRoutes> {
-    [kvmd_auth::routes(), kvmd_hid::routes(), kvmd_info::routes(), kvmd_streamer::routes(), kvmd_gpio::routes()]
-        .iter()
-        .map(|a| a.table())
-        .collect()
+    [
+        kvmd_auth::routes(),
+        kvmd_hid::routes(),
+        kvmd_info::routes(),
+        kvmd_streamer::routes(),
+        kvmd_gpio::routes(),
+        kvmd_msd::routes(),
+    ]
+    .iter()
+    .map(|a| a.table())
+    .collect()
 }
 
 /// The OpenAPI document of the suite, as `docs/openapi.json` holds it.

@@ -67,6 +67,9 @@ pub struct StackOptions {
     /// Extra `--set` overrides for kvmd-gpio (by default ATX is kvmd's `gpio` plugin on
     /// the virtual chip; the golden captures' machine had it `disabled`).
     pub gpio_set: Vec<String>,
+    /// Extra `--set` overrides for kvmd-msd (by default the storage is `var/msd` and the
+    /// drive is the virtual target's; the golden captures' machine had MSD `disabled`).
+    pub msd_set: Vec<String>,
     /// Extra environment of kvmd-streamer (e.g. `LD_PRELOAD` of the fake V4L2 device).
     pub streamer_env: Vec<(String, String)>,
     /// Run the virtual target (`kvmd-vtarget`): kvmd-hid's device nodes become its
@@ -88,6 +91,7 @@ impl Default for StackOptions {
             info_set: Vec::new(),
             streamer_set: Vec::new(),
             gpio_set: Vec::new(),
+            msd_set: Vec::new(),
             streamer_env: Vec::new(),
             vtarget: false,
             fake_info: true,
@@ -219,13 +223,14 @@ impl Stack {
             )
         };
         let info_toml = format!(
-            "root = {:?}\nauth_socket = {:?}\nservices = {{ kvmd-auth = {:?}, kvmd-gpio = {:?}, kvmd-hid = {:?}, kvmd-info = {:?}, kvmd-streamer = {:?} }}\nmeta = {meta:?}\nextras = {extras:?}\nthrottling_cmd = [{throttling:?}, \"get_throttled\"]\n\n[socket]\npath = {:?}\nmode = {}\ngroup = {:?}\n\n[log]\nsource = \"files\"\ndir = {:?}\n",
+            "root = {:?}\nauth_socket = {:?}\nservices = {{ kvmd-auth = {:?}, kvmd-gpio = {:?}, kvmd-hid = {:?}, kvmd-info = {:?}, kvmd-msd = {:?}, kvmd-streamer = {:?} }}\nmeta = {meta:?}\nextras = {extras:?}\nthrottling_cmd = [{throttling:?}, \"get_throttled\"]\n\n[socket]\npath = {:?}\nmode = {}\ngroup = {:?}\n\n[log]\nsource = \"files\"\ndir = {:?}\n",
             info_root,
             stack.auth_socket(),
             stack.auth_socket(),
             root.join("run/gpio.sock"),
             root.join("run/hid.sock"),
             root.join("run/info.sock"),
+            root.join("run/msd.sock"),
             root.join("run/streamer.sock"),
             root.join("run/info.sock"),
             0o660,
@@ -241,11 +246,12 @@ impl Stack {
             fs::write(root.join(format!("dev/kvmd-hid-{d}")), b"")?;
         }
         let hid_toml = format!(
-            "auth_socket = {:?}\ninfo_socket = {:?}\nstreamer_socket = {:?}\ngpio_socket = {:?}\n\n[socket]\npath = {:?}\nmode = {}\ngroup = {:?}\n\n[backend]\ntype = \"otg\"\nkeyboard = {:?}\nmouse = {:?}\nmouse_alt = {:?}\n",
+            "auth_socket = {:?}\ninfo_socket = {:?}\nstreamer_socket = {:?}\ngpio_socket = {:?}\nmsd_socket = {:?}\n\n[socket]\npath = {:?}\nmode = {}\ngroup = {:?}\n\n[backend]\ntype = \"otg\"\nkeyboard = {:?}\nmouse = {:?}\nmouse_alt = {:?}\n",
             stack.auth_socket(),
             root.join("run/info.sock"),
             root.join("run/streamer.sock"),
             root.join("run/gpio.sock"),
+            root.join("run/msd.sock"),
             root.join("run/hid.sock"),
             0o660,
             socket_group,
@@ -277,6 +283,20 @@ impl Stack {
             socket_group,
         );
         fs::write(root.join("etc/gpio.toml"), gpio_toml + &front)?;
+
+        // kvmd-msd: the storage in var/msd, the virtual target's drive (which announces
+        // its medium to the target's screen).
+        mkdir(&root.join("var/msd"), 0o755)?;
+        let msd_toml = format!(
+            "auth_socket = {:?}\n\n[socket]\npath = {:?}\nmode = {}\ngroup = {:?}\n\n[msd]\nstorage = {:?}\n\n[drive]\ntype = \"virtual\"\nannounce = {:?}\n",
+            stack.auth_socket(),
+            root.join("run/msd.sock"),
+            0o660,
+            socket_group,
+            root.join("var/msd"),
+            root.join("run/vtarget-medium"),
+        );
+        fs::write(root.join("etc/msd.toml"), msd_toml + &front)?;
 
         let key = root.join("etc/server.key");
         let crt = root.join("etc/server.crt");
@@ -328,6 +348,7 @@ impl Stack {
             cmd.arg("--mouse-alt").arg(root.join("dev/kvmd-hid-mouse-alt"));
             cmd.arg("--screen").arg(&screen);
             cmd.arg("--panel").arg(root.join("run/vtarget-panel.sock"));
+            cmd.arg("--medium").arg(root.join("run/vtarget-medium"));
             let child = spawn(cmd, &root.join("log/kvmd-vtarget.log"))?;
             stack.children.push(("kvmd-vtarget".into(), child));
             if let Err(e) = wait_until("kvmd-vtarget", Duration::from_secs(20), || {
@@ -350,6 +371,7 @@ impl Stack {
             );
         }
         stack.start_service("gpio", &gpio_set)?;
+        stack.start_service("msd", &opts.msd_set)?;
         let mut nginx = Command::new("nginx");
         nginx.arg("-p").arg(root.join("nginx")).arg("-c").arg(root.join("etc/nginx.conf")).args(["-e", "stderr"]);
         let child = spawn(nginx, &root.join("log/nginx.log"))?;

@@ -119,6 +119,7 @@ pub async fn hid() -> TestService<impl App> {
         info: missing("info.sock"),
         streamer: missing("streamer.sock"),
         gpio: missing("gpio.sock"),
+        msd: missing("msd.sock"),
     };
     let ws = web::Data::new(kvmd_hid::ws::WsShared::new(feeds, shutdown.clone()));
     let layouts = web::Data::new(kvmd_hid::layout::Layouts::default());
@@ -151,6 +152,22 @@ pub async fn gpio() -> TestService<impl App> {
     actix_web::rt::spawn(parts.atx.clone().into_inner().run_leds(shutdown.clone()));
     let app = test::init_service(parts.app()).await;
     let table = kvmd_gpio::routes().table();
+    TestService { app, table, _dir: dir, _shutdown: shutdown }
+}
+
+/// kvmd-msd on an empty storage with the virtual drive.
+pub async fn msd() -> TestService<impl App> {
+    let dir = tmp();
+    let storage = dir.path().join("msd");
+    std::fs::create_dir_all(&storage).unwrap_or_else(|e| panic!("{e}"));
+    let mut cfg = kvmd_msd::Config { auth_socket: dir.path().join("auth.sock"), ..kvmd_msd::Config::default() };
+    cfg.msd.storage = storage;
+    cfg.drive.kind = kvmd_msd::config::DriveKind::Virtual;
+    let shutdown = kvmd_core::service::CancellationToken::new();
+    let drive = kvmd_msd::open_drive(&cfg);
+    let parts = kvmd_msd::Parts::new(cfg, drive, shutdown.clone()).unwrap_or_else(|e| panic!("kvmd-msd: {e:#}"));
+    let app = test::init_service(parts.app()).await;
+    let table = kvmd_msd::routes().table();
     TestService { app, table, _dir: dir, _shutdown: shutdown }
 }
 

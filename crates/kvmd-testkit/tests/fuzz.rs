@@ -57,7 +57,7 @@ type Case = (usize, usize, u8, Vec<ParamDraw>, Option<String>, Vec<u8>, u8);
 
 fn case() -> impl Strategy<Value = Case> {
     (
-        0usize..5,
+        0usize..6,
         any::<usize>(),
         any::<u8>(),
         proptest::collection::vec((any::<bool>(), any::<u8>(), ".{0,40}"), 0..10),
@@ -181,12 +181,13 @@ fn routes_never_panic_never_5xx() {
     let mut runner = TestRunner::new(config.clone());
     let strategy = case();
     actix_web::rt::System::new().block_on(async move {
-        let (auth, hid, info, streamer, gpio) = (
+        let (auth, hid, info, streamer, gpio, msd) = (
             service::auth().await,
             service::hid().await,
             service::info().await,
             service::streamer().await,
             service::gpio().await,
+            service::msd().await,
         );
         let mut failures = Vec::new();
         for _ in 0..config.cases {
@@ -196,7 +197,8 @@ fn routes_never_panic_never_5xx() {
                 1 => run(&hid, &case).await,
                 2 => run(&info, &case).await,
                 3 => run(&streamer, &case).await,
-                _ => run(&gpio, &case).await,
+                4 => run(&gpio, &case).await,
+                _ => run(&msd, &case).await,
             };
             if let Err(e) = r {
                 failures.push(e);

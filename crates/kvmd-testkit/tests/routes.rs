@@ -62,6 +62,23 @@ const GPIO: &[(&str, &str)] = &[
     ("GET", "/api/redfish/v1/Managers/BMC"),
 ];
 
+/// `http.md` section 7's MSD rows and the Redfish VirtualMedia ones (spec
+/// `atx-msd-gpio-redfish.md` 4.2).
+const MSD: &[(&str, &str)] = &[
+    ("GET", "/api/msd"),
+    ("POST", "/api/msd/set_params"),
+    ("POST", "/api/msd/set_connected"),
+    ("POST", "/api/msd/remove"),
+    ("POST", "/api/msd/reset"),
+    ("POST", "/api/msd/write"),
+    ("GET", "/api/msd/read"),
+    ("POST", "/api/msd/write_remote"),
+    ("GET", "/api/redfish/v1/Managers/BMC/VirtualMedia"),
+    ("GET", "/api/redfish/v1/Managers/BMC/VirtualMedia/MSD"),
+    ("POST", "/api/redfish/v1/Managers/BMC/VirtualMedia/MSD/Actions/VirtualMedia.InsertMedia"),
+    ("POST", "/api/redfish/v1/Managers/BMC/VirtualMedia/MSD/Actions/VirtualMedia.EjectMedia"),
+];
+
 fn openapi() -> serde_json::Value {
     let text = std::fs::read_to_string(service::openapi_file()).unwrap_or_default();
     serde_json::from_str(&text).unwrap_or_default()
@@ -119,6 +136,11 @@ async fn streamer_routes() {
 #[actix_web::test]
 async fn gpio_routes() {
     walk(service::gpio().await, GPIO).await;
+}
+
+#[actix_web::test]
+async fn msd_routes() {
+    walk(service::msd().await, MSD).await;
 }
 
 #[actix_web::test]

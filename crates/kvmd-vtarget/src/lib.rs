@@ -199,6 +199,34 @@ pub struct Options {
     /// The KVM's line wired to the HDD LED.
     #[arg(long, default_value_t = 22)]
     pub hdd_led_line: u32,
+    /// The USB drive's medium: a file kvmd-msd's virtual drive writes
+    /// (`<name>\t<size>\t<cdrom>\t<rw>`, empty when ejected), shown on the screen.
+    #[arg(long)]
+    pub medium: Option<PathBuf>,
+}
+
+/// The medium line of `text` (kvmd-msd's announcement), `None` when there is none.
+pub fn medium_line(text: &str) -> Option<String> {
+    let mut f = text.trim_end_matches('\n').split('\t');
+    let name = f.next().filter(|n| !n.is_empty())?;
+    let size: u64 = f.next()?.parse().ok()?;
+    let kind = if f.next() == Some("1") { "CD-ROM" } else { "flash drive" };
+    let mode = if f.next() == Some("1") { "read-write" } else { "read-only" };
+    let mib = size as f64 / 1048576.0;
+    Some(format!("USB {kind}: {name} ({mib:.1} MiB, {mode})"))
+}
+
+/// Shows the medium file's content on the screen whenever it changes (read every 200 ms).
+fn watch_medium(path: PathBuf, machine: Arc<Machine>) {
+    let mut shown: Option<String> = None;
+    loop {
+        let line = std::fs::read_to_string(&path).ok().and_then(|t| medium_line(&t));
+        if line != shown {
+            machine.screen.lock().unwrap_or_else(PoisonError::into_inner).set_medium(line.clone());
+            shown = line;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
 
 /// The panel's clients (normally one kvmd-gpio), to send LED changes to.
@@ -282,6 +310,10 @@ pub fn run(o: &Options) -> anyhow::Result<()> {
         let (m, c) = (machine.clone(), clients.clone());
         std::thread::spawn(move || run_board(m, c));
     }
+    if let Some(medium) = o.medium.clone() {
+        let m = machine.clone();
+        std::thread::spawn(move || watch_medium(medium, m));
+    }
     if let Some(panel) = &o.panel {
         let _ = std::fs::remove_file(panel);
         let listener = UnixListener::bind(panel)?;
@@ -305,4 +337,21 @@ pub fn run(o: &Options) -> anyhow::Result<()> {
         std::thread::spawn(move || serve_client(c, m, fps));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_medium_line_says_what_the_drive_holds() {
+        assert_eq!(
+            super::medium_line("os.iso\t3145728\t1\t0\n").as_deref(),
+            Some("USB CD-ROM: os.iso (3.0 MiB, read-only)")
+        );
+        assert_eq!(
+            super::medium_line("disk.img\t1048576\t0\t1\n").as_deref(),
+            Some("USB flash drive: disk.img (1.0 MiB, read-write)")
+        );
+        assert_eq!(super::medium_line(""), None);
+        assert_eq!(super::medium_line("x\tnot a size\t0\t0"), None);
+    }
 }

@@ -26,6 +26,8 @@ pub struct Screen {
     boots: u64,
     frame: Vec<u8>,
     dirty: bool,
+    /// The USB drive's medium, shown at the bottom.
+    medium: Option<String>,
 }
 
 const SCALE: usize = 2;
@@ -76,7 +78,19 @@ impl Screen {
             boots: 0,
             frame: Vec::new(),
             dirty: true,
+            medium: None,
         }
+    }
+
+    /// The USB drive's medium as the screen shows it, if any.
+    pub fn medium(&self) -> Option<&str> {
+        self.medium.as_deref()
+    }
+
+    /// The drive now holds this (a line to show), or nothing.
+    pub fn set_medium(&mut self, medium: Option<String>) {
+        self.medium = medium;
+        self.dirty = true;
     }
 
     /// Pixels.
@@ -208,6 +222,10 @@ impl Screen {
             let y = CELL + 16 + i * CELL;
             let shown = if i + 1 == self.lines.len() { format!("{line}_") } else { line.clone() };
             text(&mut self.frame, stride, CELL, y, &shown, 220);
+        }
+        if let Some(m) = &self.medium {
+            fill(&mut self.frame, stride, 0, h - CELL - 8, w, CELL + 8, 60, 110, 150);
+            text(&mut self.frame, stride, 8, h - CELL - 4, m, 230);
         }
         // The pointer: a filled arrow, red-tinted while a button is held.
         let (px, py) = (self.pointer.0.max(0) as usize, self.pointer.1.max(0) as usize);

@@ -1,13 +1,12 @@
 //! `/redfish/v1`: the service root (no auth), Systems with `ComputerSystem.Reset` on the
 //! ATX actions, and Managers (spec `atx-msd-gpio-redfish.md` section 4). Documents are
 //! kvmd's JSON without the envelope; errors keep the envelope (`HttpError`, 400); actions
-//! answer 204 with no body. VirtualMedia comes with the mass-storage service.
+//! answer 204 with no body. VirtualMedia is kvmd-msd's.
 
-use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use kvmd_core::ApiError;
-use kvmd_core::envelope::{JSON_CONTENT_TYPE, error_response};
-use kvmd_core::json::to_kvmd_string;
+use kvmd_core::envelope::error_response;
+use kvmd_core::redfish::{document, http_error, no_content};
 use kvmd_core::routes::{Access, Answer, Api, Body, Method, Route};
 use serde_json::{Value, json};
 
@@ -39,20 +38,6 @@ pub fn routes(api: &mut Api) {
         )
         .route(Route::get("/redfish/v1/Managers").doc("The managers: the BMC").answer(DOC), managers)
         .route(Route::get("/redfish/v1/Managers/BMC").doc("The BMC").answer(DOC), bmc);
-}
-
-fn http_error(message: &'static str) -> ApiError {
-    ApiError::operation("HttpError", message)
-}
-
-fn document(v: &Value) -> HttpResponse {
-    HttpResponse::build(StatusCode::OK)
-        .insert_header((actix_web::http::header::CONTENT_TYPE, JSON_CONTENT_TYPE))
-        .body(to_kvmd_string(v))
-}
-
-fn no_content() -> HttpResponse {
-    HttpResponse::NoContent().finish()
 }
 
 async fn root() -> HttpResponse {

@@ -7,9 +7,9 @@
 //! of kvmd-info (its `/info/feed` over kvmd-info's socket) and the `streamer` feed of
 //! kvmd-streamer (`/streamer/feed`; a `stream=1` session keeps capture running while it
 //! is open), each resumed when its service comes back; and the `gpio` and `atx` events of
-//! kvmd-gpio (`/gpio/feed`), followed once for the whole process and broadcast to every
-//! session, their newest full states in the burst (kvmd's disabled states while
-//! kvmd-gpio is away). Subsystems the suite does not have send kvmd's disabled states. As in kvmd, a new
+//! kvmd-gpio (`/gpio/feed`) and the `msd` events of kvmd-msd (`/msd/feed`), each followed
+//! once for the whole process and broadcast to every session, their newest full states in
+//! the burst (kvmd's disabled states while their service is away). Subsystems the suite does not have send kvmd's disabled states. As in kvmd, a new
 //! session makes every other session receive the full states again, and every session
 //! hears the stream-client count when it changes. Input arrives as
 //! JSON events or the web UI's binary protocol and goes straight to the HID core; connect
@@ -64,10 +64,11 @@ pub struct WsShared {
     /// when one connects, and the stream-client count whenever it changes.
     announce: tokio::sync::broadcast::Sender<Announce>,
     feeds: Feeds,
-    /// The newest full `gpio` and `atx` events (kvmd-gpio's), for the bursts.
-    gpio_full: std::sync::Mutex<GpioFull>,
-    /// kvmd-gpio's events as they come, for every session.
-    gpio_events: tokio::sync::broadcast::Sender<Arc<str>>,
+    /// The newest full event of each followed type (kvmd-gpio's `gpio` and `atx`, kvmd-msd's
+    /// `msd`), for the bursts.
+    followed: std::sync::Mutex<Followed>,
+    /// The followed services' events as they come, for every session.
+    events: tokio::sync::broadcast::Sender<Arc<str>>,
     shutdown: CancellationToken,
 }
 
@@ -80,20 +81,46 @@ pub struct Feeds {
     pub streamer: PathBuf,
     /// kvmd-gpio's, for the `gpio` and `atx` events.
     pub gpio: PathBuf,
+    /// kvmd-msd's, for the `msd` events.
+    pub msd: PathBuf,
 }
 
-/// The full `gpio` and `atx` events, as sent.
+/// A followed service's feed: its path, and the event types it carries (in burst order).
+struct Source {
+    path: &'static str,
+    types: &'static [&'static str],
+}
+
+/// kvmd-gpio's feed of the `gpio` and `atx` events.
+const GPIO_FEED: Source = Source { path: "/gpio/feed", types: &["gpio", "atx"] };
+/// kvmd-msd's feed of the `msd` events.
+const MSD_FEED: Source = Source { path: "/msd/feed", types: &["msd"] };
+
+/// The full followed events, as sent: `(event type, event)`.
 #[derive(Debug, Clone)]
-struct GpioFull {
-    gpio: String,
-    atx: String,
+struct Followed(Vec<(&'static str, String)>);
+
+/// kvmd's disabled form of event type `t`.
+fn disabled_event(t: &str) -> String {
+    DISABLED
+        .lines()
+        .find_map(|l| l.strip_prefix(t).and_then(|r| r.strip_prefix(' ')))
+        .map(|e| event(t, e))
+        .unwrap_or_default()
 }
 
-impl GpioFull {
+impl Followed {
     /// kvmd's disabled forms.
     fn disabled() -> Self {
-        let of = |t: &str| DISABLED.lines().find_map(|l| l.strip_prefix(t)).map(|e| event(t.trim_end(), e));
-        Self { gpio: of("gpio ").unwrap_or_default(), atx: of("atx ").unwrap_or_default() }
+        Self(GPIO_FEED.types.iter().chain(MSD_FEED.types).map(|&t| (t, disabled_event(t))).collect())
+    }
+
+    fn get(&self, t: &str) -> Option<&String> {
+        self.0.iter().find(|(k, _)| *k == t).map(|(_, v)| v)
+    }
+
+    fn slot(&mut self, t: &str) -> Option<&mut String> {
+        self.0.iter_mut().find(|(k, _)| *k == t).map(|(_, v)| v)
     }
 }
 
@@ -107,37 +134,43 @@ enum Announce {
 }
 
 impl WsShared {
-    /// Sessions state for a process whose siblings listen on `feeds`. kvmd-gpio's events
-    /// flow once [`WsShared::follow_gpio`] runs.
+    /// Sessions state for a process whose siblings listen on `feeds`. kvmd-gpio's and kvmd-msd's events
+    /// flow once [`WsShared::follow`] runs.
     pub fn new(feeds: Feeds, shutdown: CancellationToken) -> Self {
         Self {
             stream_clients: AtomicUsize::new(0),
             next_id: std::sync::atomic::AtomicU64::new(0),
             announce: tokio::sync::broadcast::channel(64).0,
             feeds,
-            gpio_full: std::sync::Mutex::new(GpioFull::disabled()),
-            gpio_events: tokio::sync::broadcast::channel(64).0,
+            followed: std::sync::Mutex::new(Followed::disabled()),
+            events: tokio::sync::broadcast::channel(64).0,
             shutdown,
         }
     }
 
-    fn gpio_full(&self) -> GpioFull {
-        self.gpio_full.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    fn followed(&self) -> Followed {
+        self.followed.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
     }
 
-    /// Follows kvmd-gpio's feed until shutdown: each line's event goes to every session
-    /// and its full state is kept for the bursts. While kvmd-gpio is away the states are
-    /// kvmd's disabled ones (announced once each time it goes).
-    pub async fn follow_gpio(self: Arc<Self>) {
+    /// Follows kvmd-gpio's and kvmd-msd's feeds until shutdown.
+    pub async fn follow(self: Arc<Self>) {
+        let (gpio, msd) = (self.feeds.gpio.clone(), self.feeds.msd.clone());
+        tokio::join!(self.clone().follow_one(gpio, &GPIO_FEED), self.follow_one(msd, &MSD_FEED));
+    }
+
+    /// Follows one service's feed: each line's event goes to every session and its full
+    /// state is kept for the bursts. While the service is away its states are kvmd's
+    /// disabled ones (announced once each time it goes).
+    async fn follow_one(self: Arc<Self>, socket: PathBuf, source: &'static Source) {
         let (tx, mut rx) = tokio::sync::mpsc::channel(64);
-        let url = format!("http://localhost{GPIO_FEED}");
+        let url = format!("http://localhost{}", source.path);
         // `<event_type>\t<event>\t<full>` (a line without three fields is an unknown event);
-        // `None`: kvmd-gpio is away.
+        // `None`: the service is away.
         let split = |line: &str| {
             let [t, ev, full] = kvmd_core::feed::fields::<3>(line).unwrap_or_default();
             Some((t.to_owned(), ev.to_owned(), full.to_owned()))
         };
-        let follower = tokio::spawn(follow_feed(self.feeds.gpio.clone(), url, tx, split, Some(None)));
+        let follower = tokio::spawn(follow_feed(socket, url, tx, split, Some(None)));
         loop {
             let part = tokio::select! {
                 p = rx.recv() => p,
@@ -145,37 +178,34 @@ impl WsShared {
             };
             let Some(part) = part else { break };
             let out: Vec<String> = {
-                let mut full = self.gpio_full.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                let mut full = self.followed.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
                 match part {
-                    None => {
-                        let off = GpioFull::disabled();
-                        [
-                            update(&mut full.gpio, off.gpio.clone(), off.gpio),
-                            update(&mut full.atx, off.atx.clone(), off.atx),
-                        ]
-                        .into_iter()
-                        .flatten()
-                        .collect()
-                    }
-                    Some((t, ev, whole)) if t == "gpio" => {
-                        update(&mut full.gpio, event("gpio", &whole), event("gpio", &ev)).into_iter().collect()
-                    }
-                    Some((t, ev, whole)) if t == "atx" => {
-                        update(&mut full.atx, event("atx", &whole), event("atx", &ev)).into_iter().collect()
-                    }
-                    Some(_) => Vec::new(), // a line of a newer kvmd-gpio this one does not know
+                    None => source
+                        .types
+                        .iter()
+                        .filter_map(|t| {
+                            let off = disabled_event(t);
+                            full.slot(t).and_then(|slot| update(slot, off.clone(), off))
+                        })
+                        .collect(),
+                    // A line of a newer service this one does not know is skipped.
+                    Some((t, ev, whole)) => match source.types.iter().find(|k| **k == t) {
+                        Some(k) => full
+                            .slot(k)
+                            .and_then(|slot| update(slot, event(k, &whole), event(k, &ev)))
+                            .into_iter()
+                            .collect(),
+                        None => Vec::new(),
+                    },
                 }
             };
             for m in out {
-                let _ = self.gpio_events.send(m.into());
+                let _ = self.events.send(m.into());
             }
         }
         follower.abort();
     }
 }
-
-/// kvmd-gpio's feed of the `gpio` and `atx` events.
-const GPIO_FEED: &str = "/gpio/feed";
 
 /// `ev` to send if the full state `whole` differs from `slot` (now `whole`): a
 /// reconnection's first lines repeat what the sessions already have.
@@ -224,14 +254,12 @@ async fn ws(
 /// The state burst of a new session, after `loop` and `clients`.
 fn burst(hid: &Hid, shared: &WsShared) -> Vec<String> {
     let mut out = Vec::new();
-    let gpio = shared.gpio_full();
+    let followed = shared.followed();
     for line in DISABLED.lines() {
         match line.split_once(' ') {
             // The streamer's part comes from kvmd-streamer's feed (or its fallback).
             Some(("streamer", _)) | None => {}
-            Some(("gpio", _)) => out.push(gpio.gpio.clone()),
-            Some(("atx", _)) => out.push(gpio.atx.clone()),
-            Some((t, e)) => out.push(event(t, e)),
+            Some((t, e)) => out.push(followed.get(t).cloned().unwrap_or_else(|| event(t, e))),
         }
     }
     let keymaps = crate::api::hid::keymaps_value();
@@ -261,7 +289,7 @@ async fn follow_feed<T: Clone>(
 ) {
     let mut offline_sent = false;
     loop {
-        if let Ok(client) = reqwest::Client::builder().unix_socket(socket.as_path()).build()
+        if let Ok(client) = kvmd_core::client::unix(&socket).build()
             && let Ok(resp) = client.get(&url).send().await
             && resp.status().is_success()
         {
@@ -351,7 +379,7 @@ async fn run_session(
     let id = shared.next_id.fetch_add(1, Ordering::SeqCst);
     let mut announcements = shared.announce.subscribe();
     // Before the burst reads the full states, so that no change falls between them.
-    let mut gpio_events = shared.gpio_events.subscribe();
+    let mut followed_events = shared.events.subscribe();
     if stream {
         let n = shared.stream_clients.fetch_add(1, Ordering::SeqCst) + 1;
         let _ = shared.announce.send(Announce::Clients(id, n));
@@ -440,13 +468,14 @@ async fn run_session(
                     remember_info(&mut info_last, line);
                 }
             }
-            m = gpio_events.recv() => {
+            m = followed_events.recv() => {
                 match m {
                     Ok(m) => ok = session.text(m.to_string()).await.is_ok(),
                     // Fell behind: the full states say where things are now.
                     Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
-                        let full = shared.gpio_full();
-                        ok = session.text(full.gpio).await.is_ok() && session.text(full.atx).await.is_ok();
+                        for (_, full) in shared.followed().0 {
+                            ok = ok && session.text(full).await.is_ok();
+                        }
                     }
                     Err(tokio::sync::broadcast::error::RecvError::Closed) => {}
                 }

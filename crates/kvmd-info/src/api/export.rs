@@ -107,7 +107,7 @@ fn label(v: &str) -> String {
 /// The ATX and GPIO state from the first two lines of kvmd-gpio's feed (its full `gpio`
 /// and `atx` events), or `None` when it does not answer within 2 s.
 async fn gpio_gauges(socket: &std::path::Path) -> Option<GpioGauges> {
-    let client = reqwest::Client::builder().unix_socket(socket).timeout(Duration::from_secs(2)).build().ok()?;
+    let client = kvmd_core::client::unix(socket).timeout(Duration::from_secs(2)).build().ok()?;
     let resp = client.get("http://localhost/gpio/feed").send().await.ok()?;
     if !resp.status().is_success() {
         return None;
@@ -129,7 +129,7 @@ async fn gpio_gauges(socket: &std::path::Path) -> Option<GpioGauges> {
 }
 
 async fn scrape(socket: &std::path::Path) -> Option<kvmd_core::metrics::SelfMetrics> {
-    let client = reqwest::Client::builder().unix_socket(socket).timeout(Duration::from_secs(2)).build().ok()?;
+    let client = kvmd_core::client::unix(socket).timeout(Duration::from_secs(2)).build().ok()?;
     let resp = client.get(format!("http://localhost{}", kvmd_core::metrics::SELF_PATH)).send().await.ok()?;
     serde_json::from_slice(&resp.bytes().await.ok()?).ok()
 }
