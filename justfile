@@ -94,6 +94,12 @@ bench-gpio:
     cargo build --release --workspace --bins --locked
     scripts/bench-gpio.sh target/release
 
+# Virtual-media benchmark through nginx over TLS (release build): a 2 GiB upload against dd
+# into the same storage, a download against nginx static, write_remote; kvmd-msd's RSS.
+bench-msd:
+    cargo build --release --workspace --bins --locked
+    scripts/bench-msd.sh target/release
+
 # Streamer benchmark (release build): CPU per changed/unchanged 1080p frame against the
 # bare encoder, most fps, capture-to-client latency, 10 clients vs 1, RSS.
 bench-streamer:

@@ -46,12 +46,13 @@ Architecture: $arch
 Maintainer: kvmd-rs developers <kvmd-rs@localhost>
 Installed-Size: $size
 Depends: ${shlibs:+$shlibs, }nginx (>= 1.22) | nginx-light | nginx-core, openssl, systemd (>= 252), udev
+Recommends: ca-certificates
 Section: admin
 Priority: optional
 Homepage: https://github.com/kvmd-rs/kvmd-rs
 Description: PiKVM-compatible KVM-over-IP services
  The server side of a KVM-over-IP device: keyboard and mouse (USB OTG, CH9329),
- video (V4L2, MJPEG), authentication (sessions, TOTP, lockout), system information
+ video (V4L2, MJPEG), virtual media (USB mass storage), ATX and GPIO, authentication (sessions, TOTP, lockout), system information
  and logs, behind an nginx front that speaks PiKVM's kvmd API. Each service is its
  own hardened systemd unit on a unix socket. A fresh install has no password:
  create a user with kvmd-htpasswd add admin.

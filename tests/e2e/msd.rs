@@ -70,7 +70,8 @@ fn an_image_goes_up_reads_back_attaches_ejects_and_goes_away() {
     );
     assert_eq!(s["storage"]["images"], serde_json::json!({}));
     assert_eq!(s["storage"]["parts"][""]["writable"], true);
-    assert_eq!(s["drive"], serde_json::json!({"image": null, "connected": false, "cdrom": false, "rw": false}));
+    // kvmd-otg's drive: an empty, read-only CD-ROM.
+    assert_eq!(s["drive"], serde_json::json!({"image": null, "connected": false, "cdrom": true, "rw": false}));
 
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let bytes = image_bytes(3 * 1024 * 1024 + 123);
@@ -91,6 +92,15 @@ fn an_image_goes_up_reads_back_attaches_ejects_and_goes_away() {
     );
     assert_eq!(img["size"].as_u64(), Some(bytes.len() as u64));
     assert!(img["mod_ts"].is_f64(), "{img}");
+    // The same over HTTP/2 (browsers upload so): nginx passes the body on, unbuffered.
+    let args: Vec<String> = ["--http2", "-X", "POST", "-H", "X-KVMD-User: admin", "-H", "X-KVMD-Passwd: admin"]
+        .into_iter()
+        .map(String::from)
+        .chain(["--data-binary".into(), format!("@{}", file.display()), stack.url("/api/msd/write?image=h2.img")])
+        .collect();
+    let out = String::from_utf8_lossy(&kvmd_testkit::curl(&args).unwrap_or_default()).into_owned();
+    assert!(out.contains(&format!("\"written\": {}", bytes.len())), "HTTP/2 upload: {out}");
+    assert_eq!(get(&stack, "/api/msd/remove?image=h2.img", &post(&[])).status(), 200);
     // Nothing but the image: the marker it was written into is gone.
     let names: Vec<String> = std::fs::read_dir(stack.root.join("var/msd"))
         .map(|d| d.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect())
@@ -138,7 +148,7 @@ fn an_image_goes_up_reads_back_attaches_ejects_and_goes_away() {
     );
 
     // Select read-write, attach: the target's drive holds it and its screen says so.
-    assert_eq!(get(&stack, "/api/msd/set_params?image=disk.img&rw=1", &post(&[])).status(), 200);
+    assert_eq!(get(&stack, "/api/msd/set_params?image=disk.img&cdrom=0&rw=1", &post(&[])).status(), 200);
     let r = get(&stack, "/api/msd/set_connected?connected=1", &post(&[]));
     assert_eq!(r.status(), 200, "{}", text(&r));
     let s = state(&stack);

@@ -178,8 +178,9 @@ initramfs() {
 }
 
 # --- root file system: Debian 12 minbase + nginx (cached), then the suite, fresh each run ----
-rootfs_pkgs=systemd,systemd-sysv,udev,dbus,kmod,iproute2,procps,nginx,curl,jq,openssl,v4l-utils,libxkbcommon0,xkb-data
-rig_modules=(configfs libcomposite usb_f_hid dummy_hcd usbhid hid_generic evdev vivid)
+rootfs_pkgs=systemd,systemd-sysv,udev,dbus,kmod,iproute2,procps,nginx,curl,jq,openssl,v4l-utils,libxkbcommon0,xkb-data,genisoimage
+rig_modules=(configfs libcomposite usb_f_hid usb_f_mass_storage dummy_hcd usbhid hid_generic evdev vivid
+    usb-storage sd_mod sr_mod isofs)
 rootfs() {
     local key base mirror root=$run/rootfs
     key=$(echo "$rootfs_pkgs" | sha256sum | head -c 12)
@@ -214,7 +215,7 @@ rootfs() {
     # The rig's hardware: vivid with a webcam (input 0) and an HDMI input (1); dummy_hcd as
     # the UDC. (Input 1 matters: a source-change event carries its input as the id.)
     echo "options vivid n_devs=1 node_types=0x1 num_inputs=2 input_types=0xc" > "$root/etc/modprobe.d/kvmd-vm.conf"
-    printf '%s\n' dummy_hcd vivid usbhid hid_generic evdev > "$root/etc/modules-load.d/kvmd-vm.conf"
+    printf '%s\n' dummy_hcd vivid usbhid hid_generic evdev usb_f_mass_storage usb-storage sd_mod sr_mod isofs > "$root/etc/modules-load.d/kvmd-vm.conf"
     # The streamer selects the HDMI input 1 (S_INPUT) and follows its signal; a drop-in
     # (<file>.d) on top of deploy's config.
     mkdir -p "$root/etc/kvmd/streamer.toml.d"

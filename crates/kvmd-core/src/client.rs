@@ -16,7 +16,10 @@ pub fn builder() -> reqwest::ClientBuilder {
     reqwest::Client::builder()
 }
 
-/// A client speaking HTTP over the unix socket `socket`.
+/// A client speaking plain HTTP over the unix socket `socket`. It trusts no certificate
+/// (it never speaks TLS), so making it never reads the system's roots: a device without
+/// `ca-certificates` (the real-kernel rig's minimal Debian is one) would otherwise fail to
+/// make any client at all.
 pub fn unix(socket: impl AsRef<std::path::Path>) -> reqwest::ClientBuilder {
-    builder().unix_socket(socket.as_ref())
+    builder().tls_certs_only([]).unix_socket(socket.as_ref())
 }

@@ -27,6 +27,7 @@
 //! - [`service`]: the process lifecycle: runtime, signals, sd_notify, the HTTP server.
 //! - [`redfish`]: the Redfish routes' documents, 204s and errors.
 //! - [`client`]: HTTP clients (between services, and out), TLS provider installed.
+//! - [`usb`]: facts of the USB gadget (inquiry strings) that two services share.
 //! - [`feed`]: reading the internal state feeds between services, and their line format.
 
 pub mod authn;
@@ -45,6 +46,7 @@ pub mod redfish;
 pub mod routes;
 pub mod service;
 pub mod telemetry;
+pub mod usb;
 pub mod valid;
 
 pub use envelope::{ApiResponse, ApiResult};

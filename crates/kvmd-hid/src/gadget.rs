@@ -6,6 +6,11 @@
 //! mouse, with the report descriptors below. The kernel then creates `/dev/hidg0..2`, which
 //! the udev rules in `deploy/udev` name `/dev/kvmd-hid-*`.
 //!
+//! With [`Msd`] it also has kvmd's mass-storage function `mass_storage.usb0` (spec
+//! `atx-msd-gpio-redfish.md` 3.5): one LUN, empty, CD-ROM, read-only, removable, with
+//! kvmd's inquiry strings; the attributes kvmd-msd writes (`file`, `cdrom`, `ro`,
+//! `forced_eject`, `inquiry_string`) belong to its user.
+//!
 //! `start` is idempotent (a gadget already bound is left alone) and fails with a clear
 //! message when configfs is not mounted or there is no USB device controller. `stop`
 //! unbinds and removes the gadget in the order configfs demands.
@@ -44,6 +49,53 @@ pub const FUNCTIONS: &[(&str, u8, u8, u8, &[u8])] = &[
     ("hid.usb1", 0, 0, 7, MOUSE_ABS_DESC),
     ("hid.usb2", 2, 1, 5, MOUSE_REL_DESC),
 ];
+
+/// The mass-storage function's name.
+pub const MSD_FUNCTION: &str = "mass_storage.usb0";
+
+/// The mass-storage drive of the gadget.
+#[derive(Debug, Clone)]
+pub struct Msd {
+    /// Owner (uid, gid) of the attributes the MSD service writes.
+    pub owner: Option<(u32, u32)>,
+}
+
+/// The LUN attributes the MSD service writes.
+pub const MSD_OWNED: &[&str] = &["file", "cdrom", "ro", "forced_eject", "inquiry_string"];
+
+fn add_msd(g: &Path, config: &Path, msd: &Msd) -> io::Result<()> {
+    let f = g.join("functions").join(MSD_FUNCTION);
+    mkdir(&f)?;
+    write(&f.join("stall"), "0")?;
+    let lun = f.join("lun.0");
+    // kvmd-otg's defaults: empty, CD-ROM, read-only, removable, FUA on.
+    write(&lun.join("cdrom"), "1")?;
+    write(&lun.join("ro"), "1")?;
+    write(&lun.join("removable"), "1")?;
+    write(&lun.join("nofua"), "0")?;
+    let (cdrom, flash) = (kvmd_core::usb::drive_inquiry(true), kvmd_core::usb::drive_inquiry(false));
+    // `inquiry_string_cdrom` is a PiKVM kernel's; on a mainline kernel the one string is the
+    // CD-ROM's now and kvmd-msd sets the mode's at each attach.
+    if lun.join("inquiry_string_cdrom").exists() {
+        write(&lun.join("inquiry_string_cdrom"), &cdrom)?;
+        write(&lun.join("inquiry_string"), &flash)?;
+    } else {
+        write(&lun.join("inquiry_string"), &cdrom)?;
+    }
+    if let Some((uid, gid)) = msd.owner {
+        for attr in MSD_OWNED {
+            let p = lun.join(attr);
+            std::os::unix::fs::chown(&p, Some(uid), Some(gid))
+                .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", p.display())))?;
+        }
+    }
+    let link = config.join(MSD_FUNCTION);
+    if fs::symlink_metadata(&link).is_err() {
+        std::os::unix::fs::symlink(&f, &link)
+            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", link.display())))?;
+    }
+    Ok(())
+}
 
 /// Where the gadget lives.
 #[derive(Debug, Clone)]
@@ -90,8 +142,9 @@ fn find_udc(p: &Paths) -> io::Result<String> {
     })
 }
 
-/// Creates and binds the gadget. Returns `false` when it was already bound.
-pub fn start(p: &Paths) -> io::Result<bool> {
+/// Creates and binds the gadget (with the mass-storage drive if `msd`). Returns `false`
+/// when it was already bound.
+pub fn start(p: &Paths, msd: Option<&Msd>) -> io::Result<bool> {
     let root = p.configfs.join("usb_gadget");
     if !root.is_dir() {
         return Err(io::Error::other(format!(
@@ -143,6 +196,9 @@ pub fn start(p: &Paths) -> io::Result<bool> {
                 .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", link.display())))?;
         }
     }
+    if let Some(msd) = msd {
+        add_msd(&g, &config, msd)?;
+    }
     write(&g.join("UDC"), &udc)?;
     Ok(true)
 }
@@ -155,7 +211,7 @@ pub fn stop(p: &Paths) -> io::Result<bool> {
     }
     let _ = write(&g.join("UDC"), "\n");
     let config = g.join("configs/c.1");
-    for (name, ..) in FUNCTIONS {
+    for name in FUNCTIONS.iter().map(|f| f.0).chain([MSD_FUNCTION]) {
         let _ = fs::remove_file(config.join(name));
     }
     // configfs removes attribute files itself; remove the directories leaf first.
@@ -165,6 +221,7 @@ pub fn stop(p: &Paths) -> io::Result<bool> {
         g.join("functions/hid.usb0"),
         g.join("functions/hid.usb1"),
         g.join("functions/hid.usb2"),
+        g.join("functions").join(MSD_FUNCTION),
         g.join("strings/0x409"),
         g.clone(),
     ];
@@ -196,7 +253,11 @@ mod tests {
         fs::create_dir_all(dir.join("config/usb_gadget")).unwrap_or_else(|e| panic!("{e}"));
         fs::create_dir_all(dir.join("udc/dummy_udc.0")).unwrap_or_else(|e| panic!("{e}"));
         let p = Paths { configfs: dir.join("config"), udc_dir: dir.join("udc"), udc: String::new() };
-        assert!(start(&p).unwrap_or_else(|e| panic!("{e}")));
+        // configfs makes lun.0 with the function; a plain directory needs it made.
+        fs::create_dir_all(dir.join("config/usb_gadget/kvmd/functions/mass_storage.usb0/lun.0"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let msd = Msd { owner: None };
+        assert!(start(&p, Some(&msd)).unwrap_or_else(|e| panic!("{e}")));
         let g = dir.join("config/usb_gadget/kvmd");
         let read = |rel: &str| fs::read(g.join(rel)).unwrap_or_default();
         assert_eq!(read("idVendor"), b"0x1d6b");
@@ -206,7 +267,13 @@ mod tests {
         assert_eq!(read("functions/hid.usb2/protocol"), b"2");
         assert_eq!(read("UDC"), b"dummy_udc.0");
         assert!(fs::read_link(g.join("configs/c.1/hid.usb2")).is_ok());
-        assert!(!start(&p).unwrap_or(true), "a bound gadget is left alone");
+        let lun = "functions/mass_storage.usb0/lun.0";
+        assert_eq!(read(&format!("{lun}/cdrom")), b"1");
+        assert_eq!(read(&format!("{lun}/ro")), b"1");
+        assert_eq!(read(&format!("{lun}/removable")), b"1");
+        assert_eq!(read(&format!("{lun}/inquiry_string")), b"PiKVM   Optical Drive   1.00");
+        assert!(fs::read_link(g.join("configs/c.1/mass_storage.usb0")).is_ok());
+        assert!(!start(&p, Some(&msd)).unwrap_or(true), "a bound gadget is left alone");
         let _ = fs::remove_dir_all(&dir);
     }
 
@@ -214,11 +281,11 @@ mod tests {
     fn clear_errors_without_configfs_or_udc() {
         let dir = std::env::temp_dir().join(format!("kvmd-otg-test-{}", std::process::id()));
         let p = Paths { configfs: dir.join("config"), udc_dir: dir.join("udc"), udc: String::new() };
-        let e = start(&p).err().map(|e| e.to_string()).unwrap_or_default();
+        let e = start(&p, None).err().map(|e| e.to_string()).unwrap_or_default();
         assert!(e.contains("modprobe libcomposite"), "{e}");
         fs::create_dir_all(dir.join("config/usb_gadget")).unwrap_or_else(|e| panic!("{e}"));
         fs::create_dir_all(dir.join("udc")).unwrap_or_else(|e| panic!("{e}"));
-        let e = start(&p).err().map(|e| e.to_string()).unwrap_or_default();
+        let e = start(&p, None).err().map(|e| e.to_string()).unwrap_or_default();
         assert!(e.contains("no USB device controller"), "{e}");
         let _ = fs::remove_dir_all(&dir);
     }

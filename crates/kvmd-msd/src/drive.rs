@@ -7,6 +7,8 @@ use std::sync::Mutex;
 
 use kvmd_core::ApiError;
 
+use crate::msd::err;
+
 /// What the drive holds now.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Lun {
@@ -26,6 +28,10 @@ pub trait Drive: Send + Sync {
     fn attach(&self, file: &Path, cdrom: bool, rw: bool) -> Result<(), ApiError>;
     /// Ejects the medium, even one the host has locked.
     fn eject(&self) -> Result<(), ApiError>;
+    /// Sets the mode an empty drive shows: a host sees a drive's type when it enumerates
+    /// the gadget, so a mode chosen before connecting is there at the next enumeration (a
+    /// replug, the host's boot), not only after an attach.
+    fn set_mode(&self, cdrom: bool) -> Result<(), ApiError>;
     /// `reset`: ejects and sets flash mode read-only; errors are only logged.
     fn reset(&self);
 }
@@ -40,6 +46,9 @@ fn locked() -> ApiError {
 pub struct GadgetDrive {
     gadget: PathBuf,
 }
+
+/// The kernel's internal `ETOOSMALL`, which configfs hands to user space as it is.
+const ETOOSMALL: i32 = 525;
 
 /// The function's name in the gadget.
 pub const FUNCTION: &str = "mass_storage.usb0";
@@ -56,12 +65,21 @@ impl GadgetDrive {
 
     fn write(&self, attr: &str, value: &str) -> Result<(), ApiError> {
         let path = self.lun().join(attr);
-        std::fs::write(&path, format!("{value}\n")).map_err(|e| match e.raw_os_error() {
-            Some(nix::libc::EBUSY) => locked(),
-            Some(nix::libc::EACCES | nix::libc::EPERM) if attr == "file" => {
-                ApiError::operation("MsdPermissionsError", "MSD can't insert the image due to file permissions")
+        std::fs::write(&path, format!("{value}\n")).map_err(|e| {
+            tracing::warn!(path = %path.display(), error = %e, "writing the MSD drive");
+            match (e.raw_os_error(), attr) {
+                (Some(nix::libc::EBUSY), _) => locked(),
+                (Some(nix::libc::EACCES | nix::libc::EPERM), "file") => {
+                    ApiError::operation("MsdPermissionsError", "MSD can't insert the image due to file permissions")
+                }
+                // The kernel's ETOOSMALL: a CD-ROM needs 300 frames (f_mass_storage).
+                (Some(ETOOSMALL), "file") => {
+                    err::io("The image is too small for the drive (a CD-ROM image needs at least 600 KiB)")
+                }
+                // kvmd lets these out as a plain 500; here the drive's refusal, said.
+                (_, "file") => err::io(format!("The drive refused the image: {e}")),
+                _ => err::io(format!("The drive refused {attr}: {e}")),
             }
-            _ => ApiError::internal(format!("{}: {e}", path.display())),
         })
     }
 
@@ -86,8 +104,18 @@ impl Drive for GadgetDrive {
 
     fn attach(&self, file: &Path, cdrom: bool, rw: bool) -> Result<(), ApiError> {
         self.write("ro", if rw { "0" } else { "1" })?;
-        self.write("cdrom", if cdrom { "1" } else { "0" })?;
+        self.set_mode(cdrom)?;
         self.write("file", &file.to_string_lossy())
+    }
+
+    fn set_mode(&self, cdrom: bool) -> Result<(), ApiError> {
+        // A mainline kernel has one inquiry string for both modes: the mode's, set here
+        // (a PiKVM kernel's `inquiry_string_cdrom` holds the CD-ROM's; kvmd-otg set both).
+        let lun = self.lun();
+        if !lun.join("inquiry_string_cdrom").exists() && lun.join("inquiry_string").exists() {
+            self.write("inquiry_string", &kvmd_core::usb::drive_inquiry(cdrom))?;
+        }
+        self.write("cdrom", if cdrom { "1" } else { "0" })
     }
 
     fn eject(&self) -> Result<(), ApiError> {
@@ -112,9 +140,9 @@ pub struct VirtualDrive {
 }
 
 impl VirtualDrive {
-    /// An empty drive, in flash mode, read-only, as kvmd-otg makes it.
+    /// An empty drive, a read-only CD-ROM, as kvmd-otg makes the gadget's.
     pub fn new(announce: PathBuf) -> Self {
-        let d = Self { lun: Mutex::new(Lun { file: None, cdrom: false, ro: true }), announce };
+        let d = Self { lun: Mutex::new(Lun { file: None, cdrom: true, ro: true }), announce };
         d.announce(&Lun::default());
         d
     }
@@ -153,6 +181,11 @@ impl Drive for VirtualDrive {
 
     fn eject(&self) -> Result<(), ApiError> {
         self.set(|l| l.file = None);
+        Ok(())
+    }
+
+    fn set_mode(&self, cdrom: bool) -> Result<(), ApiError> {
+        self.set(|l| l.cdrom = cdrom);
         Ok(())
     }
 

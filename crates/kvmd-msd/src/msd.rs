@@ -255,15 +255,20 @@ impl Busy {
 }
 
 impl Msd {
-    /// The service on `storage` and `drive`, with kvmd-otg's drive defaults (flash,
-    /// read-only) as the virtual drive.
+    /// The service on `storage` and `drive`; the virtual drive starts in the mode the
+    /// drive is in (kvmd-otg makes it a read-only CD-ROM).
     pub fn new(cfg: MsdConfig, drive: Arc<dyn Drive>) -> Arc<Self> {
         let storage = Storage::new(cfg.storage.clone());
+        let selected = drive.read().map_or_else(Selected::default, |l| Selected {
+            image: None,
+            cdrom: l.cdrom,
+            rw: !l.ro && !l.cdrom,
+        });
         Arc::new(Self {
             cfg,
             storage,
             drive,
-            selected: Mutex::new(Selected::default()),
+            selected: Mutex::new(selected),
             busy: AtomicBool::new(false),
             transfer: Mutex::new(None),
             changed: tokio::sync::watch::channel(0).0,
@@ -448,6 +453,12 @@ impl Msd {
         let writable = next.image.as_deref().and_then(|n| index.images.get(n)).is_none_or(|f| f.image.writable);
         if next.cdrom || !writable {
             next.rw = false;
+        }
+        if next.cdrom != lun.cdrom
+            && let Err(e) = self.drive.set_mode(next.cdrom)
+        {
+            // Not kvmd's step (it writes the mode only on connect), so never its error.
+            tracing::warn!(error = %e, "setting the empty drive's mode");
         }
         *sel = next;
         Ok(())

@@ -70,9 +70,10 @@ impl Writer {
         let busy = msd.enter()?;
         let path = msd.check_new(&name)?;
         let marker = crate::storage::marker_of(&path);
-        if let Some(parent) = path.parent()
-            && let Ok((_, free)) = crate::storage::space(msd.storage().root()).map(|s| (s.0, s.1))
-            && parent.starts_with(msd.storage().root())
+        // The free space where the image goes: its directory's file system (a partition
+        // mounted inside the storage), else the storage's.
+        let dir = path.ancestors().skip(1).find(|d| d.is_dir()).unwrap_or(msd.storage().root());
+        if let Ok((_, free)) = crate::storage::space(dir)
             && size > free
         {
             return Err(err::io("Not enough free space in the storage"));

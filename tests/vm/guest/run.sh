@@ -81,8 +81,8 @@ check "every unit of the package is enabled" \
     eval '! systemctl is-enabled $(cd /usr/lib/systemd/system && ls kvmd-*) | grep -vqx enabled'
 
 section "systemd: every unit of the suite"
-for u in kvmd-auth.socket kvmd-hid.socket kvmd-info.socket kvmd-streamer.socket kvmd-gpio.socket kvmd-otg.service \
-    kvmd-auth.service kvmd-hid.service kvmd-info.service kvmd-streamer.service kvmd-gpio.service kvmd-nginx.service; do
+for u in kvmd-auth.socket kvmd-hid.socket kvmd-info.socket kvmd-streamer.socket kvmd-gpio.socket kvmd-msd.socket kvmd-otg.service \
+    kvmd-auth.service kvmd-hid.service kvmd-info.service kvmd-streamer.service kvmd-gpio.service kvmd-msd.service kvmd-nginx.service; do
     wait_for 60 systemctl is-active -q "$u"
     state=$(systemctl show -p ActiveState,SubState --value "$u" | paste -sd/)
     if [ "${state%%/*}" = active ]; then pass "$u: $state"; else
@@ -254,6 +254,97 @@ check "... and the host side loses the keyboard" wait_for 10 gone dummy_hcd.0-1/
 systemctl start kvmd-otg.service kvmd-hid.service
 KBD=$(kvmd-vmprobe find dummy_hcd.0-1/input0 --timeout 15)
 check "kvmd-otg start brings it back: KEY_C (46) arrives" key_arrives KeyC 46
+
+section "Mass storage: kvmd-msd's drive on the gadget, usb-storage on the host side"
+LUN=$G/functions/mass_storage.usb0/lun.0
+msd_field() { api "$API/api/msd" | jq -r ".result.$1"; }
+# The host side's SCSI device of the gadget's drive (sdX or srN), found by its USB path.
+host_dev() {
+    local b
+    for b in /sys/block/sd* /sys/block/sr*; do
+        [ -e "$b" ] && readlink -f "$b" | grep -q dummy_hcd && { echo "/dev/${b##*/}"; return 0; }
+    done
+    return 1
+}
+# The host sees a drive's type when it enumerates the gadget (a PiKVM v3 cuts its USB for
+# it); kvmd-msd sets the empty drive's mode on set_params, so a replug after it shows it.
+replug() { local u; u=$(cat $G/UDC); echo "" > $G/UDC; sleep 1; echo "$u" > $G/UDC; }
+size_is() { [ "$(blockdev --getsize64 "$1" 2> /dev/null)" = "$2" ]; }
+no_medium() { ! dd if="$1" bs="$2" count=1 iflag=direct of=/dev/null 2> /dev/null; }
+echo "        kernel side: $LUN: cdrom=$(cat $LUN/cdrom) ro=$(cat $LUN/ro) removable=$(cat $LUN/removable) inquiry '$(cat $LUN/inquiry_string)', attributes owned by $(stat -c %U $LUN/file)"
+check "kvmd-otg made kvmd's drive: CD-ROM, read-only, removable, empty, its attributes kvmd-msd's" \
+    eval '[ "$(cat $LUN/cdrom)$(cat $LUN/ro)$(cat $LUN/removable)" = 111 ] && [ -z "$(cat $LUN/file)" ] && [ "$(stat -c %U $LUN/file)" = kvmd-msd ]'
+check "GET /api/msd through the front: online" wait_for 30 eval '[ "$(msd_field online)" = true ]'
+
+head -c 4194304 /dev/urandom > /tmp/flash.img
+up=$(api -X POST -H 'Expect:' --data-binary @/tmp/flash.img "$API/api/msd/write?image=flash.img")
+check "a 4 MiB image uploaded through the front: written 4194304" eval 'jq -e ".result.image.written == 4194304" <<< "$up" > /dev/null'
+api -o /dev/null -X POST "$API/api/msd/set_params?image=flash.img&cdrom=0"
+replug
+check "flash mode selected, replugged: the host side has a SCSI disk" wait_for 30 eval 'host_dev | grep -q /dev/sd'
+dev=$(host_dev)
+echo "        kernel side: $dev: $(cat /sys/block/${dev#/dev/}/device/vendor 2> /dev/null)$(cat /sys/block/${dev#/dev/}/device/model 2> /dev/null)"
+r=$(api -X POST "$API/api/msd/set_connected?connected=1")
+check "set_connected=1: $r" eval 'jq -e .ok <<< "$r" > /dev/null'
+check "connected: $dev holds 4 MiB" wait_for 30 size_is "$dev" 4194304
+want=$(head -c 1048576 /tmp/flash.img | sha256sum | cut -c1-16)
+got=$(dd if="$dev" bs=1M count=1 iflag=direct 2> /dev/null | sha256sum | cut -c1-16)
+echo "        kernel side: the first MiB of $dev: sha256 $got... (uploaded: $want...)"
+check "the host side reads the uploaded bytes (the first MiB's checksum)" [ "$got" = "$want" ]
+api -o /dev/null -X POST "$API/api/msd/set_connected?connected=0"
+check "ejected: the host side sees no medium on $dev" wait_for 30 no_medium "$dev" 512
+
+api -o /dev/null -X POST "$API/api/msd/set_params?rw=1"
+api -o /dev/null -X POST "$API/api/msd/set_connected?connected=1"
+wait_for 30 size_is "$dev" 4194304
+yes 'kvmd-rs sector' 2> /dev/null | head -c 512 > /tmp/sector
+dd if=/tmp/sector of="$dev" bs=512 seek=8 count=1 oflag=direct conv=fsync 2> /dev/null
+wrc=$?
+api -o /dev/null -X POST "$API/api/msd/set_connected?connected=0"
+api "$API/api/msd/read?image=flash.img" -o /tmp/back.img
+dd if=/tmp/back.img of=/tmp/back.sector bs=512 skip=8 count=1 2> /dev/null
+echo "        kernel side: dd to sector 8 of $dev: rc $wrc; sector 8 of /api/msd/read: '$(head -c 32 /tmp/back.sector)...'"
+check "read-write: the host side writes a sector, and /api/msd/read returns it" eval '[ "$wrc" = 0 ] && cmp -s /tmp/back.sector /tmp/sector'
+
+mkdir -p /tmp/iso
+echo "hello from kvmd-rs" > /tmp/iso/hello.txt
+genisoimage -quiet -V KVMDRS -o /tmp/tiny.iso /tmp/iso
+# The kernel's CD-ROM needs 300 frames (600 KiB): a smaller ISO is refused, and said so.
+api -o /dev/null -X POST -H 'Expect:' --data-binary @/tmp/tiny.iso "$API/api/msd/write?image=tiny.iso"
+api -o /dev/null -X POST "$API/api/msd/set_params?image=tiny.iso&cdrom=1"
+r=$(api -X POST "$API/api/msd/set_connected?connected=1")
+echo "        kernel side: $(dmesg | grep 'file too small' | tail -1 | cut -c16-); $(jq -c .result <<< "$r")"
+check "a 360 KiB ISO as a CD-ROM: the kernel refuses it, and kvmd-msd's 400 says why" \
+    eval 'jq -e ".result.error_msg | test(\"too small\")" <<< "$r" > /dev/null'
+head -c 1048576 /dev/urandom > /tmp/iso/padding.bin
+genisoimage -quiet -V KVMDRS -o /tmp/os.iso /tmp/iso
+api -o /dev/null -X POST -H 'Expect:' --data-binary @/tmp/os.iso "$API/api/msd/write?image=os.iso"
+r=$(api -X POST "$API/api/msd/set_params?image=os.iso&cdrom=1&rw=1")
+check "os.iso selected as a CD-ROM; rw cleared as kvmd clears it" eval '[ "$(msd_field drive.rw)" = false ] && [ "$(msd_field drive.cdrom)" = true ]'
+replug
+check "CD-ROM mode, replugged: the host side has a CD drive" wait_for 30 eval 'host_dev | grep -q /dev/sr'
+dev=$(host_dev)
+r=$(api -X POST "$API/api/msd/set_connected?connected=1")
+check "set_connected=1 (CD-ROM): $(jq -c . <<< "$r")" eval 'jq -e .ok <<< "$r" > /dev/null'
+echo "        kernel side: lun.0: file=$(cat $LUN/file) cdrom=$(cat $LUN/cdrom) ro=$(cat $LUN/ro); the ISO's volume descriptor: $(dd if=/tmp/os.iso bs=1 skip=32769 count=5 2> /dev/null)"
+mkdir -p /mnt/cd
+mounted() { mount -t iso9660 -o ro "$dev" /mnt/cd 2> /tmp/mount.err; }
+wait_for 30 mounted
+content=$(cat /mnt/cd/hello.txt 2>&1)
+echo "        kernel side: $(grep " /mnt/cd " /proc/mounts | cut -d' ' -f1-4); $dev: $(blockdev --getsize64 "$dev" 2>&1) bytes; mount: $(cat /tmp/mount.err); hello.txt: $content"
+[ "$content" = "hello from kvmd-rs" ] || dmesg | tail -8 | saw
+check "the ISO 9660 image mounts read-only on the host side, its file inside" [ "$content" = "hello from kvmd-rs" ]
+umount /mnt/cd 2> /dev/null
+api -o /dev/null -X POST "$API/api/msd/set_connected?connected=0"
+check "ejected: the CD drive has no medium" wait_for 30 no_medium "$dev" 2048
+
+pid=$(systemctl show -p MainPID --value kvmd-msd.service)
+in_unit() { nsenter -t "$pid" -m setpriv --reuid=kvmd-msd --regid=kvmd-msd --init-groups "$@"; }
+check "kvmd-msd writes its storage" in_unit touch /var/lib/kvmd/msd/.probe
+rm -f /var/lib/kvmd/msd/.probe
+for p in /etc/kvmd/probe /var/lib/probe /usr/probe "$G/UDC" "$LUN/removable"; do
+    check "... and nothing else: not $p" eval "! in_unit sh -c 'echo x >> $p' 2> /dev/null"
+done
 
 section "V4L2: kvmd-streamer on vivid's HDMI input"
 check "udev made /dev/kvmd-video -> $(readlink /dev/kvmd-video)" test -e /dev/kvmd-video

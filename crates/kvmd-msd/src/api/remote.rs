@@ -176,7 +176,15 @@ async fn write_remote(
         .redirect(reqwest::redirect::Policy::limited(cfg.remote.max_redirects))
         .tls_danger_accept_invalid_certs(insecure)
         .build()
-        .map_err(ApiError::internal)?;
+        .map_err(|e| {
+            // The one way building it fails: the system's certificate roots (for an https
+            // URL checked) cannot be read.
+            tracing::warn!(error = %e, "write_remote's client");
+            client_error(
+                "ClientError",
+                "No CA certificates on this system: install ca-certificates, or use insecure=1".into(),
+            )
+        })?;
     let parsed = reqwest::Url::parse(&url).map_err(|_| kvmd_core::valid::invalid_error(&url, "HTTP|HTTPS URL"))?;
     let mut resp = client.get(parsed.clone()).send().await.map_err(|e| fetch_error(&e, &parsed, insecure))?;
     if resp.status() != reqwest::StatusCode::OK {
