@@ -3,7 +3,7 @@
 # rounds of a $MSD_MIB MiB image (2048 by default):
 #   dd        dd bs=1M conv=fsync of the image into the same storage directory (the ceiling
 #             of an upload: the same bytes, the same disk, synced at the end)
-#   upload    POST /api/msd/write (curl --data-binary, the web UI's way)
+#   upload    POST /api/msd/write (curl -T: the file streamed as the body, as the web UI sends it)
 #   nginx     nginx serving the same stored file statically through the same front
 #   read      GET /api/msd/read of it, no compression
 #   remote    POST /api/msd/write_remote of the same bytes served by the front's nginx (https)
@@ -15,13 +15,15 @@ msd_pid=$(pid_of kvmd-msd)
 root=$(sed -n 's/^  Runtime   \([^ ]*\) .*/\1/p' "$log")
 storage="$root/var/msd"
 share="$root/web/share"
-[ -d "$storage" ] && [ -d "$share" ] || { echo "no storage in $root"; cat "$log"; exit 1; }
+[ -d "$storage" ] || { echo "no storage in $root"; cat "$log"; exit 1; }
+mkdir -p "$share"
 cookie="Cookie: auth_token=$token"
 src=$(mktemp -p /dev/shm kvmd-bench-msd.XXXXXX)
 trap 'rm -f "$src" "$share/bench-src.img" "$share/bench-read.img"; cleanup' EXIT
 head -c $((mib_n * 1048576)) /dev/urandom > "$src"
 # The remote download's source: the same bytes, served by the front.
 cp "$src" "$share/bench-src.img"
+chmod 0644 "$share/bench-src.img"
 idle=$(rss_kib "$msd_pid")
 peak=$idle
 
@@ -36,7 +38,8 @@ secs() {
 rate() { awk -v s="$1" -v m="$mib_n" 'BEGIN { printf "%.0f", m / s }'; }
 api() { curl -sk --http1.1 -H "$cookie" "$@"; }
 remove() { api -X POST -o /dev/null "$base/api/msd/remove?image=$1"; }
-upload() { api -X POST -H 'Expect:' -H 'Content-Type: application/octet-stream' --data-binary @"$src" "$base/api/msd/write?image=bench.img"; }
+# -T streams the file (--data-binary would load all of it into memory first).
+upload() { api -X POST -H 'Expect:' -H 'Content-Type: application/octet-stream' -T "$src" "$base/api/msd/write?image=bench.img"; }
 sample_rss() {
     local m=0 r
     while kill -0 "$1" 2> /dev/null; do
@@ -60,12 +63,19 @@ for r in $(seq "$rounds"); do
     m=$(cat "$log.rss"); [ "$m" -gt "$peak" ] && peak=$m
     results+=("$r upload $(rate "$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')")")
     ln -f "$storage/bench.img" "$share/bench-read.img"
-    results+=("$r nginx $(rate "$(secs api -o /dev/null "$base/share/bench-read.img")")")
-    results+=("$r read $(rate "$(secs api -o /dev/null "$base/api/msd/read?image=bench.img")")")
+    # The upload's writeback done first (it would slow whichever download ran first), and
+    # the two downloads in turns: nginx first in odd rounds, kvmd-msd first in even ones.
+    sync
+    for which in $([ $((r % 2)) = 1 ] && echo "nginx read" || echo "read nginx"); do
+        case $which in
+            nginx) results+=("$r nginx $(rate "$(secs api -o /dev/null "$base/share/bench-read.img")")") ;;
+            read) results+=("$r read $(rate "$(secs api -o /dev/null "$base/api/msd/read?image=bench.img")")") ;;
+        esac
+    done
     rm -f "$share/bench-read.img"
     remove bench.img
     t=$(secs api -X POST -o "$log.remote" "$base/api/msd/write_remote?insecure=1&image=bench.img&url=$base/share/bench-src.img")
-    tail -1 "$log.remote" | grep -q "\"written\": $((mib_n * 1048576))" || { echo "write_remote failed: $(tail -2 "$log.remote")"; exit 1; }
+    tail -1 "$log.remote" | grep -q "\"written\": $((mib_n * 1048576))" || { echo "write_remote failed:"; cat "$log.remote"; exit 1; }
     results+=("$r remote $(rate "$t")")
     remove bench.img
 done

@@ -88,6 +88,9 @@ pub enum Flow {
     BigPost,
     /// A long, unbuffered response (`/log`, MJPEG).
     Stream,
+    /// A long, unbuffered response of bulk bytes (an image download): as [`Flow::Stream`],
+    /// with a large buffer, so that nginx moves it in large writes.
+    Download,
     /// A WebSocket upgrade.
     WebSocket,
 }

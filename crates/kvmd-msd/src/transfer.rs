@@ -3,8 +3,9 @@
 //!
 //! An upload's bytes go into the image's marker (`.__<name>.incomplete`), allocated to the
 //! announced size at the start (a full storage is refused before a byte is sent), synced
-//! every `sync_chunk_size` bytes; once every byte is there the file is synced, renamed to
-//! the image's name and the directory synced. A writer dropped before that (a cut
+//! every `sync_chunk_size` bytes (by a syncer thread, so the writer goes on with the next
+//! window while the disk takes the last: at most two windows are ever unsynced); once every
+//! byte is there the file is synced, renamed to the image's name and the directory synced. A writer dropped before that (a cut
 //! connection, a failed download, an I/O error) leaves the marker, which the state shows
 //! as an incomplete image, or deletes it with `remove_incomplete`. Either way the busy
 //! region ends with the writer.
@@ -52,6 +53,7 @@ pub struct Writer {
     done: Arc<AtomicU64>,
     unsynced: u64,
     sync_every: u64,
+    syncer: Option<Syncer>,
     remove_incomplete: bool,
 }
 
@@ -97,6 +99,7 @@ impl Writer {
             done: Arc::new(AtomicU64::new(0)),
             unsynced: 0,
             sync_every: msd.config().sync_chunk_size,
+            syncer: None,
             remove_incomplete,
         };
         w.allocate()?;
@@ -148,7 +151,13 @@ impl Writer {
         self.done.store(done + chunk.len() as u64, Ordering::Relaxed);
         self.unsynced += chunk.len() as u64;
         if self.unsynced >= self.sync_every {
-            file.sync_data().map_err(|e| io_error("sync the image", &e))?;
+            if self.syncer.is_none() {
+                let clone = file.try_clone().map_err(|e| io_error("sync the image", &e))?;
+                self.syncer = Some(Syncer::start(clone)?);
+            }
+            if let Some(s) = self.syncer.as_mut() {
+                s.sync()?;
+            }
             self.unsynced = 0;
         }
         Ok(())
@@ -161,6 +170,9 @@ impl Writer {
         if self.written() < self.size {
             self.abandon();
             return Ok(result);
+        }
+        if let Some(mut s) = self.syncer.take() {
+            s.wait()?;
         }
         if let Some(file) = self.file.take() {
             file.sync_all().map_err(|e| io_error("sync the image", &e))?;
@@ -191,6 +203,49 @@ impl Writer {
             }
         }
         self.finish_busy();
+    }
+}
+
+/// `fdatasync` of an upload's file on a thread of its own: [`Syncer::sync`] waits for the
+/// previous window's sync, then starts this one's.
+struct Syncer {
+    start: std::sync::mpsc::SyncSender<()>,
+    done: std::sync::mpsc::Receiver<std::io::Result<()>>,
+    pending: bool,
+}
+
+impl Syncer {
+    fn start(file: File) -> Result<Self, ApiError> {
+        let (start, go) = std::sync::mpsc::sync_channel::<()>(1);
+        let (done_tx, done) = std::sync::mpsc::sync_channel(1);
+        std::thread::Builder::new()
+            .name("msd-sync".into())
+            .spawn(move || {
+                while go.recv().is_ok() {
+                    if done_tx.send(file.sync_data()).is_err() {
+                        return;
+                    }
+                }
+            })
+            .map_err(|e| err::io(format!("Can't start the upload's syncer: {e}")))?;
+        Ok(Self { start, done, pending: false })
+    }
+
+    /// Waits for the sync running, if any (its error is the upload's).
+    fn wait(&mut self) -> Result<(), ApiError> {
+        if std::mem::take(&mut self.pending) {
+            let r = self.done.recv().unwrap_or_else(|_| Err(std::io::Error::other("the syncer stopped")));
+            r.map_err(|e| io_error("sync the image", &e))?;
+        }
+        Ok(())
+    }
+
+    /// Waits for the last window's sync, then starts one of everything written so far.
+    fn sync(&mut self) -> Result<(), ApiError> {
+        self.wait()?;
+        self.start.send(()).map_err(|_| err::io("The upload's syncer stopped"))?;
+        self.pending = true;
+        Ok(())
     }
 }
 
@@ -299,6 +354,9 @@ fn pump(mut file: File, sink: &mut impl Write, done: &AtomicU64, chunk: usize) -
 /// clients expect (spec 3.9).
 const XZ_PRESET: u32 = 1;
 
+/// The least a download sends at once, uncompressed.
+const SEND_PIECE: usize = 256 * 1024;
+
 fn read_into(
     mut file: File,
     tx: &tokio::sync::mpsc::Sender<Result<Bytes, std::io::Error>>,
@@ -309,8 +367,9 @@ fn read_into(
     let out = Chunks { tx, buf: Vec::with_capacity(chunk * 2), min: chunk };
     match compression {
         Compression::None => loop {
-            // Straight from the file into the chunk sent: no copy.
-            let mut buf = vec![0u8; chunk];
+            // Straight from the file into the piece sent (no copy), of at least 256 KiB: each
+            // piece costs a channel hand-off, a socket write here and a read in nginx.
+            let mut buf = vec![0u8; chunk.max(SEND_PIECE)];
             let n = match file.read(&mut buf) {
                 Ok(0) => return Ok(()),
                 Ok(n) => n,

@@ -114,8 +114,26 @@ fn credentials(out: &mut String, indent: &str) {
 fn flow_lines(out: &mut String, indent: &str, flow: Flow) {
     let lines: &[&str] = match flow {
         Flow::Plain => &[],
-        Flow::BigPost => &["client_max_body_size 0;", "proxy_request_buffering off;", "proxy_read_timeout 7d;"],
+        // Unbuffered, nginx passes the body on in reads of client_body_buffer_size (16 KiB
+        // by default), which cap an upload at a third of the disk's speed (bench-msd).
+        Flow::BigPost => &[
+            "client_max_body_size 0;",
+            "client_body_buffer_size 256k;",
+            "proxy_request_buffering off;",
+            "proxy_read_timeout 7d;",
+        ],
         Flow::Stream => &["proxy_buffering off;", "postpone_output 0;", "proxy_read_timeout 7d;"],
+        // Unbuffered, nginx reads the upstream into one buffer of proxy_buffer_size (a page
+        // by default) and writes each read to the client: 8 KiB TLS writes cap a download
+        // at about a third of what nginx serves statically (bench-msd).
+        // (nginx checks the buffers' sizes against each other even when buffering is off.)
+        Flow::Download => &[
+            "proxy_buffering off;",
+            "proxy_buffer_size 256k;",
+            "proxy_buffers 4 256k;",
+            "proxy_busy_buffers_size 256k;",
+            "proxy_read_timeout 7d;",
+        ],
         Flow::WebSocket => &[
             "proxy_http_version 1.1;",
             "proxy_set_header Upgrade $kvmd_upgrade;",

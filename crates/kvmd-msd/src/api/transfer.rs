@@ -44,7 +44,7 @@ pub fn routes(api: &mut Api) {
     )
     .route(
         Route::get("/msd/read")
-            .flow(Flow::Stream)
+            .flow(Flow::Download)
             .doc("Downloads an image")
             .params(
                 const {
