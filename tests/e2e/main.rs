@@ -2,6 +2,7 @@
 //! driven with curl as a user would.
 
 mod auth;
+mod blikvm;
 mod browser;
 mod common;
 mod front;
@@ -9,10 +10,14 @@ mod golden_replay;
 mod gpio;
 mod hid;
 mod info;
+mod kasm;
+mod keys;
 mod limits;
 mod log;
 mod malformed;
 mod msd;
+mod roles;
+mod sessions;
 mod streamer;
 mod v4l2;
 mod vtarget;

@@ -10,7 +10,7 @@ use kvmd_testkit::{Stack, StackOptions};
 use crate::common;
 
 /// Bright pixels in the first text line of the target's screen (rows 40..56).
-fn text_pixels(jpeg: &[u8]) -> usize {
+pub(crate) fn text_pixels(jpeg: &[u8]) -> usize {
     let d = mozjpeg::Decompress::new_mem(jpeg).unwrap_or_else(|e| panic!("{e}"));
     let mut s = d.grayscale().unwrap_or_else(|e| panic!("{e}"));
     let w = s.width();

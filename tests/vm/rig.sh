@@ -224,7 +224,11 @@ rootfs() {
     mkdir -p "$root/mnt/share"
     install -m 0644 tests/vm/guest/rig-test.service "$root/etc/systemd/system/"
     systemctl --root="$root" enable rig-test.service > /dev/null 2>&1
-    mkfs.ext4 -q -F -L kvmd-vm -d "$root" "$run/rootfs.ext4" 1G
+    # Sized by what it holds (debug binaries grow) plus room for the tests' writes: a fixed
+    # 1 GiB filled up once the suite's debug build passed 900 MiB, and every write failed.
+    local size_mb
+    size_mb=$(($(du -sm "$root" | cut -f1) + 768))
+    mkfs.ext4 -q -F -L kvmd-vm -d "$root" "$run/rootfs.ext4" "${size_mb}M"
 }
 
 accel() {

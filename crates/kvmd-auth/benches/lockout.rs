@@ -53,8 +53,14 @@ fn main() -> anyhow::Result<()> {
     std::fs::write(&htpasswd, format!("admin:{}\n", kvmd_auth::hash::make_ssha512("admin")))?;
     // No per-user backoff: the wrong passwords of `wrong` then all hash and insert a record
     // (the table's worst case), instead of being refused in the backoff's pauses.
-    let mut cfg =
-        Config { htpasswd, totp_secret: dir.path().join("totp.secret"), sessions: "".into(), ..Config::default() };
+    let mut cfg = Config {
+        htpasswd,
+        totp_secret: dir.path().join("totp.secret"),
+        sessions: "".into(),
+        users: "".into(),
+        keys: "".into(),
+        ..Config::default()
+    };
     cfg.lockout.user_failures = 0;
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
     rt.block_on(async {

@@ -23,9 +23,35 @@ pub trait CredentialStore: Send {
     /// when there is no such user.
     fn hash(&self, user: &str) -> Option<String>;
 
+    /// Every user's name, when the store knows them all (`None`: it cannot tell now, e.g.
+    /// its file could not be read). Sessions of users who vanish from this list end.
+    fn users(&self) -> Option<Vec<String>> {
+        None
+    }
+
     /// Whether `user` exists.
     fn contains(&self, user: &str) -> bool {
         self.hash(user).is_some()
+    }
+
+    /// `user`'s role, when the store keeps roles (else auth.toml's `roles` decide).
+    fn role(&self, _user: &str) -> Option<kvmd_core::role::Role> {
+        None
+    }
+
+    /// Every user's row (role, flags, profile), when the store keeps them.
+    fn rows(&self) -> Vec<crate::users::UserRow> {
+        Vec::new()
+    }
+
+    /// The users' database, for an admin's changes (`None`: this store cannot be changed).
+    fn db(&mut self) -> Option<&mut crate::users::UserDb> {
+        None
+    }
+
+    /// Whether `user`'s password is in the htpasswd file (read-only to kvmd-auth).
+    fn in_file(&self, _user: &str) -> bool {
+        false
     }
 
     /// Some user's stored hash, which an unknown user's password is checked against so
@@ -54,12 +80,14 @@ pub struct HtpasswdFile {
     stamp: Stamp,
     users: Htpasswd,
     loaded: bool,
+    /// The last read succeeded (or found no file): the users are known.
+    known: bool,
 }
 
 impl HtpasswdFile {
     /// The store of the file at `path`; nothing is read before the first reload.
     pub fn new(path: PathBuf) -> Self {
-        Self { path, stamp: None, users: Htpasswd::default(), loaded: false }
+        Self { path, stamp: None, users: Htpasswd::default(), loaded: false, known: false }
     }
 }
 
@@ -73,13 +101,18 @@ impl CredentialStore for HtpasswdFile {
         self.stamp = hs;
         match std::fs::read_to_string(&self.path) {
             Ok(text) => match Htpasswd::parse(&text) {
-                Ok(h) => self.users = h,
+                Ok(h) => {
+                    self.users = h;
+                    self.known = true;
+                }
                 Err(e) => tracing::error!(path = %self.path.display(), error = %e,
                     "invalid htpasswd file; keeping the previous users"),
             },
             Err(e) => {
                 tracing::error!(path = %self.path.display(), error = %e, "cannot read the htpasswd file");
                 self.users = Htpasswd::default();
+                // A deleted file deletes its users; one that cannot be read says nothing.
+                self.known = e.kind() == std::io::ErrorKind::NotFound;
             }
         }
         if self.users.users().is_empty() {
@@ -91,6 +124,10 @@ impl CredentialStore for HtpasswdFile {
 
     fn hash(&self, user: &str) -> Option<String> {
         self.users.get(user).map(str::to_owned)
+    }
+
+    fn users(&self) -> Option<Vec<String>> {
+        self.known.then(|| self.users.users().into_iter().map(str::to_owned).collect())
     }
 
     fn sample_hash(&self) -> Option<String> {

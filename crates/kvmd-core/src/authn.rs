@@ -20,6 +20,7 @@ use base64::Engine;
 
 use crate::error::ApiError;
 use crate::net::{FromFront, FrontTrust, PeerCred, UscConfig};
+use crate::role::{ROLE_HEADER, Role};
 use crate::valid;
 
 /// kvmd's credential header for the user name.
@@ -32,6 +33,14 @@ pub const COOKIE_TOKEN: &str = "auth_token";
 pub const AUTH_USER_HEADER: &str = "X-KVMD-Auth-User";
 /// How that user was authenticated (`token`, `xhdr`, `basic`), for access logs.
 pub const AUTH_VIA_HEADER: &str = "X-KVMD-Auth-Via";
+/// The public id of the cookie session kvmd-auth accepted (nginx sets it from the
+/// `auth_request` answer, like the user): what a service holds while it keeps a connection
+/// open for the session ([`AuthClient::hold`]).
+pub const AUTH_SESSION_HEADER: &str = "X-KVMD-Auth-Session";
+/// An API key's scope (`public` or `admin`), in kvmd-auth's answer for a key.
+pub const AUTH_SCOPE_HEADER: &str = "X-KVMD-Auth-Scope";
+/// kvmd-auth's internal route a service holds a session on: `?session=<id>&kind=<kind>`.
+pub const AUTH_HOLD_PATH: &str = "/auth/hold";
 /// Why kvmd-auth denied a request, carried by nginx to kvmd-auth's denial renderer.
 pub const AUTH_ERROR_HEADER: &str = "X-KVMD-Auth-Error";
 /// Which credential headers the client sent with a control byte, which no header value
@@ -59,6 +68,17 @@ pub enum Credentials {
         /// The validated password.
         passwd: String,
     },
+    /// An API key: `Authorization: Bearer <id>:<secret>` (kvmd-rs's own; kvmd ignores a
+    /// bearer, and so does kvmd-rs one of another form).
+    Key {
+        /// The key id.
+        id: String,
+        /// Its secret.
+        secret: String,
+    },
+    /// A session token as a bearer: `Authorization: Bearer <64 hex>` (BliKVM's tokens,
+    /// which are sessions; kvmd ignores a bearer).
+    Bearer(String),
     /// Nothing that applies.
     None,
 }
@@ -70,6 +90,8 @@ impl Credentials {
             Credentials::XHeaders { .. } => "xhdr",
             Credentials::Token(_) => "token",
             Credentials::Basic { .. } => "basic",
+            Credentials::Key { .. } => "key",
+            Credentials::Bearer(_) => "bearer",
             Credentials::None => "-",
         }
     }
@@ -145,7 +167,34 @@ pub fn parse_credentials(req: &HttpRequest) -> Result<Credentials, ApiError> {
         let passwd = valid::passwd(Some(passwd))?;
         return Ok(Credentials::Basic { user, passwd });
     }
+    if let Some(auth) = header(req, "Authorization")
+        && let Some((id, secret)) = bearer_key(&auth)
+    {
+        return Ok(Credentials::Key { id: id.to_owned(), secret: secret.to_owned() });
+    }
+    if let Some(auth) = header(req, "Authorization")
+        && let Some(token) = bearer_token(&auth)
+    {
+        return Ok(Credentials::Bearer(token.to_owned()));
+    }
     Ok(Credentials::None)
+}
+
+/// The key id and secret of `Authorization: Bearer <id>:<secret>`: an id of 1 to 64
+/// letters, digits, `-` or `_`, and a secret of 1 to 512 printable ASCII characters.
+pub fn bearer_key(auth: &str) -> Option<(&str, &str)> {
+    let rest = auth.get(..7).filter(|s| s.eq_ignore_ascii_case("bearer ")).map(|_| auth[7..].trim())?;
+    let (id, secret) = rest.split_once(':')?;
+    let id_ok = (1..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    let secret_ok = (1..=512).contains(&secret.len()) && secret.bytes().all(|b| b.is_ascii_graphic());
+    (id_ok && secret_ok).then_some((id, secret))
+}
+
+/// The session token of `Authorization: Bearer <token>`: 64 lowercase hex digits, the
+/// form of every session token (any other bearer without a `:` is ignored, as kvmd does).
+pub fn bearer_token(auth: &str) -> Option<&str> {
+    let rest = auth.get(..7).filter(|s| s.eq_ignore_ascii_case("bearer ")).map(|_| auth[7..].trim())?;
+    valid::auth_token(Some(rest)).is_ok().then_some(rest)
 }
 
 /// `X-KVMD-Auth-Error` of a denial: `<status>:<b64 name>:<b64 message>`. A 400 (such as a
@@ -211,6 +260,12 @@ pub fn cross_site(req: &HttpRequest) -> bool {
 pub const AUTH_REQUEST_PATH: &str = "/auth/request";
 /// kvmd-auth's denial renderer (nginx's `error_page` target).
 pub const AUTH_DENIED_PATH: &str = "/auth/denied";
+/// kvmd-auth's internal login for the other services: a password gives a session token
+/// (kvmd-blikvm's `/api/login`).
+pub const AUTH_TOKEN_PATH: &str = "/auth/token";
+
+/// What kvmd-auth writes on a hold when its session ended (before it closes the hold).
+pub const HOLD_ENDED: &[u8] = b"ended\n";
 
 /// Asks kvmd-auth, over its unix socket, about the credentials of a request that reached
 /// a service directly (not through nginx), so that every service socket answers like
@@ -218,6 +273,8 @@ pub const AUTH_DENIED_PATH: &str = "/auth/denied";
 #[derive(Debug, Clone)]
 pub struct AuthClient {
     client: reqwest::Client,
+    /// For holds, which last as long as their connection: no overall timeout.
+    long: reqwest::Client,
 }
 
 impl AuthClient {
@@ -225,11 +282,45 @@ impl AuthClient {
     pub fn new(socket: &std::path::Path) -> Self {
         let client =
             crate::client::unix(socket).timeout(std::time::Duration::from_secs(10)).build().unwrap_or_default();
-        Self { client }
+        let long =
+            crate::client::unix(socket).connect_timeout(std::time::Duration::from_secs(5)).build().unwrap_or_default();
+        Self { client, long }
     }
 
-    /// kvmd-auth's verdict on the credential headers of `req`: (user, method) or the error.
-    pub async fn check(&self, req: &HttpRequest) -> Result<(String, String), ApiError> {
+    /// Holds cookie session `session` for a connection of `kind` (`ws`, `stream`, …) and
+    /// returns when the session ends (revoked, logged out, expired, its user's password
+    /// changed) — the caller then closes the connection. kvmd-auth going away (a restart)
+    /// is not an end: the hold is taken again, with a growing pause, until it answers.
+    pub async fn hold(&self, session: &str, kind: &str) {
+        let url = format!("http://localhost{AUTH_HOLD_PATH}?session={session}&kind={kind}");
+        let mut pause = std::time::Duration::from_millis(100);
+        loop {
+            match self.long.get(&url).send().await {
+                Ok(r) if r.status() == reqwest::StatusCode::NOT_FOUND => return,
+                Ok(mut r) if r.status().is_success() => {
+                    pause = std::time::Duration::from_millis(100);
+                    let mut seen = Vec::new();
+                    while let Ok(Some(chunk)) = r.chunk().await {
+                        seen.extend_from_slice(&chunk);
+                        if seen.windows(HOLD_ENDED.len()).any(|w| w == HOLD_ENDED) {
+                            return;
+                        }
+                        // Only the keep-alive newlines and "held" come otherwise.
+                        if seen.len() > 64 {
+                            seen.drain(..seen.len() - 16);
+                        }
+                    }
+                }
+                Ok(r) => tracing::warn!(status = %r.status(), "kvmd-auth refused a session hold"),
+                Err(e) => tracing::debug!(error = %e, "kvmd-auth cannot be reached for a session hold"),
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(std::time::Duration::from_secs(5));
+        }
+    }
+
+    /// kvmd-auth's verdict on the credential headers of `req`: the caller, or the error.
+    pub async fn check(&self, req: &HttpRequest) -> Result<Authed, ApiError> {
         let mut r = self.client.get(format!("http://localhost{AUTH_REQUEST_PATH}"));
         for name in [XHDR_USER, XHDR_PASSWD, "Cookie", "Authorization", "X-Real-IP", "Origin", "Sec-Fetch-Site"] {
             for v in req.headers().get_all(name) {
@@ -250,7 +341,13 @@ impl AuthClient {
         })?;
         let h = |n: &str| resp.headers().get(n).map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
         if resp.status().is_success() {
-            return Ok((h(AUTH_USER_HEADER).unwrap_or_default(), h(AUTH_VIA_HEADER).unwrap_or_default()));
+            let role = h(ROLE_HEADER).as_deref().and_then(Role::parse).unwrap_or(Role::Viewer);
+            return Ok(Authed {
+                user: h(AUTH_USER_HEADER).unwrap_or_default(),
+                via: h(AUTH_VIA_HEADER).unwrap_or_default(),
+                role,
+                session: h(AUTH_SESSION_HEADER),
+            });
         }
         Err(h(AUTH_ERROR_HEADER).as_deref().and_then(decode_denial).unwrap_or_else(ApiError::forbidden))
     }
@@ -271,6 +368,10 @@ pub struct Authed {
     pub user: String,
     /// How: `token`, `xhdr`, `basic` or `unix`.
     pub via: String,
+    /// What the user may do (kvmd-auth's answer; a trusted local process is an admin).
+    pub role: Role,
+    /// The public id of the cookie session it came with (none for other credentials).
+    pub session: Option<String>,
 }
 
 impl Authed {
@@ -303,7 +404,11 @@ pub async fn authenticate(req: &HttpRequest) -> Result<Authed, ApiError> {
         && from_front(req)
     {
         let via = header(req, AUTH_VIA_HEADER).map(|v| v.into_owned()).unwrap_or_else(|| "-".into());
-        return Ok(Authed { user: user.into_owned(), via });
+        // The front always sets the role kvmd-auth found; none (or a name not known) is
+        // the lowest.
+        let role = header(req, ROLE_HEADER).as_deref().and_then(Role::parse).unwrap_or(Role::Viewer);
+        let session = header(req, AUTH_SESSION_HEADER).filter(|s| !s.is_empty()).map(|s| s.into_owned());
+        return Ok(Authed { user: user.into_owned(), via, role, session });
     }
     if header(req, AUTH_USER_HEADER).is_some_and(|u| !u.is_empty()) {
         let uid = req.conn_data::<PeerCred>().map(|p| p.uid);
@@ -311,13 +416,13 @@ pub async fn authenticate(req: &HttpRequest) -> Result<Authed, ApiError> {
     }
     if parse_credentials(req)? != Credentials::None {
         let client = req.app_data::<AuthClient>().ok_or_else(ApiError::unauthorized)?;
-        let (user, via) = client.check(req).await?;
-        return Ok(Authed { user, via });
+        return client.check(req).await;
     }
     if let Some(peer) = req.conn_data::<PeerCred>() {
         let usc = req.app_data::<UscConfig>().cloned().unwrap_or_default();
         if let Some(user) = usc.trusted(peer) {
-            return Ok(Authed { user: format!("{user}[{}]", peer.uid), via: "unix".into() });
+            let user = format!("{user}[{}]", peer.uid);
+            return Ok(Authed { user, via: "unix".into(), role: Role::Admin, session: None });
         }
     }
     Err(ApiError::unauthorized())
@@ -377,6 +482,17 @@ mod tests {
             Some(actix_web::http::StatusCode::UNAUTHORIZED)
         );
         assert_eq!(creds(&[("Authorization", "Bearer abc")]).ok(), Some(Credentials::None));
+        // A session token as a bearer (BliKVM's), only in the tokens' exact form.
+        let c = creds(&[("Authorization", &format!("Bearer {TOKEN}"))]);
+        assert_eq!(c.ok(), Some(Credentials::Bearer(TOKEN.into())));
+        let upper = TOKEN.replace('0', "A");
+        assert_eq!(creds(&[("Authorization", &format!("Bearer {upper}"))]).ok(), Some(Credentials::None));
+        // An API key is a bearer of `id:secret`.
+        let c = creds(&[("Authorization", "bearer demo:s3cret")]);
+        assert_eq!(c.ok(), Some(Credentials::Key { id: "demo".into(), secret: "s3cret".into() }));
+        for odd in ["Bearer :x", "Bearer a b:x", "Bearer id:", "Bearer id:a b", "Bearerid:x"] {
+            assert_eq!(creds(&[("Authorization", odd)]).ok(), Some(Credentials::None), "{odd}");
+        }
         // A password with ':' cannot be used over Basic.
         let three = base64::engine::general_purpose::STANDARD.encode("admin:a:b");
         assert!(creds(&[("Authorization", &format!("Basic {three}"))]).is_err());
@@ -411,11 +527,31 @@ mod tests {
 
     #[actix_web::test]
     async fn authed_takes_the_nginx_header_from_the_front_only_and_never_checks_passwords_itself() {
-        let r =
-            TestRequest::default().insert_header((AUTH_USER_HEADER, "admin")).insert_header((AUTH_VIA_HEADER, "token"));
+        let r = TestRequest::default()
+            .insert_header((AUTH_USER_HEADER, "admin"))
+            .insert_header((AUTH_VIA_HEADER, "token"))
+            .insert_header((ROLE_HEADER, "operator"));
         let front = r.to_http_request();
         actix_web::HttpMessage::extensions_mut(&front).insert(FromFront);
-        assert_eq!(authenticate(&front).await.ok(), Some(Authed { user: "admin".into(), via: "token".into() }));
+        let operator = Authed { user: "admin".into(), via: "token".into(), role: Role::Operator, session: None };
+        assert_eq!(authenticate(&front).await.ok(), Some(operator));
+        // The cookie session's id comes the same way.
+        let r = TestRequest::default()
+            .insert_header((AUTH_USER_HEADER, "admin"))
+            .insert_header((AUTH_SESSION_HEADER, "ab12"));
+        let front = r.to_http_request();
+        actix_web::HttpMessage::extensions_mut(&front).insert(FromFront);
+        assert_eq!(authenticate(&front).await.ok().and_then(|a| a.session).as_deref(), Some("ab12"));
+        // Without the role (or with one not known) the front's user is a viewer.
+        for role in [None, Some("root")] {
+            let mut r = TestRequest::default().insert_header((AUTH_USER_HEADER, "v"));
+            if let Some(role) = role {
+                r = r.insert_header((ROLE_HEADER, role));
+            }
+            let front = r.to_http_request();
+            actix_web::HttpMessage::extensions_mut(&front).insert(FromFront);
+            assert_eq!(authenticate(&front).await.ok().map(|a| a.role), Some(Role::Viewer));
+        }
         // The same header from anyone else (here: no peer credentials, no front mark) is ignored.
         let r =
             TestRequest::default().insert_header((AUTH_USER_HEADER, "admin")).insert_header((AUTH_VIA_HEADER, "token"));

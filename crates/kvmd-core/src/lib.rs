@@ -16,6 +16,7 @@
 //!   parameters, handler), from which each service's actix app, the nginx front and the
 //!   OpenAPI document are made; the actix 404/405/308 handlers read it.
 //! - [`openapi`]: the OpenAPI 3.1 document generated from those declarations.
+//! - [`role`]: viewer, operator, admin: what a user may do and what a route needs.
 //! - [`authn`]: credential header and cookie names, credential parsing in kvmd's order, and
 //!   the [`authn::Authed`] extractor services use.
 //! - [`query`]: query-string arguments as kvmd reads them (first of duplicates wins).
@@ -36,6 +37,7 @@ pub mod config;
 pub mod envelope;
 pub mod error;
 pub mod feed;
+pub mod fs;
 pub mod json;
 pub mod limit;
 pub mod metrics;
@@ -43,6 +45,7 @@ pub mod net;
 pub mod openapi;
 pub mod query;
 pub mod redfish;
+pub mod role;
 pub mod routes;
 pub mod service;
 pub mod telemetry;

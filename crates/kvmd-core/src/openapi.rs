@@ -116,6 +116,10 @@ fn operation(s: &ServiceRoutes, r: &Route, front: &str) -> Value {
         Access::SelfChecked => ("user, checked by the service itself", user_security()),
     };
     op.insert("x-kvmd-access".into(), json!(access));
+    if r.access == Access::User {
+        // The lowest role that may call it (crate::role).
+        op.insert("x-kvmd-role".into(), json!(r.role.as_str()));
+    }
     if r.throttled {
         // The front's limit per client address (nginx.conf.in `kvmd_login`), then kvmd's 503.
         op.insert("x-kvmd-throttled".into(), json!("2 per second per client address, bursts of 10"));
@@ -178,7 +182,7 @@ fn operation(s: &ServiceRoutes, r: &Route, front: &str) -> Value {
     }
     match r.expose {
         Expose::Mount(_) => responses.insert("501".into(), reference("NotImplemented")),
-        Expose::Api | Expose::Internal => responses.insert("405".into(), reference("MethodNotAllowed")),
+        Expose::Api | Expose::Root | Expose::Internal => responses.insert("405".into(), reference("MethodNotAllowed")),
     };
     op.insert("responses".into(), Value::Object(responses));
     Value::Object(op)
@@ -267,7 +271,7 @@ mod tests {
             Route::get("/state").expose(Expose::Mount("/streamer")).answer(Answer::Media("application/json")),
             Route::get("/").expose(Expose::Mount("/streamer")).answer(Answer::Media("text/html")),
         ];
-        vec![ServiceRoutes { service: "t", upstream: "t", routes }]
+        vec![ServiceRoutes { service: "t", upstream: "t", routes, errors: Default::default() }]
     }
 
     #[test]

@@ -13,9 +13,11 @@
 use std::sync::Arc;
 
 use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::StatusCode;
 use actix_web::{FromRequest, Handler, HttpMessage, HttpRequest, HttpResponse, Resource, Responder, web};
 
 use crate::envelope;
+pub use crate::role::Role;
 
 /// An HTTP method a route may have.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -104,6 +106,10 @@ pub enum Expose {
     /// `/streamer/state` is the service's `/state`). As uStreamer, a wrong method is a
     /// `501 Not Implemented`, and the front guards every method with `auth_request`.
     Mount(&'static str),
+    /// At the front's root, at the service path itself (BliKVM's `/keyboard`), every
+    /// method to the service, which answers a wrong one in its own form. Exact, like a
+    /// mount: no trailing-slash redirect.
+    Root,
     /// Not routed by the front: between services, or nginx's internal subrequests.
     Internal,
 }
@@ -243,6 +249,8 @@ pub struct Route {
     pub answer: Answer,
     /// The front limits its rate per client address (a password check: guessing).
     pub throttled: bool,
+    /// The role an `Access::User` call needs ([`crate::role`]).
+    pub role: Role,
 }
 
 impl Route {
@@ -260,6 +268,7 @@ impl Route {
             body: Body::None,
             answer: Answer::Envelope("{}"),
             throttled: false,
+            role: Role::default_for(method),
         }
     }
 
@@ -318,6 +327,11 @@ impl Route {
         Self { answer, ..self }
     }
 
+    /// Needing `role` rather than its method's default ([`Role::default_for`]).
+    pub const fn role(self, role: Role) -> Self {
+        Self { role, ..self }
+    }
+
     /// Rate-limited by the front per client address.
     pub const fn throttled(self) -> Self {
         Self { throttled: true, ..self }
@@ -331,6 +345,7 @@ impl Route {
             Expose::Api => vec![format!("/api{}", self.path)],
             Expose::Mount(prefix) if self.path == "/" => vec![format!("{prefix}/"), prefix.to_owned()],
             Expose::Mount(prefix) => vec![format!("{prefix}{}", self.path)],
+            Expose::Root => vec![self.path.to_owned()],
             Expose::Internal => Vec::new(),
         }
     }
@@ -347,6 +362,7 @@ pub struct Api {
     /// The name of its upstream in nginx and of its socket file (`auth` → `auth.sock`).
     pub upstream: &'static str,
     endpoints: Vec<(Route, Register)>,
+    errors: ErrorStyle,
 }
 
 impl std::fmt::Debug for Api {
@@ -358,7 +374,13 @@ impl std::fmt::Debug for Api {
 impl Api {
     /// No routes yet.
     pub fn new(service: &'static str, upstream: &'static str) -> Self {
-        Self { service, upstream, endpoints: Vec::new() }
+        Self { service, upstream, endpoints: Vec::new(), errors: ErrorStyle::Kvmd }
+    }
+
+    /// Answers 404s and 405s in `style`'s form (kvmd's by default).
+    pub fn errors(&mut self, style: ErrorStyle) -> &mut Self {
+        self.errors = style;
+        self
     }
 
     /// Declares `route`, answered by `handler`. A second declaration of the same method and
@@ -385,6 +407,7 @@ impl Api {
             service: self.service,
             upstream: self.upstream,
             routes: self.endpoints.iter().map(|(r, _)| *r).collect(),
+            errors: self.errors,
         }
     }
 
@@ -403,12 +426,15 @@ impl Api {
         for (path, expose, endpoints) in by_path {
             let mut res = match expose {
                 Expose::Mount(_) => web::resource(path).default_service(web::to(not_implemented)),
-                Expose::Api | Expose::Internal => resource(path),
+                Expose::Api | Expose::Root | Expose::Internal => resource(path),
             };
             for (route, register) in endpoints {
                 let r = register(web::method(route.method.http()));
+                let role = route.role;
                 res = res.route(match route.access {
-                    Access::User => r.wrap(actix_web::middleware::from_fn(require_user)),
+                    Access::User => {
+                        r.wrap(actix_web::middleware::from_fn(move |req, next| require_user(role, req, next)))
+                    }
                     Access::Public | Access::SelfChecked => r,
                 });
             }
@@ -419,12 +445,21 @@ impl Api {
 
 /// The middleware in front of every `Access::User` handler: authenticates (see
 /// [`crate::authn::Authed`]), notes the user for the access log and the handler, or answers
-/// kvmd's 401/403/400 without calling the handler.
+/// kvmd's 401/403/400 without calling the handler; a user whose role is below the route's
+/// `role` gets kvmd's 403.
 pub async fn require_user(
+    role: Role,
     req: ServiceRequest,
     next: actix_web::middleware::Next<impl actix_web::body::MessageBody + 'static>,
 ) -> Result<ServiceResponse<actix_web::body::BoxBody>, actix_web::Error> {
     match crate::authn::authenticate(req.request()).await {
+        Ok(a) if a.role < role => {
+            req.extensions_mut().insert(crate::service::AccessUser(a.access()));
+            tracing::warn!(user = %a.user, has = %a.role, needs = %role, "refused: the route needs a higher role");
+            use actix_web::ResponseError;
+            let res = crate::ApiError::forbidden().error_response();
+            Ok(req.into_response(res))
+        }
         Ok(a) => {
             req.extensions_mut().insert(crate::service::AccessUser(a.access()));
             req.extensions_mut().insert(a);
@@ -451,6 +486,63 @@ pub struct ServiceRoutes {
     pub upstream: &'static str,
     /// Its routes, in declaration order.
     pub routes: Vec<Route>,
+    /// The API whose form its 404s and 405s take.
+    pub errors: ErrorStyle,
+}
+
+/// Whose form a service's 404 and 405 answers take.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ErrorStyle {
+    /// kvmd's (aiohttp's plain text).
+    #[default]
+    Kvmd,
+    /// Kasm's JSON, `{"error_message": ..., "status": "error"}` (kvmd-kasm).
+    Kasm,
+    /// BliKVM's envelope, `{"status": 0 or -1, "info": ..., "data": []}` (kvmd-blikvm).
+    Blikvm,
+}
+
+impl ErrorStyle {
+    /// The 405 for a route allowing `allow`.
+    pub fn method_not_allowed(self, allow: &str) -> HttpResponse {
+        match self {
+            ErrorStyle::Kvmd => envelope::method_not_allowed(allow),
+            ErrorStyle::Kasm | ErrorStyle::Blikvm => {
+                let mut r = match self {
+                    ErrorStyle::Kasm => {
+                        kasm_error(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed: every call is a POST")
+                    }
+                    _ => blikvm_error(StatusCode::METHOD_NOT_ALLOWED, 0, "method not allowed"),
+                };
+                if let Ok(v) = actix_web::http::header::HeaderValue::from_str(allow) {
+                    r.headers_mut().insert(actix_web::http::header::ALLOW, v);
+                }
+                r
+            }
+        }
+    }
+
+    /// The 404 of a path that is no route.
+    pub fn not_found(self) -> HttpResponse {
+        match self {
+            ErrorStyle::Kvmd => envelope::not_found(),
+            ErrorStyle::Kasm => kasm_error(StatusCode::NOT_FOUND, "Unknown endpoint"),
+            ErrorStyle::Blikvm => blikvm_error(StatusCode::NOT_FOUND, -1, "path error"),
+        }
+    }
+}
+
+/// BliKVM's envelope for a failure: `status` (0, or -1 for a path error), `info`, `data` `[]`.
+pub fn blikvm_error(http: StatusCode, status: i32, info: &str) -> HttpResponse {
+    let body = format!("{{\"status\":{status},\"info\":{},\"data\":[]}}", serde_json::Value::from(info));
+    HttpResponse::build(http).content_type("application/json").body(body)
+}
+
+/// Kasm's error body with `status`.
+pub fn kasm_error(status: StatusCode, message: &str) -> HttpResponse {
+    HttpResponse::build(status)
+        .content_type("application/json")
+        .body(serde_json::json!({ "error_message": message, "status": "error" }).to_string())
 }
 
 impl ServiceRoutes {
@@ -506,9 +598,11 @@ impl RouteTable {
     /// Whether `method path` is one of kvmd's routes (a mounted face's paths match exactly,
     /// as uStreamer's do, so they are never the target of a 308).
     pub fn has(&self, method: &str, path: &str) -> bool {
-        self.0
-            .iter()
-            .any(|r| path_matches(r.path, path) && r.method.as_str() == method && !matches!(r.expose, Expose::Mount(_)))
+        self.0.iter().any(|r| {
+            path_matches(r.path, path)
+                && r.method.as_str() == method
+                && !matches!(r.expose, Expose::Mount(_) | Expose::Root)
+        })
     }
 }
 
@@ -561,7 +655,7 @@ fn resource(path: &str) -> Resource {
 
 async fn method_not_allowed(req: HttpRequest) -> HttpResponse {
     let allow = req.app_data::<RouteTable>().and_then(|t| t.allow(req.path())).unwrap_or_default();
-    envelope::method_not_allowed(&allow)
+    req.app_data::<ErrorStyle>().copied().unwrap_or_default().method_not_allowed(&allow)
 }
 
 /// The app's default service: a 308 to the normalised path when that is a route for this
@@ -580,7 +674,7 @@ async fn not_found_or_redirect(req: HttpRequest) -> HttpResponse {
         };
         return envelope::permanent_redirect(&location);
     }
-    envelope::not_found()
+    req.app_data::<ErrorStyle>().copied().unwrap_or_default().not_found()
 }
 
 #[cfg(test)]

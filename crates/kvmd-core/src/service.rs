@@ -12,7 +12,7 @@ use std::os::unix::net::UnixListener;
 
 use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
 use actix_web::{App, HttpServer};
-pub use tokio_util::sync::CancellationToken;
+pub use tokio_util::sync::{CancellationToken, DropGuard};
 
 use crate::net;
 
@@ -160,11 +160,25 @@ pub fn app(api: crate::routes::Api) -> App<impl ServiceApp> {
     let table = api.table();
     App::new()
         .app_data(crate::routes::RouteTable(table.routes.into()))
+        .app_data(table.errors)
         .app_data(ServiceName(table.service))
         .service(actix_web::web::resource(crate::metrics::SELF_PATH).route(actix_web::web::get().to(self_metrics)))
         .configure(move |cfg| api.configure(cfg))
         .default_service(crate::routes::default_service())
         .wrap(actix_web::middleware::from_fn(wire))
+}
+
+/// [`app`] with what authenticates a request that did not come through the front: the
+/// client of kvmd-auth's socket `auth_socket` (a direct caller's credentials), kvmd's
+/// peer-credential trust `usc`, and which peer is the front (whose identity header alone
+/// is believed). Every service but kvmd-auth is made so.
+pub fn authed_app(
+    api: crate::routes::Api,
+    auth_socket: &std::path::Path,
+    usc: crate::net::UscConfig,
+    front: crate::net::FrontTrust,
+) -> App<impl ServiceApp + use<>> {
+    app(api).app_data(crate::authn::AuthClient::new(auth_socket)).app_data(usc).app_data(front)
 }
 
 /// The name of the running service, in the app data.

@@ -75,13 +75,10 @@ pub fn create_app(
     front: kvmd_core::net::FrontTrust,
     limits: web::Data<Limits>,
 ) -> actix_web::App<impl kvmd_core::service::ServiceApp> {
-    kvmd_core::service::app(routes())
+    kvmd_core::service::authed_app(routes(), &auth_socket, usc, front)
         .app_data(hid)
         .app_data(ws)
         .app_data(layouts)
-        .app_data(kvmd_core::authn::AuthClient::new(&auth_socket))
-        .app_data(usc)
-        .app_data(front)
         .app_data(limits)
 }
 

@@ -40,17 +40,13 @@ pub fn create_app(
     tail: web::Data<logs::FileTail>,
     followers: web::Data<logs::Followers>,
 ) -> actix_web::App<impl kvmd_core::service::ServiceApp> {
-    let auth = kvmd_core::authn::AuthClient::new(&info.config().auth_socket);
-    let usc = info.config().usc.clone();
-    let front = kvmd_core::net::FrontTrust::resolve(&info.config().front);
-    kvmd_core::service::app(routes())
-        .app_data(info)
+    let c = info.config();
+    let front = kvmd_core::net::FrontTrust::resolve(&c.front);
+    kvmd_core::service::authed_app(routes(), &c.auth_socket, c.usc.clone(), front)
+        .app_data(info.clone())
         .app_data(shutdown)
         .app_data(tail)
         .app_data(followers)
-        .app_data(auth)
-        .app_data(usc)
-        .app_data(front)
         .app_data(web::Data::new(api::export::MetricsCache::default()))
 }
 

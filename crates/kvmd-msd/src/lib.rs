@@ -67,16 +67,12 @@ impl Parts {
 
     /// The actix app (tests drive it without a socket).
     pub fn app(&self) -> actix_web::App<impl kvmd_core::service::ServiceApp + use<>> {
-        let auth = kvmd_core::authn::AuthClient::new(&self.config.auth_socket);
-        let usc = self.config.usc.clone();
-        let front = kvmd_core::net::FrontTrust::resolve(&self.config.front);
-        kvmd_core::service::app(routes())
+        let c = &self.config;
+        let front = kvmd_core::net::FrontTrust::resolve(&c.front);
+        kvmd_core::service::authed_app(routes(), &c.auth_socket, c.usc.clone(), front)
             .app_data(self.config.clone())
             .app_data(self.msd.clone())
             .app_data(self.shutdown.clone())
-            .app_data(auth)
-            .app_data(usc)
-            .app_data(front)
     }
 }
 

@@ -8,6 +8,7 @@
 
 use std::fmt::Write;
 
+use kvmd_core::role::{self, Role};
 use kvmd_core::routes::{Access, Expose, Flow, Route, ServiceRoutes};
 
 /// The nginx template, shared by the demo, the tests and `deploy/`.
@@ -22,6 +23,8 @@ pub fn services() -> Vec<ServiceRoutes> {
         kvmd_streamer::routes(),
         kvmd_gpio::routes(),
         kvmd_msd::routes(),
+        kvmd_kasm::routes(),
+        kvmd_blikvm::routes(),
     ]
     .iter()
     .map(|a| a.table())
@@ -67,6 +70,21 @@ pub struct Params {
     /// nginx's `mime.types`.
     #[arg(long, default_value = "/etc/nginx/mime.types")]
     pub mime_types: String,
+    /// `listen` of BliKVM's MJPEG port (`8008`; the demo's `127.0.0.1:8008`): `/stream`,
+    /// `/snapshot` and `/state` of kvmd-streamer, behind the same authentication as
+    /// everything else. Empty: no such port (a device's default: it is plain HTTP).
+    #[arg(long, env = "KVMD_NGINX_BLIKVM_LISTEN", default_value = "")]
+    pub blikvm_listen: String,
+    /// Serve BliKVM's paths (`/api/login`, `/keyboard`, the `/kme` WebSocket, ...) on the
+    /// plain-HTTP port as well, instead of redirecting them to HTTPS as every other path
+    /// (BliKVM's clients speak plain HTTP; a redirect loses a GET's body). Off by default:
+    /// their tokens and passwords then cross the network in clear.
+    #[arg(long, env = "KVMD_NGINX_BLIKVM_PLAIN", default_value_t = false)]
+    pub blikvm_plain: bool,
+    /// Client networks (comma-separated CIDRs) that may watch BliKVM's MJPEG port without
+    /// credentials, as on a real BliKVM (spec A.4.3's opt-in). Empty: nobody.
+    #[arg(long, env = "KVMD_NGINX_BLIKVM_OPEN_STREAM", default_value = "")]
+    pub blikvm_open_stream: String,
 }
 
 fn upstream_name(s: &ServiceRoutes) -> String {
@@ -91,6 +109,8 @@ fn proxy_common(out: &mut String, indent: &str, keepalive: bool) {
         "proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;",
         "proxy_set_header X-Forwarded-Proto $scheme;",
         "proxy_set_header Content-Type $kvmd_content_type;",
+        // For the session list (kvmd-auth records it at login) and the access logs.
+        "proxy_set_header User-Agent $http_user_agent;",
     ] {
         let _ = writeln!(out, "{indent}{line}");
     }
@@ -106,6 +126,20 @@ fn credentials(out: &mut String, indent: &str) {
         "proxy_set_header Cookie $kvmd_cookie;",
         "proxy_set_header Authorization $kvmd_authorization;",
         "proxy_set_header X-KVMD-Auth-Bad $kvmd_bad_user$kvmd_bad_passwd$kvmd_bad_cookie$kvmd_bad_authorization;",
+    ] {
+        let _ = writeln!(out, "{indent}{line}");
+    }
+}
+
+/// The credentials of a route that checks them itself (kvmd-blikvm's): as
+/// [`credentials`], BliKVM's `token` header, and what the cross-site check of a cookie
+/// needs.
+fn self_checked(out: &mut String, indent: &str) {
+    credentials(out, indent);
+    for line in [
+        "proxy_set_header token $kvmd_token;",
+        "proxy_set_header Origin $kvmd_origin;",
+        "proxy_set_header Sec-Fetch-Site $kvmd_sec_fetch_site;",
     ] {
         let _ = writeln!(out, "{indent}{line}");
     }
@@ -168,6 +202,7 @@ fn render_service(out: &mut String, s: &ServiceRoutes) {
         methods.sort_unstable();
         let access = routes[0].access;
         let flow = routes[0].flow;
+        let needs: Vec<(kvmd_core::routes::Method, Role)> = routes.iter().map(|r| (r.method, r.role)).collect();
         // A path with parameters (`{sid}`) is a regular-expression location, whose
         // `proxy_pass` cannot name a URI: the rewrite strips `/api` instead.
         let param = path.contains('{');
@@ -181,6 +216,7 @@ fn render_service(out: &mut String, s: &ServiceRoutes) {
         match access {
             Access::User => {
                 let _ = writeln!(out, "            error_page 401 403 = @auth_denied;");
+                let _ = writeln!(out, "            set $kvmd_need \"{}\";", role::need_spec(&needs));
             }
             Access::Public | Access::SelfChecked => {
                 let _ = writeln!(out, "            auth_request off;");
@@ -203,6 +239,8 @@ fn render_service(out: &mut String, s: &ServiceRoutes) {
         } else if s.upstream == "auth" {
             // kvmd-auth's own routes, which read the credentials themselves.
             credentials(out, "            ");
+        } else if access == Access::SelfChecked {
+            self_checked(out, "            ");
         }
         // (Any other service's public route, such as Redfish's root, gets no credential.)
         let _ = writeln!(out, "        }}");
@@ -225,6 +263,7 @@ fn render_service(out: &mut String, s: &ServiceRoutes) {
     for (_, r) in &mounted {
         render_mounted(out, r, &up);
     }
+    render_root(out, s);
     let mut prefixes: Vec<&str> = mounted.iter().map(|(p, _)| *p).collect();
     prefixes.dedup();
     for prefix in prefixes {
@@ -236,6 +275,129 @@ fn render_service(out: &mut String, s: &ServiceRoutes) {
         let _ = writeln!(out, "        }}");
     }
     out.push('\n');
+}
+
+/// The service's paths at the front's root ([`Expose::Root`], BliKVM's): one exact location
+/// each, every method to the service (which answers a wrong one in its own form), no
+/// `auth_request`: the service finds the credentials itself (a token can be in the body)
+/// and has kvmd-auth check them.
+fn render_root(out: &mut String, s: &ServiceRoutes) {
+    let up = upstream_name(s);
+    let mut seen: Vec<&str> = Vec::new();
+    for r in s.routes.iter().filter(|r| r.expose == Expose::Root) {
+        if seen.contains(&r.path) {
+            continue;
+        }
+        seen.push(r.path);
+        let _ = writeln!(out, "        location = {} {{", r.path);
+        let _ = writeln!(out, "            auth_request off;");
+        flow_lines(out, "            ", r.flow);
+        let _ = writeln!(out, "            proxy_pass http://{up}{};", r.path);
+        proxy_common(out, "            ", r.flow != Flow::WebSocket);
+        if r.access == Access::SelfChecked {
+            self_checked(out, "            ");
+        }
+        let _ = writeln!(out, "        }}");
+    }
+}
+
+/// BliKVM's MJPEG port ([`Params::blikvm_listen`]): kvmd-streamer's `/stream`, `/snapshot`
+/// and `/state` (its uStreamer face), each behind `auth_request` as `/streamer/*` is, where
+/// BliKVM's token also counts (`?token=` or a `token` header, handed to kvmd-auth as a
+/// bearer). A refusal is uStreamer's own for a wrong password: `401` with
+/// `WWW-Authenticate: Basic realm="Restricted area"`, so MJPEG clients that can only do Basic
+/// (NVRs, Home Assistant) ask for it. Networks in [`Params::blikvm_open_stream`] watch
+/// without credentials (`satisfy any`).
+fn render_blikvm_stream(p: &Params, services: &[ServiceRoutes], auth_credentials: &str) -> String {
+    let Some(streamer) = services.iter().find(|s| s.upstream == "streamer") else { return String::new() };
+    if p.blikvm_listen.trim().is_empty() {
+        return String::new();
+    }
+    let up = upstream_name(streamer);
+    let mut out = String::new();
+    let _ = writeln!(out, "    # BliKVM's MJPEG port: the streamer's uStreamer face, authenticated.");
+    let _ = writeln!(out, "    server {{");
+    let _ = writeln!(out, "        listen {};", p.blikvm_listen.trim());
+    let _ = writeln!(out, "        server_name localhost;");
+    let _ = writeln!(out, "        absolute_redirect off;");
+    for line in [
+        "auth_request /_auth;",
+        "auth_request_set $auth_user $upstream_http_x_kvmd_auth_user;",
+        "auth_request_set $auth_via $upstream_http_x_kvmd_auth_via;",
+        "auth_request_set $auth_role $upstream_http_x_kvmd_auth_role;",
+        "auth_request_set $auth_session $upstream_http_x_kvmd_auth_session;",
+        "error_page 401 403 = @blikvm_denied;",
+    ] {
+        let _ = writeln!(out, "        {line}");
+    }
+    let open: Vec<&str> = p.blikvm_open_stream.split(',').map(str::trim).filter(|n| !n.is_empty()).collect();
+    if !open.is_empty() {
+        let _ = writeln!(out, "        satisfy any;");
+        for net in open {
+            let _ = writeln!(out, "        allow {net};");
+        }
+        let _ = writeln!(out, "        deny all;");
+    }
+    let _ = writeln!(out, "        location = /_auth {{");
+    for line in [
+        "internal;",
+        "auth_request off;",
+        "proxy_method GET;",
+        "proxy_pass_request_body off;",
+        "proxy_pass_request_headers off;",
+        &format!("rewrite ^ {} break;", kvmd_auth::api::auth::REQUEST_PATH),
+        "proxy_pass http://kvmd_auth;",
+        "proxy_http_version 1.1;",
+        "proxy_set_header Connection \"\";",
+    ] {
+        let _ = writeln!(out, "            {line}");
+    }
+    // BliKVM's token, where its clients put it, as a bearer; else the client's own.
+    let _ = writeln!(
+        out,
+        "{}",
+        auth_credentials.replace("Authorization $kvmd_authorization", "Authorization $blikvm_auth")
+    );
+    for line in [
+        "proxy_set_header X-Real-IP $remote_addr;",
+        "proxy_set_header X-Original-URI $request_uri;",
+        "proxy_set_header X-Original-Method $request_method;",
+        "proxy_set_header X-KVMD-Need-Role $kvmd_need;",
+    ] {
+        let _ = writeln!(out, "            {line}");
+    }
+    let _ = writeln!(out, "        }}");
+    let _ = writeln!(out, "        location @blikvm_denied {{");
+    let _ = writeln!(out, "            auth_request off;");
+    let _ = writeln!(out, "            default_type text/plain;");
+    let _ = writeln!(out, "            add_header WWW-Authenticate 'Basic realm=\"Restricted area\"' always;");
+    let _ = writeln!(out, "            return 401 \"401: Unauthorized\";");
+    let _ = writeln!(out, "        }}");
+    let mut seen: Vec<&str> = Vec::new();
+    for r in streamer.routes.iter().filter(|r| matches!(r.expose, Expose::Mount(_))) {
+        if !["/stream", "/snapshot", "/state"].contains(&r.path) || seen.contains(&r.path) {
+            continue;
+        }
+        seen.push(r.path);
+        let _ = writeln!(out, "        location = {} {{", r.path);
+        let _ = writeln!(out, "            set $kvmd_need \"*={}\";", r.role);
+        // Read here, in the request whose query it is (the subrequest's own is empty); a
+        // subrequest shares the request's variables.
+        let _ = writeln!(out, "            set $blikvm_auth $blikvm_authorization;");
+        flow_lines(&mut out, "            ", Flow::Stream);
+        let _ = writeln!(out, "            proxy_ignore_headers X-Accel-Buffering;");
+        let _ = writeln!(out, "            proxy_pass http://{up}{};", r.path);
+        proxy_common(&mut out, "            ", true);
+        user_headers(&mut out);
+        let _ = writeln!(out, "        }}");
+    }
+    let _ = writeln!(out, "        location / {{");
+    let _ = writeln!(out, "            auth_request off;");
+    let _ = writeln!(out, "            default_type text/html;");
+    let _ = writeln!(out, "            return 404 \"<html><body><h1>404 Not Found</h1></body></html>\\n\";");
+    let _ = writeln!(out, "        }}");
+    let _ = writeln!(out, "    }}");
+    out
 }
 
 /// A declared path as a regular expression: dots escaped, each `{name}` one segment.
@@ -256,6 +418,8 @@ pub fn regex_of(path: &str) -> String {
 fn user_headers(out: &mut String) {
     let _ = writeln!(out, "            proxy_set_header X-KVMD-Auth-User $auth_user;");
     let _ = writeln!(out, "            proxy_set_header X-KVMD-Auth-Via $auth_via;");
+    let _ = writeln!(out, "            proxy_set_header {} $auth_role;", role::ROLE_HEADER);
+    let _ = writeln!(out, "            proxy_set_header {} $auth_session;", kvmd_core::authn::AUTH_SESSION_HEADER);
 }
 
 /// The headers that carry a client's credentials.
@@ -272,6 +436,9 @@ fn render_mounted(out: &mut String, r: &Route, up: &str) {
     for front in r.front_paths() {
         let _ = writeln!(out, "        location = {front} {{");
         let _ = writeln!(out, "            error_page 401 403 = @auth_denied;");
+        // Every method is authenticated, and needs the route's role (the service answers a
+        // wrong one with uStreamer's 501).
+        let _ = writeln!(out, "            set $kvmd_need \"*={}\";", r.role);
         flow_lines(out, "            ", Flow::Stream);
         let _ = writeln!(out, "            proxy_ignore_headers X-Accel-Buffering;");
         let _ = writeln!(out, "            proxy_pass http://{up}{path};");
@@ -309,6 +476,15 @@ pub fn render(p: &Params, services: &[ServiceRoutes]) -> String {
     let port_suffix = if p.https_port == 443 { String::new() } else { format!(":{}", p.https_port) };
     let mut auth_credentials = String::new();
     credentials(&mut auth_credentials, "            ");
+    let auth_credentials = auth_credentials.trim_end();
+    // BliKVM's paths on the plain-HTTP port too, when told (Params::blikvm_plain).
+    let mut http_locations = String::new();
+    if p.blikvm_plain {
+        for s in services {
+            render_root(&mut http_locations, s);
+        }
+    }
+    let blikvm_stream = render_blikvm_stream(p, services, auth_credentials);
     TEMPLATE
         .replace("@@USER@@", &p.user)
         .replace("@@PREFIX@@", &p.prefix)
@@ -321,7 +497,9 @@ pub fn render(p: &Params, services: &[ServiceRoutes]) -> String {
         .replace("@@WEB_ROOT@@", &p.web_root)
         .replace("@@CERT@@", &p.cert)
         .replace("@@KEY@@", &p.key)
-        .replace("@@AUTH_CREDENTIALS@@", auth_credentials.trim_end())
+        .replace("@@AUTH_CREDENTIALS@@", auth_credentials)
+        .replace("@@HTTP_LOCATIONS@@", http_locations.trim_end())
+        .replace("@@BLIKVM_STREAM@@", &blikvm_stream)
         .replace("@@AUTH_REQUEST_PATH@@", kvmd_auth::api::auth::REQUEST_PATH)
         .replace("@@AUTH_DENIED_PATH@@", kvmd_auth::api::auth::DENIED_PATH)
         .replace("@@THROTTLED_DENIAL@@", &kvmd_core::authn::encode_denial(&kvmd_core::ApiError::unavailable()))
@@ -343,6 +521,9 @@ mod tests {
             cert: "/c".into(),
             key: "/k".into(),
             mime_types: "/etc/nginx/mime.types".into(),
+            blikvm_listen: String::new(),
+            blikvm_plain: false,
+            blikvm_open_stream: String::new(),
         }
     }
 
@@ -362,7 +543,7 @@ mod tests {
             Route::get("/streamer/snapshot"),
             Route::get("/ws").flow(Flow::WebSocket),
         ];
-        let s = ServiceRoutes { service: "t", upstream: "t", routes };
+        let s = ServiceRoutes { service: "t", upstream: "t", routes, errors: Default::default() };
         let conf = render(&params(), &[s]);
         let info =
             conf.split("location = /api/info {").nth(1).and_then(|s| s.split("        }").next()).unwrap_or_default();
@@ -370,12 +551,59 @@ mod tests {
         assert!(info.contains("error_page 401 403 = @auth_denied;"));
         assert!(info.contains("proxy_set_header X-KVMD-Auth-User $auth_user;"));
         assert!(info.contains("proxy_pass http://kvmd_t/info;"));
+        // What the route needs goes to kvmd-auth, and the role it found to the service.
+        assert!(info.contains("set $kvmd_need \"GET=viewer\";"), "{info}");
+        assert!(info.contains("proxy_set_header X-KVMD-Auth-Role $auth_role;"));
+        assert!(info.contains("proxy_set_header X-KVMD-Auth-Session $auth_session;"));
+        assert!(conf.contains("set $kvmd_need \"DELETE=operator,GET=viewer\";"), "{conf}");
         assert!(conf.contains("if ($request_method !~ ^(DELETE|GET)$) { return 405; }"));
         assert!(conf.contains("location ~ ^/api/(info|streamer/snapshot|ws)/+$ {"));
         let ws =
             conf.split("location = /api/ws {").nth(1).and_then(|s| s.split("        }").next()).unwrap_or_default();
         assert!(ws.contains("proxy_set_header Connection $connection_upgrade;"));
         assert!(!ws.contains("proxy_set_header Connection \"\";"), "{ws}");
+    }
+
+    /// BliKVM's paths: exact, unauthenticated at the front (kvmd-blikvm checks the token),
+    /// with the credentials; on the plain-HTTP port and the MJPEG port only when told.
+    #[test]
+    fn blikvm_is_served_at_the_root_and_its_plain_ports_only_when_told() {
+        let block = |conf: &str, at: &str| {
+            conf.split(at).nth(1).and_then(|s| s.split("\n        }").next()).unwrap_or_default().to_owned()
+        };
+        let conf = render(&params(), &services());
+        let kb = block(&conf, "location = /keyboard {");
+        assert!(kb.contains("auth_request off;") && kb.contains("proxy_pass http://kvmd_blikvm/keyboard;"), "{kb}");
+        assert!(kb.contains("proxy_set_header token $kvmd_token;") && kb.contains("proxy_set_header Origin"), "{kb}");
+        let kme = block(&conf, "location = /kme {");
+        assert!(kme.contains("proxy_set_header Upgrade $kvmd_upgrade;"), "{kme}");
+        // By default: once (HTTPS), no MJPEG port, no open stream.
+        assert_eq!(conf.matches("location = /keyboard {").count(), 1);
+        assert!(!conf.contains("@blikvm_denied") && !conf.contains("satisfy any"));
+
+        let p = Params {
+            blikvm_plain: true,
+            blikvm_listen: "8008".into(),
+            blikvm_open_stream: "10.0.0.0/8, 192.168.1.0/24".into(),
+            ..params()
+        };
+        let conf = render(&p, &services());
+        assert_eq!(conf.matches("location = /keyboard {").count(), 2);
+        let http = conf.split("listen 80;").nth(1).and_then(|s| s.split("listen 443").next()).unwrap_or_default();
+        assert!(http.contains("location = /keyboard {") && http.contains("location = /api/login {"), "{http}");
+        let mjpeg = conf.split("listen 8008;").nth(1).and_then(|s| s.split("\n    }").next()).unwrap_or_default();
+        for path in ["/stream", "/snapshot", "/state"] {
+            let b = block(mjpeg, &format!("location = {path} {{"));
+            assert!(b.contains(&format!("proxy_pass http://kvmd_streamer{path};")), "{b}");
+            assert!(b.contains("set $blikvm_auth $blikvm_authorization;") && b.contains("$auth_user"), "{b}");
+            assert_eq!(mjpeg.matches(&format!("location = {path} {{")).count(), 1);
+        }
+        assert!(mjpeg.contains("proxy_set_header Authorization $blikvm_auth;"), "{mjpeg}");
+        assert!(mjpeg.contains("add_header WWW-Authenticate 'Basic realm=\"Restricted area\"' always;"));
+        assert!(
+            mjpeg.contains("satisfy any;\n        allow 10.0.0.0/8;\n        allow 192.168.1.0/24;\n        deny all;")
+        );
+        assert!(!mjpeg.contains("kvmd_hid") && !mjpeg.contains("/feed"), "{mjpeg}");
     }
 
     #[test]
@@ -420,6 +648,12 @@ mod tests {
         let front_of_ours = |p: &str| p.starts_with("/api") || p.starts_with("/streamer");
         // `= /api` is the template's 404, like `/api/`.
         let mut got: Vec<String> = exact.iter().filter(|p| front_of_ours(p) && *p != "/api").cloned().collect();
+        // BliKVM's paths at the root: each exactly once.
+        let root: Vec<String> = want.iter().filter(|p| !front_of_ours(p)).cloned().collect();
+        for p in &root {
+            assert_eq!(exact.iter().filter(|e| *e == p).count(), 1, "{p}");
+        }
+        want.retain(|p| front_of_ours(p));
         got.sort();
         want.sort();
         assert_eq!(got, want);
@@ -427,7 +661,8 @@ mod tests {
         // The non-exact locations under our prefixes: the 404s and one slash hand-off per service.
         let ours: Vec<&String> = other.iter().filter(|l| l.contains("/api") || l.contains("/streamer")).collect();
         let slash: Vec<&&String> = ours.iter().filter(|l| l.starts_with("~ ^/api/(")).collect();
-        assert_eq!(slash.len(), services().len(), "{ours:?}");
+        let with_api = services().iter().filter(|s| s.routes.iter().any(|r| r.expose == Expose::Api)).count();
+        assert_eq!(slash.len(), with_api, "{ours:?}");
         for l in &ours {
             assert!(
                 l.starts_with("~ ^/api/(") || *l == "/api/" || *l == "/streamer/" || want_regex.contains(l),
@@ -435,7 +670,7 @@ mod tests {
             );
         }
         // Each slash hand-off names exactly its service's /api paths.
-        for s in services() {
+        for s in services().into_iter().filter(|s| s.routes.iter().any(|r| r.expose == Expose::Api)) {
             let mut paths: Vec<String> = Vec::new();
             for r in s.routes.iter().filter(|r| r.expose == Expose::Api) {
                 let p = regex_of(r.path.trim_start_matches('/'));
@@ -468,8 +703,11 @@ mod tests {
         for block in conf.split("        location ").skip(1) {
             let block = block.split("\n        }").next().unwrap_or_default();
             let Some(up) = block.lines().find_map(|l| l.trim().strip_prefix("proxy_pass http://")) else { continue };
-            let own_auth_route =
-                up.starts_with("kvmd_auth/auth/") || block.starts_with("= /_auth") || block.starts_with("@auth_denied");
+            // kvmd-auth's own routes, and kvmd-blikvm's, which hand them to kvmd-auth.
+            let own_auth_route = up.starts_with("kvmd_auth/auth/")
+                || up.starts_with("kvmd_blikvm/")
+                || block.starts_with("= /_auth")
+                || block.starts_with("@auth_denied");
             // No client header reaches a service unless the location names it.
             assert!(block.contains("proxy_pass_request_headers off;"), "{up} gets every client header:\n{block}");
             for h in CREDENTIAL_HEADERS {

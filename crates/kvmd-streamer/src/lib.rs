@@ -43,14 +43,17 @@ pub fn create_app(
     streamer: web::Data<Streamer>,
     shutdown: web::Data<CancellationToken>,
 ) -> actix_web::App<impl kvmd_core::service::ServiceApp> {
-    let auth = kvmd_core::authn::AuthClient::new(&streamer.config().auth_socket);
-    let usc = streamer.config().usc.clone();
-    let front = kvmd_core::net::FrontTrust::resolve(&streamer.config().front);
-    kvmd_core::service::app(routes()).app_data(streamer).app_data(shutdown).app_data(auth).app_data(usc).app_data(front)
+    let c = streamer.config();
+    let front = kvmd_core::net::FrontTrust::resolve(&c.front);
+    kvmd_core::service::authed_app(routes(), &c.auth_socket, c.usc.clone(), front)
+        .app_data(streamer.clone())
+        .app_data(shutdown)
 }
 
 /// Serves kvmd-streamer on `listener` until `shutdown` is cancelled.
 pub async fn run(config: Config, listener: UnixListener, shutdown: CancellationToken) -> anyhow::Result<()> {
+    // Frames (raw ones are megabytes) are mapped and unmapped, never kept by the heap.
+    sys::fixed_mmap_threshold(1 << 20);
     if encode::simd_available() {
         tracing::info!("libjpeg SIMD: on");
     } else {

@@ -1,5 +1,5 @@
-//! The crate's only unsafe code: libjpeg's SIMD probe and the V4L2 ioctls the v4l crate
-//! does not wrap (input selection, DV timings, events). Each call passes a pointer to a properly sized,
+//! The crate's only unsafe code: libjpeg's SIMD probe, glibc's `mallopt`, and the V4L2
+//! ioctls the v4l crate does not wrap (input selection, DV timings, events). Each call passes a pointer to a properly sized,
 //! zero-initialised `repr(C)` struct from the kernel's own headers (bindgen'd by
 //! v4l2-sys-mit); request numbers are computed from the struct sizes by nix, so they are
 //! right on 32-bit ARM too.
@@ -19,6 +19,26 @@ unsafe extern "C" {
 pub(crate) fn jsimd_can_fdct_islow() -> bool {
     // SAFETY: a pure query of libjpeg's static CPU-feature table, no arguments.
     unsafe { c_jsimd_can_fdct_islow() != 0 }
+}
+
+/// Allocations of `bytes` and more are always their own mapping, given back when freed.
+///
+/// glibc raises its mmap threshold to the size of each mapped block freed, up to 32 MiB,
+/// so after the first frame buffer is freed every later one comes from the heap and its
+/// pages stay resident: kvmd-streamer's RSS stepped up by ~12 MiB for good after a few
+/// snapshots (the malformed-input pass found it). A fixed threshold turns that off.
+pub(crate) fn fixed_mmap_threshold(bytes: i32) {
+    #[cfg(target_env = "gnu")]
+    // SAFETY: mallopt only sets an allocator parameter; it takes no pointers.
+    let ok = unsafe { libc::mallopt(libc::M_MMAP_THRESHOLD, bytes) } == 1;
+    #[cfg(not(target_env = "gnu"))]
+    let ok = {
+        let _ = bytes;
+        true
+    };
+    if !ok {
+        tracing::warn!(bytes, "mallopt(M_MMAP_THRESHOLD) refused");
+    }
 }
 
 nix::ioctl_read!(vidioc_query_dv_timings, b'V', 99, v4l2_dv_timings);

@@ -57,6 +57,9 @@ pub struct StackOptions {
     pub http_port: u16,
     /// htpasswd lines (`user:hash`).
     pub htpasswd: Vec<String>,
+    /// BliKVM's MJPEG port (0: any free one); the stack also serves BliKVM's paths on its
+    /// plain-HTTP port, as a BliKVM does.
+    pub blikvm_port: u16,
     /// Extra `--set` overrides for kvmd-auth.
     pub auth_set: Vec<String>,
     /// Extra `--set` overrides for kvmd-info.
@@ -86,6 +89,7 @@ impl Default for StackOptions {
         Self {
             https_port: 0,
             http_port: 0,
+            blikvm_port: 0,
             htpasswd: vec![format!("admin:{}", kvmd_auth::hash::make_ssha512("admin"))],
             auth_set: Vec::new(),
             info_set: Vec::new(),
@@ -107,8 +111,10 @@ pub struct Stack {
     _tmp: tempfile::TempDir,
     /// The HTTPS port of the front.
     pub https_port: u16,
-    /// The HTTP port (redirects to HTTPS).
+    /// The HTTP port (redirects to HTTPS, but serves BliKVM's paths).
     pub http_port: u16,
+    /// BliKVM's MJPEG port.
+    pub blikvm_port: u16,
     children: Vec<(String, Child)>,
     /// Extra environment per service short name.
     env: Vec<(String, String, String)>,
@@ -185,8 +191,10 @@ impl Stack {
         copy_dir(&repo_root().join("web"), &root.join("web"))?;
         let https_port = if opts.https_port == 0 { free_port()? } else { opts.https_port };
         let http_port = if opts.http_port == 0 { free_port()? } else { opts.http_port };
+        let blikvm_port = if opts.blikvm_port == 0 { free_port()? } else { opts.blikvm_port };
         let env = opts.streamer_env.iter().map(|(k, v)| ("streamer".to_owned(), k.clone(), v.clone())).collect();
-        let mut stack = Self { root: root.clone(), _tmp: tmp, https_port, http_port, children: Vec::new(), env };
+        let mut stack =
+            Self { root: root.clone(), _tmp: tmp, https_port, http_port, blikvm_port, children: Vec::new(), env };
 
         fs::write(stack.htpasswd(), opts.htpasswd.join("\n") + "\n")?;
         fs::set_permissions(stack.htpasswd(), fs::Permissions::from_mode(0o600))?;
@@ -196,10 +204,12 @@ impl Stack {
         // The front is nginx's workers: the services believe its identity header only.
         let front = format!("\n[front]\nusers = [{:?}]\n", front_user());
         let auth_toml = format!(
-            "htpasswd = {:?}\ntotp_secret = {:?}\nsessions = {:?}\n\n[socket]\npath = {:?}\nmode = {}\ngroup = {:?}\n",
+            "htpasswd = {:?}\ntotp_secret = {:?}\nsessions = {:?}\nkeys = {:?}\nusers = {:?}\n\n[socket]\npath = {:?}\nmode = {}\ngroup = {:?}\n",
             stack.htpasswd(),
             stack.totp_secret(),
             root.join("var/sessions.json"),
+            root.join("var/keys.db"),
+            root.join("var/users.db"),
             stack.auth_socket(),
             0o660,
             socket_group,
@@ -298,6 +308,35 @@ impl Stack {
         );
         fs::write(root.join("etc/msd.toml"), msd_toml + &front)?;
 
+        // kvmd-kasm: the Kasm-style API, asking the stack's services with each caller's key.
+        let kasm_toml = format!(
+            "images = {:?}\n\n[socket]\npath = {:?}\nmode = {}\ngroup = {:?}\n\n[sockets]\nauth = {:?}\nhid = {:?}\nstreamer = {:?}\ngpio = {:?}\nmsd = {:?}\ninfo = {:?}\n",
+            root.join("var/kasm-images.json"),
+            root.join("run/kasm.sock"),
+            0o660,
+            socket_group,
+            stack.auth_socket(),
+            root.join("run/hid.sock"),
+            root.join("run/streamer.sock"),
+            root.join("run/gpio.sock"),
+            root.join("run/msd.sock"),
+            root.join("run/info.sock"),
+        );
+        fs::write(root.join("etc/kasm.toml"), kasm_toml)?;
+
+        // kvmd-blikvm: BliKVM's API, asking the stack's services with each caller's token.
+        let blikvm_toml = format!(
+            "[socket]\npath = {:?}\nmode = {}\ngroup = {:?}\n\n[sockets]\nauth = {:?}\nhid = {:?}\ngpio = {:?}\nmsd = {:?}\n",
+            root.join("run/blikvm.sock"),
+            0o660,
+            socket_group,
+            stack.auth_socket(),
+            root.join("run/hid.sock"),
+            root.join("run/gpio.sock"),
+            root.join("run/msd.sock"),
+        );
+        fs::write(root.join("etc/blikvm.toml"), blikvm_toml)?;
+
         let key = root.join("etc/server.key");
         let crt = root.join("etc/server.crt");
         let status = Command::new("openssl")
@@ -334,6 +373,9 @@ impl Stack {
             cert: crt.display().to_string(),
             key: key.display().to_string(),
             mime_types: "/etc/nginx/mime.types".into(),
+            blikvm_listen: format!("127.0.0.1:{blikvm_port}"),
+            blikvm_plain: true,
+            blikvm_open_stream: String::new(),
         };
         fs::write(root.join("etc/nginx.conf"), kvmd_nginx::render(&params, &kvmd_nginx::services()))?;
 
@@ -372,6 +414,8 @@ impl Stack {
         }
         stack.start_service("gpio", &gpio_set)?;
         stack.start_service("msd", &opts.msd_set)?;
+        stack.start_service("kasm", &[])?;
+        stack.start_service("blikvm", &[])?;
         let mut nginx = Command::new("nginx");
         nginx.arg("-p").arg(root.join("nginx")).arg("-c").arg(root.join("etc/nginx.conf")).args(["-e", "stderr"]);
         let child = spawn(nginx, &root.join("log/nginx.log"))?;

@@ -15,6 +15,8 @@ use kvmd_core::routes::{Access, Expose, Route, ServiceRoutes};
 /// What nginx sets for a user kvmd-auth accepted (the in-process stand-in for a login).
 const USER: (&str, &str) = (kvmd_core::authn::AUTH_USER_HEADER, "admin");
 
+use kvmd_core::role::Role;
+
 /// What `actix_web::test::init_service` gives for a service's app.
 pub trait App: Service<actix_http::Request, Response = ServiceResponse<BoxBody>, Error = actix_web::Error> {}
 
@@ -58,10 +60,22 @@ impl<S: App> TestService<S> {
         content_type: Option<&str>,
         body: Vec<u8>,
     ) -> Answer {
+        self.send_as(method, path, logged_in.then_some(Role::Admin), content_type, body).await
+    }
+
+    /// [`send`](Self::send) as a user of `role` (as the front passes it), or logged out.
+    pub async fn send_as(
+        &self,
+        method: &str,
+        path: &str,
+        role: Option<Role>,
+        content_type: Option<&str>,
+        body: Vec<u8>,
+    ) -> Answer {
         let method = Method::from_bytes(method.as_bytes()).unwrap_or(Method::GET);
         let mut req = TestRequest::default().method(method).uri(path);
-        if logged_in {
-            req = req.insert_header(USER);
+        if let Some(role) = role {
+            req = req.insert_header(USER).insert_header((kvmd_core::role::ROLE_HEADER, role.as_str()));
         }
         if let Some(ct) = content_type {
             req = req.insert_header((actix_web::http::header::CONTENT_TYPE, ct));
@@ -99,6 +113,8 @@ pub async fn auth() -> TestService<impl App> {
         htpasswd,
         totp_secret: dir.path().join("totp.secret"),
         sessions: dir.path().join("sessions.json"),
+        keys: dir.path().join("keys.db"),
+        users: dir.path().join("users.db"),
         ..kvmd_auth::Config::default()
     };
     let app = test::init_service(kvmd_auth::create_app(web::Data::new(kvmd_auth::Manager::new(cfg)))).await;
@@ -171,6 +187,43 @@ pub async fn msd() -> TestService<impl App> {
     TestService { app, table, _dir: dir, _shutdown: shutdown }
 }
 
+/// kvmd-kasm with no service to ask (every key check fails: Kasm's 500).
+pub async fn kasm() -> TestService<impl App> {
+    let dir = tmp();
+    let at = |n: &str| dir.path().join(n);
+    let sockets = kvmd_kasm::config::Sockets {
+        auth: at("auth.sock"),
+        hid: at("hid.sock"),
+        streamer: at("streamer.sock"),
+        gpio: at("gpio.sock"),
+        msd: at("msd.sock"),
+        info: at("info.sock"),
+    };
+    let cfg = kvmd_kasm::Config { images: at("images.json"), sockets, ..kvmd_kasm::Config::default() };
+    let up = web::Data::new(kvmd_kasm::upstream::Upstream::new(&cfg.sockets));
+    let images = web::Data::new(kvmd_kasm::images::Images::open(cfg.images.clone()));
+    let app = test::init_service(kvmd_kasm::create_app(web::Data::new(cfg), up, images)).await;
+    let table = kvmd_kasm::routes().table();
+    TestService { app, table, _dir: dir, _shutdown: Default::default() }
+}
+
+/// kvmd-blikvm with no service to ask (every token check fails: BliKVM's 502).
+pub async fn blikvm() -> TestService<impl App> {
+    let dir = tmp();
+    let at = |n: &str| dir.path().join(n);
+    let sockets = kvmd_blikvm::config::Sockets {
+        auth: at("auth.sock"),
+        hid: at("hid.sock"),
+        gpio: at("gpio.sock"),
+        msd: at("msd.sock"),
+    };
+    let cfg = kvmd_blikvm::Config { sockets, ..kvmd_blikvm::Config::default() };
+    let up = web::Data::new(kvmd_blikvm::upstream::Upstream::new(&cfg.sockets));
+    let app = test::init_service(kvmd_blikvm::create_app(web::Data::new(cfg), up)).await;
+    let table = kvmd_blikvm::routes().table();
+    TestService { app, table, _dir: dir, _shutdown: Default::default() }
+}
+
 /// kvmd-info on the golden captures' fake tree, logs off.
 pub async fn info() -> TestService<impl App> {
     let dir = tmp();
@@ -220,7 +273,8 @@ const METHODS: &[&str] = &["GET", "POST", "PUT", "DELETE", "PATCH"];
 /// a method the path does not have gets kvmd's 405 with `Allow:` listing exactly the
 /// declared ones (uStreamer's 501 on its mounted face); a trailing slash gets kvmd's 308 to
 /// the path (a 404 on the mounted face, whose matching is exact); an `Access::User` route
-/// without credentials gets kvmd's 401 body. Also every `spec` route (method, front path)
+/// without credentials gets kvmd's 401 body, and as each role kvmd's 403 exactly when the role is
+/// below the route's. Also every `spec` route (method, front path)
 /// is declared and exposed. Returns every failure, one line each.
 pub async fn check_routes<S: App>(svc: &TestService<S>, spec: &[(&str, &str)]) -> Vec<String> {
     let mut errors = Vec::new();
@@ -251,13 +305,23 @@ pub async fn check_routes<S: App>(svc: &TestService<S>, spec: &[(&str, &str)]) -
                         errors.push(format!("{wrong} {p}: {} instead of uStreamer's 501", a.status));
                     }
                 }
-                Expose::Api | Expose::Internal => {
+                Expose::Api | Expose::Root | Expose::Internal => {
                     let mut allow = declared.clone();
                     allow.sort_unstable();
                     allow.dedup();
+                    let body = match svc.table.errors {
+                        kvmd_core::routes::ErrorStyle::Kvmd => "405: Method Not Allowed".to_owned(),
+                        kvmd_core::routes::ErrorStyle::Kasm => serde_json::json!({
+                            "error_message": "Method not allowed: every call is a POST", "status": "error"
+                        })
+                        .to_string(),
+                        kvmd_core::routes::ErrorStyle::Blikvm => {
+                            r#"{"status":0,"info":"method not allowed","data":[]}"#.to_owned()
+                        }
+                    };
                     if a.status != StatusCode::METHOD_NOT_ALLOWED
                         || a.allow.as_deref() != Some(allow.join(",").as_str())
-                        || a.body != "405: Method Not Allowed"
+                        || a.body != body
                     {
                         errors.push(format!(
                             "{wrong} {p}: {} Allow {:?} {:?}, not kvmd's 405",
@@ -273,6 +337,12 @@ pub async fn check_routes<S: App>(svc: &TestService<S>, spec: &[(&str, &str)]) -
                 Expose::Mount(_) => {
                     if a.status != StatusCode::NOT_FOUND {
                         errors.push(format!("{m} {p}/: {} instead of uStreamer's 404", a.status));
+                    }
+                }
+                // At the root, as BliKVM matches them: exactly.
+                Expose::Root => {
+                    if a.status != StatusCode::NOT_FOUND || a.body != r#"{"status":-1,"info":"path error","data":[]}"# {
+                        errors.push(format!("{m} {p}/: {} {:?} instead of BliKVM's path error", a.status, a.body));
                     }
                 }
                 Expose::Api | Expose::Internal => {
@@ -291,6 +361,18 @@ pub async fn check_routes<S: App>(svc: &TestService<S>, spec: &[(&str, &str)]) -
             );
             if a.status != StatusCode::UNAUTHORIZED || a.body != unauthorized {
                 errors.push(format!("{m} {p} without credentials: {} {:?}", a.status, a.body));
+            }
+            // Each role: refused with kvmd's 403 below the route's role, served from it up.
+            let forbidden = kvmd_core::envelope::envelope_body(
+                StatusCode::FORBIDDEN,
+                &serde_json::json!({"error": "ForbiddenError", "error_msg": "Forbidden"}),
+            );
+            for role in Role::ALL {
+                let a = svc.send_as(m, p, Some(role), None, Vec::new()).await;
+                let refused = a.status == StatusCode::FORBIDDEN && a.body == forbidden;
+                if refused != (role < r.role) {
+                    errors.push(format!("{m} {p} as {role} (needs {}): {} {:?}", r.role, a.status, a.body));
+                }
             }
         }
     }

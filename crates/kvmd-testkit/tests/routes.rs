@@ -5,7 +5,20 @@
 use kvmd_testkit::service::{self, check_routes, documented, exposed};
 
 /// `http.md` section 7, the routes each of our services owns, plus what the suite adds.
-const AUTH: &[(&str, &str)] = &[("POST", "/api/auth/login"), ("POST", "/api/auth/logout"), ("GET", "/api/auth/check")];
+const AUTH: &[(&str, &str)] = &[
+    ("POST", "/api/auth/login"),
+    ("POST", "/api/auth/logout"),
+    ("GET", "/api/auth/check"),
+    // The suite's: the live sessions (issue #18; docs/SECURITY.md "Sessions").
+    ("GET", "/api/auth/sessions"),
+    ("POST", "/api/auth/sessions/revoke"),
+    ("GET", "/api/auth/users"),
+    ("POST", "/api/auth/users/create"),
+    ("POST", "/api/auth/users/update"),
+    ("POST", "/api/auth/users/delete"),
+    ("POST", "/api/auth/links"),
+    ("GET", "/api/auth/link"),
+];
 const INFO: &[(&str, &str)] = &[
     ("GET", "/api/info"),
     ("GET", "/api/log"),
@@ -79,6 +92,62 @@ const MSD: &[(&str, &str)] = &[
     ("POST", "/api/redfish/v1/Managers/BMC/VirtualMedia/MSD/Actions/VirtualMedia.EjectMedia"),
 ];
 
+/// `compat-blikvm-kasm.md` B.1.3 and B.2.2: the endpoints the suite serves so far.
+const KASM: &[(&str, &str)] = &[
+    ("POST", "/api/public/get_images"),
+    ("POST", "/api/public/request_kasm"),
+    ("POST", "/api/public/get_kasm_status"),
+    ("POST", "/api/public/get_kasms"),
+    ("POST", "/api/public/destroy_kasm"),
+    ("POST", "/api/public/exec_command_kasm"),
+    ("POST", "/api/public/get_users"),
+    ("POST", "/api/public/get_user"),
+    ("POST", "/api/public/logout_user"),
+    ("POST", "/api/public/create_user"),
+    ("POST", "/api/public/update_user"),
+    ("POST", "/api/public/delete_user"),
+    ("POST", "/api/admin/create_user"),
+    ("POST", "/api/admin/update_user"),
+    ("POST", "/api/admin/delete_user"),
+    ("POST", "/api/admin/get_users"),
+    ("POST", "/api/admin/get_user"),
+    ("POST", "/api/admin/logout_user"),
+    ("POST", "/api/admin/update_image"),
+    ("POST", "/api/admin/system_info"),
+];
+
+/// `compat-blikvm-kasm.md` A.4.1: BliKVM's paths, each for `GET` and `POST` (BliKVM never
+/// checks the method), and its WebSocket.
+const BLIKVM: &[(&str, &str)] = &[
+    ("GET", "/api/login"),
+    ("POST", "/api/login"),
+    ("GET", "/login_api"),
+    ("POST", "/login_api"),
+    ("GET", "/keyboard"),
+    ("POST", "/keyboard"),
+    ("GET", "/paste"),
+    ("POST", "/paste"),
+    ("GET", "/atx"),
+    ("POST", "/atx"),
+    ("GET", "/wol"),
+    ("POST", "/wol"),
+    ("GET", "/msd_extra"),
+    ("POST", "/msd_extra"),
+    ("GET", "/msd_api"),
+    ("POST", "/msd_api"),
+    ("GET", "/os_img"),
+    ("POST", "/os_img"),
+    ("GET", "/read_dir"),
+    ("POST", "/read_dir"),
+    ("GET", "/mkdir"),
+    ("POST", "/mkdir"),
+    ("GET", "/upload_file"),
+    ("POST", "/upload_file"),
+    ("GET", "/big_file"),
+    ("POST", "/big_file"),
+    ("GET", "/kme"),
+];
+
 fn openapi() -> serde_json::Value {
     let text = std::fs::read_to_string(service::openapi_file()).unwrap_or_default();
     serde_json::from_str(&text).unwrap_or_default()
@@ -111,6 +180,16 @@ async fn walk<S: service::App>(svc: service::TestService<S>, spec: &[(&str, &str
     let mut errors = check_routes(&svc, spec).await;
     errors.extend(same_as_spec_and_document(&svc.table, spec));
     assert!(errors.is_empty(), "{}:\n{}", svc.table.service, errors.join("\n"));
+}
+
+#[actix_web::test]
+async fn kasm_routes() {
+    walk(service::kasm().await, KASM).await;
+}
+
+#[actix_web::test]
+async fn blikvm_routes() {
+    walk(service::blikvm().await, BLIKVM).await;
 }
 
 #[actix_web::test]
@@ -152,4 +231,31 @@ async fn the_served_document_is_the_checked_in_one() {
     let doc: serde_json::Value = serde_json::from_str(&a.body).unwrap_or_default();
     assert_eq!(doc["openapi"], "3.1.0");
     assert_eq!(svc.call("GET", "/openapi.json", false).await.status, 401);
+}
+
+/// Every route whose role is not its method's default is in docs/SECURITY.md's table, and
+/// the table names no other.
+#[test]
+fn every_role_exception_is_documented() {
+    use kvmd_core::role::Role;
+    let doc = std::fs::read_to_string(service::openapi_file().with_file_name("SECURITY.md")).unwrap_or_default();
+    let table = doc.split("<!-- roles:").nth(1).and_then(|t| t.split("\n\n").next()).unwrap_or_default();
+    let services = kvmd_nginx::services();
+    let mut want = Vec::new();
+    for s in &services {
+        for r in &s.routes {
+            if r.access == kvmd_core::routes::Access::User && r.role != Role::default_for(r.method) {
+                for front in r.front_paths() {
+                    want.push(format!("| `{} {front}` | {} |", r.method.as_str(), r.role));
+                }
+            }
+        }
+    }
+    let rows: Vec<String> = table
+        .lines()
+        .filter(|l| l.starts_with("| `"))
+        .map(|l| l.splitn(4, '|').take(3).collect::<Vec<_>>().join("|").trim().to_owned() + " |")
+        .collect();
+    assert!(!want.is_empty());
+    assert_eq!(rows, want, "docs/SECURITY.md's roles table against the declarations");
 }

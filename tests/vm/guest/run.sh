@@ -79,10 +79,12 @@ check "its maintainer scripts made the front's user and the socket group ($(id k
     eval 'id -nG kvmd-nginx | grep -qw kvmd-api'
 check "every unit of the package is enabled" \
     eval '! systemctl is-enabled $(cd /usr/lib/systemd/system && ls kvmd-*) | grep -vqx enabled'
+free_mb=$(df -Pm / | awk 'NR == 2 { print $4 }')
+check "the root file system has room for the tests' writes ($free_mb MiB free)" [ "$free_mb" -ge 256 ]
 
 section "systemd: every unit of the suite"
-for u in kvmd-auth.socket kvmd-hid.socket kvmd-info.socket kvmd-streamer.socket kvmd-gpio.socket kvmd-msd.socket kvmd-otg.service \
-    kvmd-auth.service kvmd-hid.service kvmd-info.service kvmd-streamer.service kvmd-gpio.service kvmd-msd.service kvmd-nginx.service; do
+for u in kvmd-auth.socket kvmd-hid.socket kvmd-info.socket kvmd-streamer.socket kvmd-gpio.socket kvmd-msd.socket kvmd-kasm.socket kvmd-blikvm.socket kvmd-otg.service \
+    kvmd-auth.service kvmd-hid.service kvmd-info.service kvmd-streamer.service kvmd-gpio.service kvmd-msd.service kvmd-kasm.service kvmd-blikvm.service kvmd-nginx.service; do
     wait_for 60 systemctl is-active -q "$u"
     state=$(systemctl show -p ActiveState,SubState --value "$u" | paste -sd/)
     if [ "${state%%/*}" = active ]; then pass "$u: $state"; else
@@ -170,6 +172,8 @@ if [ -e "$S/restart-now" ]; then
     echo restarted > "$S/restarted"
 fi
 check "the host's half finished" wait_for 180 test -e "$S/host-done"
+# What kvmd-auth said around its restart (its start-up, and any error).
+journalctl -u kvmd-auth.service --no-pager -o short-monotonic | grep -v "' => " | tail -n 16 | saw
 
 section "USB OTG HID: kvmd-otg's gadget on dummy_hcd, the host side of the same kernel"
 KBD=$(kvmd-vmprobe find dummy_hcd.0-1/input0)

@@ -12,15 +12,18 @@ use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
 use kvmd_core::authn::{
-    self, AUTH_ERROR_HEADER, AUTH_USER_HEADER, AUTH_VIA_HEADER, Credentials, decode_denial, encode_denial,
+    self, AUTH_ERROR_HEADER, AUTH_SESSION_HEADER, AUTH_USER_HEADER, AUTH_VIA_HEADER, Credentials, decode_denial,
+    encode_denial,
 };
 use kvmd_core::envelope::{self, ApiResponse};
 use kvmd_core::error::ApiError;
+use kvmd_core::role::{self, Role};
 use kvmd_core::routes::{Access, Api, Body, Param, Route, Ty};
 use kvmd_core::service::{AccessQuiet, AccessUser};
 use kvmd_core::valid;
 
 use crate::manager::{Busy, Manager};
+use crate::sessions::Origin;
 
 const LOGIN_FORM: &[Param] = &[
     Param::req("user", Ty::pattern(128, valid::USER_PATTERN), "The user name"),
@@ -48,6 +51,14 @@ pub fn routes(api: &mut Api) {
         logout,
     )
     .route(Route::get("/auth/check").access(Access::SelfChecked).doc("Checks the request's credentials"), check)
+    .route(
+        Route::post(TOKEN_PATH)
+            .access(Access::Public)
+            .internal()
+            .doc("A login for the other services: a session token in the envelope, no cookie (kvmd-blikvm)")
+            .body(Body::Form(TOKEN_FORM)),
+        token,
+    )
     .route(Route::get(REQUEST_PATH).access(Access::Public).internal().doc("nginx's auth_request decision"), request)
     .route(Route::get(DENIED_PATH).access(Access::Public).internal().doc("nginx's denial renderer"), denied);
 }
@@ -56,9 +67,21 @@ pub fn routes(api: &mut Api) {
 pub const REQUEST_PATH: &str = authn::AUTH_REQUEST_PATH;
 /// nginx's `error_page` target for denials.
 pub const DENIED_PATH: &str = authn::AUTH_DENIED_PATH;
+/// The other services' login (kvmd-blikvm's `/api/login`).
+pub const TOKEN_PATH: &str = authn::AUTH_TOKEN_PATH;
+
+/// What a session opened by another service may be marked as in the session list.
+const TOKEN_VIAS: &[&str] = &["blikvm"];
+
+const TOKEN_FORM: &[Param] = &[
+    Param::req("user", Ty::pattern(128, valid::USER_PATTERN), "The user name"),
+    Param::req("passwd", Ty::str(512), "The password; with two-factor codes on, the current TOTP code appended"),
+    Param::opt("expire", Ty::at_least(0), "Session lifetime in seconds; 0 = the default"),
+    Param::opt("via", Ty::Enum(TOKEN_VIAS), "What the session list calls it"),
+];
 
 /// The client address nginx saw, for the lockout; direct callers share one bucket.
-fn client_addr(req: &HttpRequest) -> String {
+pub(crate) fn client_addr(req: &HttpRequest) -> String {
     req.headers().get("X-Real-IP").and_then(|v| v.to_str().ok()).unwrap_or("unix").to_owned()
 }
 
@@ -66,10 +89,35 @@ fn note_user(req: &HttpRequest, who: String) {
     req.extensions_mut().insert(AccessUser(who));
 }
 
-/// kvmd's `check_request_auth` without peer credentials: the user and the method.
-async fn check_request(m: &Manager, req: &HttpRequest) -> Result<(String, &'static str), ApiError> {
+/// Who a request is, as [`check_request`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Who {
+    pub(crate) user: String,
+    pub(crate) via: &'static str,
+    /// The role the credentials carry themselves (an API key's); else the user's.
+    pub(crate) own: Option<Role>,
+    /// The session of a cookie.
+    pub(crate) session: Option<String>,
+    /// An API key's scope.
+    pub(crate) scope: Option<&'static str>,
+}
+
+impl Who {
+    fn new(user: String, via: &'static str) -> Self {
+        Self { user, via, own: None, session: None, scope: None }
+    }
+
+    /// The caller's role (with auth disabled, an admin's).
+    pub(crate) fn role(&self, m: &Manager) -> Role {
+        if !m.config().enabled { Role::Admin } else { self.own.unwrap_or_else(|| m.role(&self.user)) }
+    }
+}
+
+/// kvmd's `check_request_auth` without peer credentials: the user, the method, the role
+/// when the credentials carry their own (an API key's), the session of a cookie.
+pub(crate) async fn check_request(m: &Manager, req: &HttpRequest) -> Result<Who, ApiError> {
     if !m.config().enabled {
-        return Ok(("-".into(), "disabled"));
+        return Ok(Who::new("-".into(), "disabled"));
     }
     let creds = authn::parse_credentials(req)?;
     let via = creds.via();
@@ -77,8 +125,11 @@ async fn check_request(m: &Manager, req: &HttpRequest) -> Result<(String, &'stat
         Credentials::XHeaders { user, passwd } | Credentials::Basic { user, passwd } => {
             note_user(req, format!("{user} ({via})"));
             match m.authorize(&user, &passwd, &client_addr(req)).await {
-                Ok(true) => Ok((user, via)),
-                Ok(false) => Err(ApiError::forbidden()),
+                Ok(true) => Ok(Who::new(user, via)),
+                Ok(false) => {
+                    crate::audit!(event = "auth_refused", user = ?user, via, addr = ?client_addr(req), "credentials refused");
+                    Err(ApiError::forbidden())
+                }
                 Err(Busy) => Err(ApiError::unavailable()),
             }
         }
@@ -89,21 +140,36 @@ async fn check_request(m: &Manager, req: &HttpRequest) -> Result<(String, &'stat
                 tracing::warn!("refused a cross-site request carrying the session cookie");
                 return Err(ApiError::forbidden());
             }
-            let user = m.sessions.check(&token).filter(|u| m.user_exists(u)).ok_or_else(|| {
-                note_user(req, "- (token)".into());
-                ApiError::forbidden()
-            })?;
-            note_user(req, format!("{user} (token)"));
-            Ok((user, via))
+            session_of(m, req, &token, via).ok_or_else(ApiError::forbidden)
+        }
+        // A session token a client adds itself (BliKVM's): no cookie, no cross-site
+        // question; an unknown one is no credential (401), as a missing one.
+        Credentials::Bearer(token) => session_of(m, req, &token, via).ok_or_else(ApiError::unauthorized),
+        Credentials::Key { id, secret } => {
+            // A key acts as itself: `key:<id>` in every service's log.
+            let user = format!("key:{id}");
+            note_user(req, format!("{user} (key)"));
+            let key = m.authorize_key(&id, &secret, &client_addr(req)).map_err(|_| ApiError::forbidden())?;
+            Ok(Who { own: Some(key.role), scope: Some(key.scope.as_str()), ..Who::new(user, via) })
         }
         Credentials::None => Err(ApiError::unauthorized()),
     }
 }
 
+/// The live session of `token`, noted for the access log (`via`: how it came).
+fn session_of(m: &Manager, req: &HttpRequest, token: &str, via: &'static str) -> Option<Who> {
+    let Some(found) = m.session(token) else {
+        note_user(req, format!("- ({via})"));
+        return None;
+    };
+    note_user(req, format!("{} ({via})", found.user));
+    Some(Who { session: Some(found.id), ..Who::new(found.user, via) })
+}
+
 /// Form fields of the login body, as aiohttp's `request.post()` reads them: url-encoded or
 /// `multipart/form-data` (text parts only); any other content type gives no fields. The
 /// first of duplicate fields wins.
-async fn form_fields(req: &HttpRequest, body: Vec<u8>) -> Vec<(String, String)> {
+pub(crate) async fn form_fields(req: &HttpRequest, body: Vec<u8>) -> Vec<(String, String)> {
     let ct = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     let lower = ct.trim_start().to_ascii_lowercase();
     if lower.starts_with("application/x-www-form-urlencoded") {
@@ -128,7 +194,7 @@ async fn form_fields(req: &HttpRequest, body: Vec<u8>) -> Vec<(String, String)> 
     fields
 }
 
-fn field<'a>(fields: &'a [(String, String)], name: &str) -> Option<&'a str> {
+pub(crate) fn field<'a>(fields: &'a [(String, String)], name: &str) -> Option<&'a str> {
     fields.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
 }
 
@@ -156,29 +222,77 @@ async fn login(m: web::Data<Manager>, req: HttpRequest, payload: web::Payload) -
     let passwd = valid::passwd(Some(field(&fields, "passwd").unwrap_or("")))?;
     let expire = valid::int(Some(field(&fields, "expire").unwrap_or("0")), "expiration time", Some(0), None)?;
     let expire = u64::try_from(expire).unwrap_or(0);
-    note_user(&req, format!("{user} (login)"));
-    match m.authorize(&user, &passwd, &client_addr(&req)).await {
-        Ok(true) => {}
-        Ok(false) => return Err(ApiError::forbidden().into()),
-        Err(Busy) => return Err(ApiError::unavailable().into()),
-    }
-    let token = m.sessions.create(&user, expire);
-    let shown = if expire == 0 { "INF".to_owned() } else { format!("[{}]", timedelta(expire)) };
-    tracing::info!("Logged in user '{user}'; expire={shown}, sessions_now={}", m.sessions.len());
+    let token = open_session(&m, &req, &user, &passwd, expire, "login").await?;
     // One cookie for both branches: kvmd's 302 branch (auth_login_redirect.http) leaves out
     // HttpOnly and SameSite, which let a hostile page read the cookie or make the browser
     // send it with a cross-site form; kvmd-rs sets them there too, and Secure when the
     // front got the login over HTTPS, so the browser never sends it in clear
     // (docs/SECURITY.md).
-    let secure = if over_https(&req) { "; Secure" } else { "" };
-    let cookie = HeaderValue::from_str(&format!("auth_token={token}; HttpOnly; Path=/; SameSite=Strict{secure}"))
-        .map_err(ApiError::internal)?;
+    let cookie = session_cookie(&req, &token)?;
     if !redirect.is_empty() {
         return Ok(envelope::found(&redirect).insert_header((header::SET_COOKIE, cookie)).body("302: Found"));
     }
     let mut b = envelope::json_builder(StatusCode::OK);
     b.insert_header((header::SET_COOKIE, cookie));
     Ok(envelope::json_body(b, StatusCode::OK, &serde_json::json!({})))
+}
+
+/// Checks `user`'s password (the lockout, TOTP, the user's state) and opens a session
+/// marked `via`: its token, or kvmd's 403 (503 when the password checks' queue is full).
+async fn open_session(
+    m: &Manager,
+    req: &HttpRequest,
+    user: &str,
+    passwd: &str,
+    expire: u64,
+    via: &str,
+) -> Result<String, ApiError> {
+    note_user(req, format!("{user} ({via})"));
+    let addr = client_addr(req);
+    match m.authorize(user, passwd, &addr).await {
+        Ok(true) => {}
+        Ok(false) => {
+            crate::audit!(event = "login_refused", user = ?user, addr = ?addr, via, "login refused");
+            return Err(ApiError::forbidden());
+        }
+        Err(Busy) => return Err(ApiError::unavailable()),
+    }
+    let agent = req.headers().get(header::USER_AGENT).map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+    let origin = Origin {
+        addr: addr.clone(),
+        agent: agent.unwrap_or_default().chars().take(256).collect(),
+        via: via.into(),
+        cred: m.cred_of(user),
+    };
+    let (token, id) = m.sessions.create(user, expire, origin);
+    let shown = if expire == 0 { "INF".to_owned() } else { format!("[{}]", timedelta(expire)) };
+    tracing::info!("Logged in user '{user}'; expire={shown}, sessions_now={}", m.sessions.len());
+    crate::audit!(event = "login", user = ?user, addr = ?addr, via, session = ?id, "logged in");
+    Ok(token)
+}
+
+/// [`TOKEN_PATH`]: a login whose token comes in the envelope, `{"token": ...}`, for a
+/// service that hands it to its client in its own form (kvmd-blikvm). The same checks and
+/// the same session table as `/auth/login`; reachable only on kvmd-auth's socket.
+async fn token(m: web::Data<Manager>, req: HttpRequest, payload: web::Payload) -> actix_web::Result<HttpResponse> {
+    let body = envelope::read_body(payload, envelope::BODY_LIMIT).await?;
+    let fields = form_fields(&req, body).await;
+    let user = valid::user(Some(field(&fields, "user").unwrap_or("")))?;
+    let passwd = valid::passwd(Some(field(&fields, "passwd").unwrap_or("")))?;
+    let expire = valid::int(Some(field(&fields, "expire").unwrap_or("0")), "expiration time", Some(0), None)?;
+    let via = valid::string_in_list(Some(field(&fields, "via").unwrap_or("blikvm")), "session origin", TOKEN_VIAS)?;
+    if !m.config().enabled {
+        return Err(ApiError::forbidden().into());
+    }
+    let token = open_session(&m, &req, &user, &passwd, u64::try_from(expire).unwrap_or(0), &via).await?;
+    Ok(envelope::json_response(StatusCode::OK, &serde_json::json!({ "token": token })))
+}
+
+/// The session cookie of `token`: HttpOnly, SameSite=Strict, Secure over HTTPS.
+pub(crate) fn session_cookie(req: &HttpRequest, token: &str) -> Result<HeaderValue, ApiError> {
+    let secure = if over_https(req) { "; Secure" } else { "" };
+    HeaderValue::from_str(&format!("auth_token={token}; HttpOnly; Path=/; SameSite=Strict{secure}"))
+        .map_err(ApiError::internal)
 }
 
 /// Whether the front received the request over HTTPS (nginx's `X-Forwarded-Proto`).
@@ -191,8 +305,9 @@ async fn logout(m: web::Data<Manager>, req: HttpRequest) -> Result<ApiResponse<s
     if m.config().enabled {
         // kvmd reads the cookie with "" as default, hence the hidden-value message.
         let token = valid::auth_token(Some(authn::token_cookie(&req).as_deref().unwrap_or("")))?;
-        if let Some(user) = m.sessions.logout(&token) {
+        if let Some((user, n)) = m.sessions.logout(&token) {
             tracing::info!("Logged out user '{user}'; sessions_now={}", m.sessions.len());
+            crate::audit!(event = "logout", user = ?user, sessions = n, "logged out");
         }
     }
     Ok(ApiResponse::empty())
@@ -203,13 +318,42 @@ async fn check(m: web::Data<Manager>, req: HttpRequest) -> Result<ApiResponse<se
     Ok(ApiResponse::empty())
 }
 
+/// The user's role against what the front says the route needs ([`role::NEED_HEADER`],
+/// by the original method): the user's role, or kvmd's 403.
+fn decide_role(m: &Manager, req: &HttpRequest, who: &Who) -> Result<Role, ApiError> {
+    let role = who.role(m);
+    let h = |n: &str| req.headers().get(n).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let need = role::needed(h(role::NEED_HEADER), h(authn::ORIGINAL_METHOD_HEADER));
+    if role < need {
+        crate::audit!(
+            event = "role_denied",
+            user = ?who.user,
+            role = %role,
+            needs = %need,
+            method = h(authn::ORIGINAL_METHOD_HEADER),
+            uri = h("X-Original-URI"),
+            "Denied: the route needs a higher role"
+        );
+        return Err(ApiError::forbidden());
+    }
+    Ok(role)
+}
+
 async fn request(m: web::Data<Manager>, req: HttpRequest) -> HttpResponse {
     req.extensions_mut().insert(AccessQuiet);
-    match check_request(&m, &req).await {
-        Ok((user, via)) => {
+    match check_request(&m, &req).await.and_then(|who| Ok((decide_role(&m, &req, &who)?, who))) {
+        Ok((role, who)) => {
             let mut b = HttpResponse::Ok();
-            if let (Ok(u), Ok(v)) = (HeaderValue::from_str(&user), HeaderValue::from_str(via)) {
+            if let (Ok(u), Ok(v)) = (HeaderValue::from_str(&who.user), HeaderValue::from_str(who.via)) {
                 b.insert_header((AUTH_USER_HEADER, u)).insert_header((AUTH_VIA_HEADER, v));
+            }
+            b.insert_header((role::ROLE_HEADER, role.as_str()));
+            // The services that keep a connection open for the session hold it by this id.
+            if let Some(id) = who.session.as_deref().and_then(|s| HeaderValue::from_str(s).ok()) {
+                b.insert_header((AUTH_SESSION_HEADER, id));
+            }
+            if let Some(scope) = who.scope {
+                b.insert_header((authn::AUTH_SCOPE_HEADER, scope));
             }
             b.finish()
         }

@@ -24,7 +24,7 @@ pub fn routes(api: &mut Api) {
         .route(Route::get("/redfish/v1/Systems").doc("The systems: `0` (ATX) when ATX is enabled").answer(DOC), systems)
         .route(Route::get(SYSTEM).doc("A system: its power state and reset action").answer(DOC), system)
         .route(
-            Route { method: Method::Patch, ..Route::get(SYSTEM) }
+            Route::new(Method::Patch, SYSTEM)
                 .doc("Accepted and ignored (tools that set boot options)")
                 .answer(Answer::Media("no body (204)")),
             patch,

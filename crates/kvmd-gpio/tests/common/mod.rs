@@ -32,6 +32,7 @@ where
         .method(m)
         .uri(path)
         .insert_header((kvmd_core::authn::AUTH_USER_HEADER, "admin"))
+        .insert_header((kvmd_core::role::ROLE_HEADER, "admin"))
         .set_payload(body.to_owned())
         .to_request();
     actix_web::HttpMessage::extensions_mut(&req).insert(kvmd_core::net::FromFront);

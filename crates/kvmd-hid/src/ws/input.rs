@@ -130,6 +130,24 @@ pub async fn json(hid: &Hid, text: &str) -> Option<String> {
     None
 }
 
+/// A viewer's JSON message: a ping is answered as [`json`] answers it; input is dropped
+/// (a viewer may watch, not type or point).
+pub fn viewer_json(text: &str) -> Option<String> {
+    let v: Value = serde_json::from_str(text).ok()?;
+    let t = v.get("event_type")?.as_str()?;
+    v.get("event").filter(|e| e.is_object())?;
+    if t == "ping" {
+        return Some(r#"{"event_type": "pong", "event": {}}"#.to_owned());
+    }
+    tracing::debug!(event_type = t, "a viewer's input dropped");
+    None
+}
+
+/// A viewer's non-empty binary message: a ping is answered, input is dropped.
+pub fn viewer_binary(b: &[u8]) -> Reply {
+    if b[0] == 0x00 { Reply::Pong } else { Reply::None }
+}
+
 /// Handles one non-empty binary message.
 pub async fn binary(hid: &Hid, b: &[u8]) -> Reply {
     let arrival = Instant::now();

@@ -26,8 +26,9 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, web};
 use actix_ws::AggregatedMessage as Message;
 use futures_util::StreamExt;
+use kvmd_core::authn::AuthClient;
 use kvmd_core::query::Query;
-use kvmd_core::routes::{Answer, Api, Flow, Param, Route, Ty};
+use kvmd_core::routes::{Answer, Api, Flow, Param, Role, Route, Ty};
 use kvmd_core::service::CancellationToken;
 use kvmd_core::{ApiError, valid};
 
@@ -229,6 +230,7 @@ fn event(event_type: &str, event: &str) -> String {
 }
 
 async fn ws(
+    user: kvmd_core::authn::Authed,
     req: HttpRequest,
     body: web::Payload,
     hid: web::Data<Hid>,
@@ -244,8 +246,26 @@ async fn ws(
     let place = limits.ws.take()?;
     let Ok((resp, session, messages)) = actix_ws::handle(&req, body) else { return Ok(no_upgrade()) };
     let (hid, shared) = (hid.into_inner(), shared.into_inner());
+    // A cookie session's WebSocket lives no longer than the session: kvmd-auth tells its
+    // hold when the session is revoked, logged out or expires.
+    let ended = CancellationToken::new();
+    let holder = match (user.session.clone(), req.app_data::<AuthClient>().cloned()) {
+        (Some(id), Some(auth)) => {
+            let ended = ended.clone();
+            Some(actix_web::rt::spawn(async move {
+                auth.hold(&id, "ws").await;
+                ended.cancel();
+            }))
+        }
+        _ => None,
+    };
     actix_web::rt::spawn(async move {
-        run_session(session, messages, hid, shared, stream).await;
+        // A viewer watches: its input is dropped, and its coming and going releases nothing.
+        let control = user.role >= Role::Operator;
+        run_session(session, messages, hid, shared, stream, control, ended).await;
+        if let Some(h) = holder {
+            h.abort();
+        }
         drop(place);
     });
     Ok(resp)
@@ -370,6 +390,8 @@ async fn run_session(
     hid: Arc<Hid>,
     shared: Arc<WsShared>,
     stream: bool,
+    control: bool,
+    ended: CancellationToken,
 ) {
     // A message split across continuation frames is reassembled (an input event must never
     // be lost: a lost release leaves a key held); one over the cap ends the session with
@@ -386,7 +408,9 @@ async fn run_session(
     }
     let _ = shared.announce.send(Announce::Resync(id));
     // kvmd releases everything when a session comes or goes.
-    hid.send(Event::Reset).await;
+    if control {
+        hid.send(Event::Reset).await;
+    }
     let clients = format!("{{\"count\": {}}}", shared.stream_clients.load(Ordering::SeqCst));
     let mut first = vec![LOOP.to_owned(), event("clients", &clients)];
     first.extend(burst(&hid, &shared));
@@ -424,7 +448,8 @@ async fn run_session(
                 last_seen = Instant::now();
                 match m {
                     Message::Text(t) => {
-                        if let Some(reply) = input::json(&hid, &t).await {
+                        let reply = if control { input::json(&hid, &t).await } else { input::viewer_json(&t) };
+                        if let Some(reply) = reply {
                             ok = session.text(reply).await.is_ok();
                         }
                     }
@@ -432,7 +457,8 @@ async fn run_session(
                         if b.is_empty() {
                             break; // kvmd: a zero-length binary frame ends the session
                         }
-                        match input::binary(&hid, &b).await {
+                        let reply = if control { input::binary(&hid, &b).await } else { input::viewer_binary(&b) };
+                        match reply {
                             input::Reply::Pong => ok = session.binary(vec![0xFFu8]).await.is_ok(),
                             input::Reply::None => {}
                             input::Reply::Close => break,
@@ -500,6 +526,14 @@ async fn run_session(
                 ok = session.ping(b"").await.is_ok();
             }
             () = shared.shutdown.cancelled() => break,
+            () = ended.cancelled() => {
+                tracing::info!("closing a WebSocket session: its login session ended");
+                close = Some(actix_ws::CloseReason {
+                    code: actix_ws::CloseCode::Policy,
+                    description: Some("session ended".into()),
+                });
+                break;
+            }
         }
     }
     feed.abort();
@@ -509,5 +543,7 @@ async fn run_session(
         let n = shared.stream_clients.fetch_sub(1, Ordering::SeqCst).saturating_sub(1);
         let _ = shared.announce.send(Announce::Clients(id, n));
     }
-    hid.send(Event::Reset).await;
+    if control {
+        hid.send(Event::Reset).await;
+    }
 }

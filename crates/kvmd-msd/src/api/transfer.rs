@@ -7,7 +7,7 @@ use futures_util::StreamExt;
 use kvmd_core::ApiError;
 use kvmd_core::envelope::{ApiResponse, ApiResult};
 use kvmd_core::query::Query;
-use kvmd_core::routes::{Answer, Api, Body, Flow, Param, Route, Ty};
+use kvmd_core::routes::{Answer, Api, Body, Flow, Param, Role, Route, Ty};
 use kvmd_core::valid;
 
 use super::block;
@@ -44,6 +44,8 @@ pub fn routes(api: &mut Api) {
     )
     .route(
         Route::get("/msd/read")
+            // An image's contents are the operator's, as writing them is.
+            .role(Role::Operator)
             .flow(Flow::Download)
             .doc("Downloads an image")
             .params(

@@ -10,9 +10,10 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, web};
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
+use kvmd_core::authn::{AuthClient, Authed};
 use kvmd_core::query::Query;
 use kvmd_core::routes::{Access, Answer, Api, Expose, Flow, Method, Param, Route, Ty};
-use kvmd_core::service::CancellationToken;
+use kvmd_core::service::{CancellationToken, DropGuard};
 
 use crate::frame::{Jpeg, Kind, monotonic, realtime, stamp};
 use crate::streamer::{ClientFlags, DemandGuard, Streamer};
@@ -95,7 +96,7 @@ async fn get(req: HttpRequest, s: web::Data<Streamer>, shutdown: web::Data<Cance
             let frame = s.snapshot().await;
             super::image_response(&frame, frame.data.clone(), "image/jpeg")
         }
-        "/stream" => stream(&q, &s, shutdown.get_ref().clone()),
+        "/stream" => stream(&req, &q, &s, shutdown.get_ref()),
         "/favicon.ico" => HttpResponse::Ok().content_type("image/x-icon").body(FAVICON),
         _ => HttpResponse::Ok().content_type("text/html").body(INDEX),
     };
@@ -139,6 +140,8 @@ struct Client {
     started: bool,
     _guard: DemandGuard,
     _place: kvmd_core::limit::Permit,
+    /// Ends the session hold (if any) with the stream.
+    _ended: DropGuard,
 }
 
 fn part_headers(out: &mut BytesMut, j: &Jpeg, c: &Client) {
@@ -232,7 +235,26 @@ async fn next_part(mut c: Client) -> Option<(Vec<Bytes>, Client)> {
     Some((chunks, c))
 }
 
-fn stream(q: &Query, s: &Streamer, shutdown: CancellationToken) -> HttpResponse {
+/// What ends a stream: the service's shutdown, or for a cookie session's viewer the end
+/// of that session (kvmd-auth tells the hold taken here when it is revoked, logged out or
+/// expires).
+fn held(req: &HttpRequest, shutdown: &CancellationToken) -> CancellationToken {
+    let ended = shutdown.child_token();
+    let user = actix_web::HttpMessage::extensions(req).get::<Authed>().cloned();
+    if let (Some(id), Some(auth)) = (user.and_then(|u| u.session), req.app_data::<AuthClient>().cloned()) {
+        let ended = ended.clone();
+        actix_web::rt::spawn(async move {
+            tokio::select! {
+                () = auth.hold(&id, "stream") => ended.cancel(),
+                // The stream ended first (its client left): so does the hold.
+                () = ended.cancelled() => {}
+            }
+        });
+    }
+    ended
+}
+
+fn stream(req: &HttpRequest, q: &Query, s: &Streamer, shutdown: &CancellationToken) -> HttpResponse {
     let key = q.get("key").unwrap_or("0");
     if !valid_key(key) {
         return HttpResponse::BadRequest().content_type("text/plain").body("Invalid key: only [A-Za-z0-9_-]{1,64}");
@@ -249,6 +271,7 @@ fn stream(q: &Query, s: &Streamer, shutdown: CancellationToken) -> HttpResponse 
             .content_type("text/html")
             .body("<html><body><h1>503 Service Unavailable</h1><p>Too many stream clients</p></body></html>\n");
     };
+    let shutdown = held(req, shutdown);
     let (id, guard) = s.add_client(flags, key);
     let mut rx = s.frames();
     rx.mark_changed(); // the current frame goes out at once
@@ -257,7 +280,18 @@ fn stream(q: &Query, s: &Streamer, shutdown: CancellationToken) -> HttpResponse 
         i => format!("stream_client_{i}"),
     };
     let cookie = format!("{cookie_name}={key}/{id}; path=/; max-age=30");
-    let client = Client { rx, streamer: s.clone(), id, flags, shutdown, started: false, _guard: guard, _place: place };
+    let ended = shutdown.clone().drop_guard();
+    let client = Client {
+        rx,
+        streamer: s.clone(),
+        id,
+        flags,
+        shutdown,
+        started: false,
+        _guard: guard,
+        _place: place,
+        _ended: ended,
+    };
     let body = futures_util::stream::unfold(client, next_part)
         .flat_map(|chunks| futures_util::stream::iter(chunks.into_iter().map(Ok::<_, actix_web::Error>)));
     let mut r = HttpResponse::Ok();
