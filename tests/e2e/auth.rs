@@ -92,6 +92,21 @@ fn no_users_and_broken_totp_refuse_without_500() {
     let r = get(&stack, "/api/auth/login", &["-X", "POST", "-d", "user=admin&passwd=admin"]);
     assert_eq!(r.status(), 403);
     assert!(stack.log_has("kvmd-auth", "kvmd-htpasswd add admin"), "{}", stack.log("kvmd-auth"));
+    // As the install tells: the admin made with kvmd-htpasswd logs in at once.
+    let mut child = std::process::Command::new(kvmd_testkit::bin_dir().join("kvmd-htpasswd"))
+        .arg("--config")
+        .arg(stack.root.join("etc/auth.toml"))
+        .args(["add", "-i", "admin"])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("kvmd-htpasswd: {e}"));
+    if let Some(mut i) = child.stdin.take() {
+        use std::io::Write;
+        let _ = writeln!(i, "admin");
+    }
+    assert!(child.wait().is_ok_and(|s| s.success()));
+    let r = get(&stack, "/api/auth/login", &["-X", "POST", "-d", "user=admin&passwd=admin"]);
+    assert_eq!(r.status(), 200, "{}\n{}", text(&r), stack.log("kvmd-auth"));
     // A configured TOTP secret that is gone: every password is refused (kvmd: 500).
     let stack = common::stack();
     std::fs::remove_file(stack.totp_secret()).unwrap_or_else(|e| panic!("{e}"));

@@ -294,9 +294,13 @@ fn the_websocket_types_points_and_lets_go_and_closes_with_its_session() {
     drop(ws);
     assert_eq!(wait_reports(&stack, from, 2), ["0000050000000000", "0000000000000000"]);
 
-    // Revoked, the token's socket closes (within a second).
+    // Revoked, the token's socket closes (within a second), and what it held is let go
+    // though the token is dead.
     let mut ws = kme(&stack, &token).unwrap_or_else(|s| panic!("refused: {s}"));
     assert_eq!(next_text(&mut ws), r#"{"welcome":"welcome to kvm"}"#);
+    let from = stack.hid_written("keyboard").len();
+    send(&mut ws, r#"{"k":["KeyC"]}"#);
+    assert_eq!(wait_reports(&stack, from, 1), ["0000060000000000"]);
     let r = https(&stack, "POST", "/api/auth/sessions/revoke?all=1", &ADMIN);
     assert_eq!(r.status(), 200, "{}", text(&r));
     let revoked = Instant::now();
@@ -307,6 +311,17 @@ fn the_websocket_types_points_and_lets_go_and_closes_with_its_session() {
         }
     }
     assert!(revoked.elapsed() < Duration::from_secs(1), "{:?}", revoked.elapsed());
+    assert_eq!(wait_reports(&stack, from, 2), ["0000060000000000", "0000000000000000"]);
+    // A viewer's keys never reach the target.
+    let vic = login(&stack, "vic", "vicpass");
+    let mut ws = kme(&stack, &vic).unwrap_or_else(|s| panic!("refused: {s}"));
+    assert_eq!(next_text(&mut ws), r#"{"welcome":"welcome to kvm"}"#);
+    let from = stack.hid_written("keyboard").len();
+    send(&mut ws, r#"{"k":["KeyD"]}"#);
+    send(&mut ws, r#"{"ping":2}"#);
+    assert_eq!(next_text(&mut ws), r#"{"pong":2}"#);
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(keyboard_hex(&stack, from), Vec::<String>::new(), "a viewer typed");
 }
 
 #[test]
@@ -402,4 +417,36 @@ fn the_login_takes_a_totp_code_and_is_locked_out_as_pikvms() {
     assert_eq!(try_login("admin"), failed("failed"), "locked: even the right password fails");
     let r = https(&stack, "POST", "/api/auth/login", &["-d", "user=admin&passwd=admin"]);
     assert_eq!(r.status(), 403, "{}", text(&r));
+}
+
+/// A.4.6: `/change_user` with the token in the body (as BliKVM's client sends it) changes
+/// the password at once and ends the user's tokens; BliKVM's rules and replies otherwise.
+#[test]
+fn change_user_sets_the_password_at_once_and_ends_the_users_tokens() {
+    let stack = stack(false);
+    let r = https(
+        &stack,
+        "POST",
+        "/api/auth/users/create",
+        &[&ADMIN[..], &["-d", "user=dana&passwd=first-pw&role=admin"]].concat(),
+    );
+    assert_eq!(r.status(), 200, "{}", text(&r));
+    let token = login(&stack, "dana", "first-pw");
+    let change = |body: String| text(&https(&stack, "POST", "/change_user", &[&JSON[..], &["-d", &body]].concat()));
+    for (user, passwd) in [("dana", "short"), ("", "long-enough"), ("admin", "long-enough")] {
+        let body = format!(r#"{{"token":"{token}","username":"{user}","password":"{passwd}"}}"#);
+        assert_eq!(change(body), failed("failed"), "{user} {passwd}");
+    }
+    let body = format!(r#"{{"token":"{token}","username":"dana","password":"second-pw"}}"#);
+    assert_eq!(change(body), r#"{"status":1,"info":"success","data":[]}"#);
+    let r = https(&stack, "POST", "/keyboard", &["-H", &format!("token: {token}"), "-d", r#"{"keycodes":[]}"#]);
+    assert_eq!((r.status(), text(&r)), (401, UNAUTHORIZED.to_owned()), "the old token lives on");
+    login(&stack, "dana", "second-pw");
+    let body = r#"{"username":"dana","password":"first-pw"}"#;
+    assert_eq!(text(&https(&stack, "POST", "/api/login", &[&JSON[..], &["-d", body]].concat())), failed("failed"));
+    // A viewer may not (the users' database is an admin's).
+    let vic = login(&stack, "vic", "vicpass");
+    let body = format!(r#"{{"token":"{vic}","username":"vic","password":"long-enough"}}"#);
+    let r = https(&stack, "POST", "/change_user", &[&JSON[..], &["-d", &body]].concat());
+    assert_eq!((r.status(), text(&r)), (403, failed("forbidden")));
 }

@@ -345,3 +345,82 @@ fn users_are_made_changed_locked_and_deleted_and_their_sessions_end_with_them() 
     assert!(stack.log_has("kvmd-auth", "event=\"user_created\""));
     assert!(stack.log_has("kvmd-auth", "event=\"user_deleted\""));
 }
+
+/// B.4.2's storage providers: the reference's `create_storage_provider` body as given, a
+/// directory of the device as a provider, the list; refusals in Kasm's form; and an image
+/// taken from a provider by PiKVM's `write_remote` (`provider=<id>&url=<file>`), which can
+/// never leave it.
+#[test]
+fn storage_providers_are_made_listed_and_feed_write_remote() {
+    let stack = common::stack();
+    key(&stack, "demo", "demo", "admin", "admin");
+    key(&stack, "pub", "pubsecret", "public", "operator");
+    let body = r#"{"api_key": "demo", "api_key_secret": "demo", "target_storage_provider": {"storage_provider_type": "nextcloud", "enabled": true, "nextcloud_url": "https://nextcloud.example.com"}}"#;
+    let (s, v, _) = post_raw(&stack, "/api/admin/create_storage_provider", body);
+    assert_eq!(s, 200, "{v}");
+    let cloud = &v["storage_provider"];
+    assert_eq!(cloud["storage_provider_id"].as_str().map(str::len), Some(32), "{v}");
+    assert_eq!(
+        (&cloud["storage_provider_type"], &cloud["enabled"], &cloud["nextcloud_url"]),
+        (&json!("nextcloud"), &json!(true), &json!("https://nextcloud.example.com/")),
+        "{v}"
+    );
+    let isos = stack.root.join("isos");
+    std::fs::create_dir_all(&isos).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(isos.join("tiny.img"), vec![7u8; 1 << 20]).unwrap_or_else(|e| panic!("{e}"));
+    let target = json!({"target_storage_provider": {"storage_provider_type": "local", "name": "ISOs", "path": isos}});
+    let (s, v) = post(&stack, "/api/admin/create_storage_provider", &demo(target));
+    assert_eq!(s, 200, "{v}");
+    let local_id = v["storage_provider"]["storage_provider_id"].as_str().unwrap_or_default().to_owned();
+    let (s, v) = post(&stack, "/api/admin/get_storage_providers", &demo(json!({})));
+    assert_eq!(s, 200, "{v}");
+    let names: Vec<&Value> =
+        v["storage_providers"].as_array().map(|a| a.iter().map(|p| &p["name"]).collect()).unwrap_or_default();
+    assert_eq!(names, [&json!("https://nextcloud.example.com"), &json!("ISOs")], "{v}");
+
+    let create = "/api/admin/create_storage_provider";
+    let with = |t: Value| demo(json!({ "target_storage_provider": t })).to_string();
+    assert_error(
+        &stack,
+        create,
+        &with(json!({"storage_provider_type": "smb", "path": "//x/y"})),
+        400,
+        "Unsupported storage_provider_type",
+    );
+    assert_error(&stack, create, &with(json!({"storage_provider_type": "http"})), 400, "Missing field: url");
+    assert_error(
+        &stack,
+        create,
+        &with(json!({"storage_provider_type": "http", "url": "ftp://x"})),
+        400,
+        "HTTP|HTTPS URL",
+    );
+    let inside = stack.root.join("var/msd");
+    assert_error(
+        &stack,
+        create,
+        &with(json!({"storage_provider_type": "local", "path": inside})),
+        400,
+        "outside the image storage",
+    );
+    let public = with_key("pub", "pubsecret", json!({})).to_string();
+    assert_error(&stack, "/api/admin/get_storage_providers", &public, 403, "admin API key");
+
+    // PiKVM's write_remote takes the provider's file; nothing outside it.
+    let admin = ["-X", "POST", "-H", "X-KVMD-User: admin", "-H", "X-KVMD-Passwd: admin"];
+    let r = common::get(&stack, &format!("/api/msd/write_remote?provider={local_id}&url=tiny.img"), &admin);
+    assert_eq!(r.status(), 200, "{}", text(&r));
+    let last = text(&r).lines().last().unwrap_or_default().to_owned();
+    let line: Value = serde_json::from_str(&last).unwrap_or_default();
+    assert_eq!((&line["ok"], &line["result"]["image"]["written"]), (&json!(true), &json!(1 << 20)), "{last}");
+    let r = common::get(&stack, "/api/msd", &admin[2..]);
+    let v: Value = serde_json::from_slice(&r.body).unwrap_or_default();
+    let image = &v["result"]["storage"]["images"]["tiny.img"];
+    assert_eq!((&image["complete"], &image["size"]), (&json!(true), &json!(1 << 20)), "{v}");
+    for bad in ["../etc/passwd", "/etc/passwd", "missing.img"] {
+        let r = common::get(&stack, &format!("/api/msd/write_remote?provider={local_id}&url={bad}"), &admin);
+        assert_eq!(r.status(), 400, "{bad}: {}", text(&r));
+    }
+    let r = common::get(&stack, "/api/msd/write_remote?provider=0123&url=tiny.img", &admin);
+    assert_eq!(r.status(), 400, "{}", text(&r));
+}

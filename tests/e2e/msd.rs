@@ -407,3 +407,50 @@ fn msd_events_reach_the_websocket() {
         t.starts_with(r#"{"event_type": "msd", "event": {"drive": {"image": {"name": "a.img", "in_storage": true, "#)
     });
 }
+
+/// The suite's storage providers (issue #18): an http provider made through
+/// `/api/msd/providers/create` gives `write_remote?provider=<id>&url=<file>` its base URL; a
+/// viewer may not list them, an operator may not add one.
+#[test]
+fn write_remote_takes_a_file_of_a_storage_provider() {
+    let mut opts = kvmd_testkit::StackOptions::default();
+    for (name, role) in [("op", "operator"), ("vic", "viewer")] {
+        opts.htpasswd.push(format!("{name}:{}", kvmd_auth::hash::make_ssha512(name)));
+        opts.auth_set.push(format!("roles.{name}=\"{role}\""));
+    }
+    let stack = kvmd_testkit::Stack::start(opts).unwrap_or_else(|e| panic!("cannot start the stack: {e:#}"));
+    let bytes = image_bytes(300_001);
+    let port = serve(vec![("/mirror/sub%20dir/os.img", String::new(), bytes.clone())]);
+    let r = get(
+        &stack,
+        &format!("/api/msd/providers/create?type=http&url=http://127.0.0.1:{port}/mirror&name=mirror"),
+        &post(&[]),
+    );
+    assert_eq!(r.status(), 200, "{}", text(&r));
+    let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap_or_default();
+    let p = &v["result"]["provider"];
+    assert_eq!(
+        (&p["type"], &p["url"]),
+        (&serde_json::json!("http"), &serde_json::json!(format!("http://127.0.0.1:{port}/mirror/"))),
+        "{v}"
+    );
+    let id = p["id"].as_str().unwrap_or_default().to_owned();
+    let r =
+        get(&stack, &format!("/api/msd/write_remote?provider={id}&url=sub dir/os.img").replace(' ', "%20"), &post(&[]));
+    assert_eq!(r.status(), 200, "{}", text(&r));
+    assert!(text(&r).trim_end().ends_with(&format!("\"written\": {}}}}}}}", bytes.len())), "{}", text(&r));
+    let r = get(&stack, "/api/msd/read?image=os.img", &CREDS);
+    assert!(r.body == bytes, "the image differs");
+    // Roles: the list is an operator's, adding one an admin's.
+    let op = ["-H", "X-KVMD-User: op", "-H", "X-KVMD-Passwd: op"];
+    let vic = ["-H", "X-KVMD-User: vic", "-H", "X-KVMD-Passwd: vic"];
+    assert_eq!(get(&stack, "/api/msd/providers", &op).status(), 200);
+    assert_eq!(get(&stack, "/api/msd/providers", &vic).status(), 403);
+    let r = get(&stack, "/api/msd/providers/create?type=http&url=http://x/", &[&["-X", "POST"][..], &op].concat());
+    assert_eq!(r.status(), 403);
+    // Bad input: kvmd's 400s.
+    for q in ["type=smb&url=http://x/", "type=http", "type=http&url=http://u:p@x/", "type=local&path=relative"] {
+        let r = get(&stack, &format!("/api/msd/providers/create?{q}"), &post(&[]));
+        assert_eq!(r.status(), 400, "{q}: {}", text(&r));
+    }
+}

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, default)]
 pub struct Sockets {
-    /// kvmd-auth (logins, tokens, holds).
+    /// kvmd-auth (logins, tokens).
     pub auth: PathBuf,
     /// kvmd-hid (keys, mouse, paste).
     pub hid: PathBuf,

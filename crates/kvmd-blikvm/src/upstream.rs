@@ -48,7 +48,7 @@ pub struct Caller {
     pub user: String,
     /// The user's role.
     pub role: Role,
-    /// The session's public id (for holds).
+    /// The session's public id.
     pub session: Option<String>,
 }
 
@@ -206,12 +206,8 @@ impl Upstream {
         }
     }
 
-    /// Holds `caller`'s session for a connection of `kind` and returns when the session
-    /// ends (kvmd-auth's `/auth/hold`); never, for a caller without one.
-    pub async fn hold(&self, caller: &Caller, kind: &str) {
-        match &caller.session {
-            Some(id) => kvmd_core::authn::AuthClient::new(&self.sockets.auth).hold(id, kind).await,
-            None => std::future::pending().await,
-        }
+    /// The headers that make a request `caller`'s (a WebSocket of ours to a service).
+    pub fn credentials(&self, caller: &Caller) -> [(&'static str, String); 2] {
+        [("Authorization", format!("Bearer {}", caller.token)), ("X-Real-IP", caller.addr.clone())]
     }
 }

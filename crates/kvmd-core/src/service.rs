@@ -88,6 +88,10 @@ async fn wait_for_signals(shutdown: CancellationToken) {
     shutdown.cancel();
 }
 
+/// How long the front keeps an idle connection to a service (nginx's upstream
+/// `keepalive_timeout`); a service keeps it longer.
+pub const UPSTREAM_IDLE_SECS: u64 = 60;
+
 /// Serves the app built by `factory` on `listener` until `shutdown` is cancelled.
 pub async fn serve<F, T>(
     listener: UnixListener,
@@ -106,6 +110,10 @@ where
         > + 'static,
 {
     let server = HttpServer::new(factory)
+        // Longer than the front's upstream keep-alive (60 s, kvmd-nginx): the front closes an
+        // idle connection first. With actix's 5 s, nginx reused connections actix had just
+        // closed, and a POST on one is a 502 (nginx never retries a POST it sent).
+        .keep_alive(std::time::Duration::from_secs(UPSTREAM_IDLE_SECS + 15))
         .on_connect(net::on_connect)
         .workers(workers.max(1))
         .shutdown_signal(shutdown.clone().cancelled_owned())

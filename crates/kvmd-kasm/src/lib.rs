@@ -13,7 +13,7 @@
 //! - [`call`]: one call: its body, its key checked, its fields read.
 //! - [`upstream`]: the other services, asked with the caller's key.
 //! - [`images`]: the targets' ids and metadata.
-//! - [`api`]: the routes, one module per group (sessions, images, users, system).
+//! - [`api`]: the routes, one module per group (sessions, images, users, storage, system).
 //! - [`error`]: Kasm's error body.
 
 pub mod api;
@@ -34,7 +34,11 @@ pub use config::Config;
 pub fn routes() -> kvmd_core::routes::Api {
     let mut api = kvmd_core::routes::Api::new("kvmd-kasm", "kasm");
     api.errors(kvmd_core::routes::ErrorStyle::Kasm);
-    api.group(api::kasms::routes).group(api::images::routes).group(api::users::routes).group(api::system::routes);
+    api.group(api::kasms::routes)
+        .group(api::images::routes)
+        .group(api::users::routes)
+        .group(api::storage::routes)
+        .group(api::system::routes);
     api
 }
 

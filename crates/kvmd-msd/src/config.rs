@@ -131,6 +131,8 @@ pub struct Config {
     pub drive: DriveConfig,
     /// `write_remote`'s client.
     pub remote: RemoteConfig,
+    /// Where the storage providers are kept (`crate::providers`).
+    pub providers: PathBuf,
 }
 
 impl Default for Config {
@@ -144,6 +146,7 @@ impl Default for Config {
             msd: MsdConfig::default(),
             drive: DriveConfig::default(),
             remote: RemoteConfig::default(),
+            providers: "/var/lib/kvmd-msd/providers.json".into(),
         }
     }
 }

@@ -9,6 +9,7 @@
 //! - [`drive`]: the drive the host sees (the gadget's LUN, or the virtual target's).
 //! - [`msd`]: the core: kvmd's virtual drive, the busy region, the state and its events.
 //! - [`transfer`]: uploads and downloads on threads of their own, in bounded memory.
+//! - [`providers`]: the storage providers `write_remote` can take images from.
 //! - [`api`]: the HTTP routes, one module per URL group.
 
 pub mod api;
@@ -16,6 +17,7 @@ pub mod config;
 pub mod drive;
 pub mod msd;
 pub mod name;
+pub mod providers;
 pub mod storage;
 pub mod transfer;
 
@@ -33,6 +35,7 @@ pub fn routes() -> kvmd_core::routes::Api {
     api.group(api::msd::routes)
         .group(api::transfer::routes)
         .group(api::remote::routes)
+        .group(api::providers::routes)
         .group(api::redfish::routes)
         .group(api::feed::routes);
     api
@@ -55,6 +58,8 @@ pub struct Parts {
     pub msd: web::Data<msd::Msd>,
     /// Ends the feeds at shutdown.
     pub shutdown: web::Data<CancellationToken>,
+    /// The storage providers.
+    pub providers: web::Data<providers::Providers>,
 }
 
 impl Parts {
@@ -62,7 +67,13 @@ impl Parts {
     pub fn new(config: Config, drive: Arc<dyn drive::Drive>, shutdown: CancellationToken) -> anyhow::Result<Self> {
         config.msd.check()?;
         let msd = msd::Msd::new(config.msd.clone(), drive);
-        Ok(Self { config: web::Data::new(config), msd: web::Data::from(msd), shutdown: web::Data::new(shutdown) })
+        let providers = web::Data::new(providers::Providers::open(config.providers.clone()));
+        Ok(Self {
+            config: web::Data::new(config),
+            msd: web::Data::from(msd),
+            shutdown: web::Data::new(shutdown),
+            providers,
+        })
     }
 
     /// The actix app (tests drive it without a socket).
@@ -73,6 +84,7 @@ impl Parts {
             .app_data(self.config.clone())
             .app_data(self.msd.clone())
             .app_data(self.shutdown.clone())
+            .app_data(self.providers.clone())
     }
 }
 

@@ -467,6 +467,9 @@ pub fn render(p: &Params, services: &[ServiceRoutes]) -> String {
         let _ =
             writeln!(upstreams, "        server unix:{}/{}.sock fail_timeout=0s max_fails=0;", p.run_dir, s.upstream);
         let _ = writeln!(upstreams, "        keepalive 64;");
+        // The services keep idle connections longer, so nginx is the one that closes them
+        // (kvmd_core::service::serve): never a POST on a connection the service closed.
+        let _ = writeln!(upstreams, "        keepalive_timeout {}s;", kvmd_core::service::UPSTREAM_IDLE_SECS);
         let _ = writeln!(upstreams, "    }}");
     }
     let mut locations = String::new();

@@ -298,8 +298,9 @@ impl Stack {
         // its medium to the target's screen).
         mkdir(&root.join("var/msd"), 0o755)?;
         let msd_toml = format!(
-            "auth_socket = {:?}\n\n[socket]\npath = {:?}\nmode = {}\ngroup = {:?}\n\n[msd]\nstorage = {:?}\n\n[drive]\ntype = \"virtual\"\nannounce = {:?}\n",
+            "auth_socket = {:?}\nproviders = {:?}\n\n[socket]\npath = {:?}\nmode = {}\ngroup = {:?}\n\n[msd]\nstorage = {:?}\n\n[drive]\ntype = \"virtual\"\nannounce = {:?}\n",
             stack.auth_socket(),
+            root.join("var/msd-providers.json"),
             root.join("run/msd.sock"),
             0o660,
             socket_group,

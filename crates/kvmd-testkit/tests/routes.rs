@@ -86,6 +86,9 @@ const MSD: &[(&str, &str)] = &[
     ("POST", "/api/msd/write"),
     ("GET", "/api/msd/read"),
     ("POST", "/api/msd/write_remote"),
+    // The suite's: storage providers for write_remote (issue #18, Kasm's storage providers).
+    ("GET", "/api/msd/providers"),
+    ("POST", "/api/msd/providers/create"),
     ("GET", "/api/redfish/v1/Managers/BMC/VirtualMedia"),
     ("GET", "/api/redfish/v1/Managers/BMC/VirtualMedia/MSD"),
     ("POST", "/api/redfish/v1/Managers/BMC/VirtualMedia/MSD/Actions/VirtualMedia.InsertMedia"),
@@ -114,6 +117,8 @@ const KASM: &[(&str, &str)] = &[
     ("POST", "/api/admin/logout_user"),
     ("POST", "/api/admin/update_image"),
     ("POST", "/api/admin/system_info"),
+    ("POST", "/api/admin/create_storage_provider"),
+    ("POST", "/api/admin/get_storage_providers"),
 ];
 
 /// `compat-blikvm-kasm.md` A.4.1: BliKVM's paths, each for `GET` and `POST` (BliKVM never
@@ -123,6 +128,8 @@ const BLIKVM: &[(&str, &str)] = &[
     ("POST", "/api/login"),
     ("GET", "/login_api"),
     ("POST", "/login_api"),
+    ("GET", "/change_user"),
+    ("POST", "/change_user"),
     ("GET", "/keyboard"),
     ("POST", "/keyboard"),
     ("GET", "/paste"),

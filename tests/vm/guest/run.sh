@@ -108,6 +108,9 @@ check "no default password: a fresh install refuses admin/admin ($code)" [ "$cod
 echo admin | kvmd-htpasswd add -i admin > /dev/null
 code=$(curl -sk -o /dev/null -w '%{http_code}' -X POST "$API/api/auth/login" -d user=admin -d passwd=admin)
 check "after kvmd-htpasswd add admin, the login succeeds ($code)" [ "$code" = 200 ]
+if [ "$code" != 200 ]; then
+    journalctl -u kvmd-auth.service -u kvmd-nginx.service -n 30 --no-pager -o short-monotonic | saw
+fi
 # kvmd-gpio as installed: ATX in kvmd's disabled form (no real chip backend yet), the
 # Redfish root open, its Systems behind auth.
 atx=$(api "$API/api/atx")

@@ -1,5 +1,5 @@
 //! BliKVM v1.4's routes, one module per group, at the paths BliKVM serves them (the
-//! front's root, [`Expose::Root`]): `/api/login` and `/login_api`, `/keyboard`, `/paste`,
+//! front's root, [`Expose::Root`]): `/api/login`, `/login_api` and `/change_user`, `/keyboard`, `/paste`,
 //! `/atx`, `/wol`, the mass-storage routes, and the `/kme` WebSocket. BliKVM never checks
 //! the method, and its document sends `GET` with a JSON body where its own client `POST`s:
 //! each route takes both. The front routes them without `auth_request` and passes the

@@ -5,6 +5,7 @@
 
 pub mod images;
 pub mod kasms;
+pub mod storage;
 pub mod system;
 pub mod users;
 

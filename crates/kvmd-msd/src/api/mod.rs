@@ -2,6 +2,7 @@
 
 pub mod feed;
 pub mod msd;
+pub mod providers;
 pub mod redfish;
 pub mod remote;
 pub mod transfer;

@@ -7,6 +7,9 @@
 //! (kvmd's aiohttp then appends a plain-text 500 inside the body, which its own UI cannot
 //! parse; that part is not reproduced). The download goes on when the client that started
 //! it goes away: the image is still wanted, and its progress is in the `msd` event.
+//!
+//! Beyond kvmd: with `provider=<id>`, `url` is a file's path inside that storage provider
+//! ([`crate::providers`]): under its base URL, or read from its directory.
 
 use std::time::{Duration, Instant};
 
@@ -33,7 +36,12 @@ pub fn routes(api: &mut Api) {
             .params(
                 const {
                     &[
-                        Param::req("url", Ty::str(4096), "An http:// or https:// URL"),
+                        Param::req(
+                            "url",
+                            Ty::str(4096),
+                            "An http:// or https:// URL; with `provider`, a file's path inside it",
+                        ),
+                        Param::opt("provider", Ty::str(32), "A storage provider's id (`/msd/providers`)"),
                         Param::opt("image", Ty::str(4096), "The new image's name (default: the remote file's)"),
                         PREFIX,
                         Param::opt("insecure", Ty::Bool, "Do not check the server's certificate"),
@@ -147,13 +155,43 @@ fn error_line(e: &ApiError) -> Bytes {
     line(&Line { ok: false, result: Err { error: &e.name, error_msg: &e.message } })
 }
 
+/// Where the image's bytes come from.
+enum Source {
+    /// A download.
+    Http(reqwest::Response, reqwest::Url, bool),
+    /// A file of a `local` storage provider.
+    File(tokio::fs::File),
+}
+
+impl Source {
+    /// The next piece, `None` at the end.
+    async fn chunk(&mut self) -> Result<Option<Bytes>, ApiError> {
+        match self {
+            Source::Http(resp, url, insecure) => resp.chunk().await.map_err(|e| fetch_error(&e, url, *insecure)),
+            Source::File(f) => {
+                use tokio::io::AsyncReadExt;
+                let mut buf = bytes::BytesMut::with_capacity(256 * 1024);
+                match f.read_buf(&mut buf).await {
+                    Ok(0) => Ok(None),
+                    Ok(_) => Ok(Some(buf.freeze())),
+                    Err(e) => Err(client_error("ClientError", e.to_string())),
+                }
+            }
+        }
+    }
+}
+
 async fn write_remote(
     msd: web::Data<Msd>,
     cfg: web::Data<crate::Config>,
+    providers: web::Data<crate::providers::Providers>,
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let q = Query::of(&req);
-    let url = crate::name::url(q.get("url"))?;
+    let from = match q.get("provider") {
+        Some(id) => providers.resolve(id, q.get("url").unwrap_or(""))?,
+        None => crate::providers::Source::Url(crate::name::url(q.get("url"))?),
+    };
     let insecure = super::flag(&q, "insecure", false)?;
     let timeout = match q.get("timeout") {
         None => 10.0,
@@ -170,6 +208,17 @@ async fn write_remote(
     };
     let remove = remove_incomplete(&q)?;
     msd.check_enabled()?;
+    let url = match from {
+        crate::providers::Source::Url(u) => u,
+        crate::providers::Source::File(path) => {
+            let file = tokio::fs::File::open(&path).await.map_err(|e| client_error("ClientError", e.to_string()))?;
+            let size = file.metadata().await.map_err(|e| client_error("ClientError", e.to_string()))?.len();
+            let own = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let image = q.get("image").map_or(own, str::to_owned);
+            return start(msd, crate::name::prefixed(q.get("prefix"), Some(&image))?, size, remove, Source::File(file))
+                .await;
+        }
+    };
     let client = kvmd_core::client::builder()
         .user_agent(USER_AGENT)
         .connect_timeout(Duration::from_secs_f64(timeout.min(86400.0)))
@@ -186,7 +235,7 @@ async fn write_remote(
             )
         })?;
     let parsed = reqwest::Url::parse(&url).map_err(|_| kvmd_core::valid::invalid_error(&url, "HTTP|HTTPS URL"))?;
-    let mut resp = client.get(parsed.clone()).send().await.map_err(|e| fetch_error(&e, &parsed, insecure))?;
+    let resp = client.get(parsed.clone()).send().await.map_err(|e| fetch_error(&e, &parsed, insecure))?;
     if resp.status() != reqwest::StatusCode::OK {
         let s = resp.status();
         return Err(client_error(
@@ -200,6 +249,17 @@ async fn write_remote(
         None => remote_name(&resp).ok_or_else(|| client_error("ClientError", "Can't determine filename".into()))?,
     };
     let name = crate::name::prefixed(q.get("prefix"), Some(&image))?;
+    start(msd, name, size, remove, Source::Http(resp, parsed, insecure)).await
+}
+
+/// Writes `size` bytes from `source` into image `name`, answering with the progress lines.
+async fn start(
+    msd: web::Data<Msd>,
+    name: String,
+    size: u64,
+    remove: bool,
+    mut source: Source,
+) -> Result<HttpResponse, ApiError> {
     let msd = msd.into_inner();
     let writer = block(move || Writer::begin(&msd, name, size, remove)).await?;
     // Unbounded: at most a line a second, and a client that stops reading never stalls the download.
@@ -218,7 +278,7 @@ async fn write_remote(
         let mut said = Instant::now();
         let mut failed = None;
         loop {
-            match resp.chunk().await {
+            match source.chunk().await {
                 Ok(Some(chunk)) => {
                     fetched += chunk.len() as u64;
                     if tx.send(chunk).await.is_err() {
@@ -233,7 +293,7 @@ async fn write_remote(
                 }
                 Ok(None) => break,
                 Err(e) => {
-                    failed = Some(fetch_error(&e, &parsed, insecure));
+                    failed = Some(e);
                     break;
                 }
             }
