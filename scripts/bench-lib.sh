@@ -7,7 +7,7 @@ duration="${DURATION:-4s}"
 rounds="${ROUNDS:-5}"
 port="${BENCH_PORT:-18443}"
 log="$(mktemp)"
-KVMD_BIN_DIR="$bin" KVMD_DEMO_HTTPS_PORT="$port" KVMD_DEMO_HTTP_PORT="$((port + 1))" \
+KVMD_BIN_DIR="$bin" KVMD_DEMO_HTTPS_PORT="$port" KVMD_DEMO_HTTP_PORT="$((port + 1))" KVMD_DEMO_BLIKVM_PORT="$((port + 2))" \
     "$bin/kvmd-demo" --bench-users > "$log" 2>&1 &
 demo=$!
 cleanup() { kill "$demo" 2>/dev/null || true; wait "$demo" 2>/dev/null || true; rm -f "$log" "$log".*; }
