@@ -353,6 +353,8 @@ fn port_8008_shows_the_target_to_a_token_only_and_digit1_types_a_1() {
     snapshot(&["-H", &format!("token: {token}")], "");
     snapshot(&["-H", &format!("Authorization: Bearer {token}")], "");
     snapshot(&["-u", "admin:admin"], "");
+    snapshot(&ADMIN, "");
+    snapshot(&["-H", &format!("Cookie: auth_token={token}")], "");
     let r = mjpeg(&format!("/state{query}"), &[]);
     let state: Value = serde_json::from_slice(&r.body).unwrap_or_default();
     assert_eq!(state["ok"], true, "{}", text(&r));

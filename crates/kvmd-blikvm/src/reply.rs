@@ -8,19 +8,10 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use serde_json::Value;
 
-/// `{"status","info","data"}` with `status` 1 and `data`.
+/// `{"status","info","data"}` with `status` 1 and `data` (`[]` for `Null`).
 pub fn ok(info: &str, data: Value) -> HttpResponse {
-    body(StatusCode::OK, 1, info, &data)
-}
-
-/// The envelope, compact, keys in BliKVM's order.
-pub fn body(http: StatusCode, status: i32, info: &str, data: &Value) -> HttpResponse {
-    let data = match data {
-        Value::Null => "[]".to_owned(),
-        v => v.to_string(),
-    };
-    let text = format!("{{\"status\":{status},\"info\":{},\"data\":{data}}}", Value::from(info));
-    HttpResponse::build(http).content_type("application/json").body(text)
+    let data = if data.is_null() { "[]".to_owned() } else { data.to_string() };
+    ok_ordered(info, data)
 }
 
 /// One of BliKVM's answers outside the envelope (`/atx`'s, which have no `data`), already
@@ -37,8 +28,7 @@ pub fn ordered(pairs: &[(&str, Value)]) -> String {
 
 /// [`ok`] with `data` already rendered (in BliKVM's key order).
 pub fn ok_ordered(info: &str, data: String) -> HttpResponse {
-    let text = format!("{{\"status\":1,\"info\":{},\"data\":{data}}}", Value::from(info));
-    HttpResponse::Ok().content_type("application/json").body(text)
+    kvmd_core::routes::blikvm_envelope(StatusCode::OK, 1, info, &data)
 }
 
 /// A failed BliKVM call.
@@ -97,7 +87,7 @@ impl ResponseError for Failed {
     }
 
     fn error_response(&self) -> HttpResponse {
-        body(self.http, self.status, &self.info, &Value::Null)
+        kvmd_core::routes::blikvm_error(self.http, self.status, &self.info)
     }
 }
 

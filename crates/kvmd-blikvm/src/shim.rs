@@ -20,10 +20,7 @@ pub struct Shim {
     pub fields: Fields,
 }
 
-/// The client address nginx saw (`unix` for a direct caller).
-pub fn client_addr(req: &HttpRequest) -> String {
-    req.headers().get("X-Real-IP").and_then(|v| v.to_str().ok()).unwrap_or("unix").to_owned()
-}
+pub use kvmd_core::authn::client_addr;
 
 /// The token of `req` with `fields`, and whether it came in the session cookie.
 pub fn token_of(req: &HttpRequest, fields: &Fields) -> Option<(String, bool)> {

@@ -7,6 +7,7 @@
 use std::time::Duration;
 
 use kvmd_core::authn::{AUTH_REQUEST_PATH, AUTH_SESSION_HEADER, AUTH_USER_HEADER};
+use kvmd_core::query::form;
 use kvmd_core::role::{NEED_HEADER, ROLE_HEADER, Role};
 use serde_json::Value;
 
@@ -80,17 +81,7 @@ pub struct Upstream {
 }
 
 /// `value` for a query string.
-pub fn q(value: &str) -> String {
-    form_urlencoded::byte_serialize(value.as_bytes()).collect()
-}
-
-fn form(fields: &[(&str, String)]) -> String {
-    let mut f = form_urlencoded::Serializer::new(String::new());
-    for (k, v) in fields {
-        f.append_pair(k, v);
-    }
-    f.finish()
-}
+pub use kvmd_core::query::encode as q;
 
 impl Upstream {
     /// Clients for `sockets`. A paste can take long (its delays): kvmd-hid's client waits

@@ -256,6 +256,12 @@ pub fn cross_site(req: &HttpRequest) -> bool {
     }
 }
 
+/// The client address nginx saw (its `X-Real-IP`), for the lockout and the logs; direct
+/// callers on a socket share `unix`.
+pub fn client_addr(req: &HttpRequest) -> String {
+    req.headers().get("X-Real-IP").and_then(|v| v.to_str().ok()).unwrap_or("unix").to_owned()
+}
+
 /// kvmd-auth's internal decision path (nginx's `auth_request` target).
 pub const AUTH_REQUEST_PATH: &str = "/auth/request";
 /// kvmd-auth's denial renderer (nginx's `error_page` target).

@@ -25,6 +25,20 @@ impl Query {
     }
 }
 
+/// `value` encoded for a query string or a form body.
+pub fn encode(value: &str) -> String {
+    form_urlencoded::byte_serialize(value.as_bytes()).collect()
+}
+
+/// `fields` as an `application/x-www-form-urlencoded` body (or query string), in order.
+pub fn form(fields: &[(&str, String)]) -> String {
+    let mut f = form_urlencoded::Serializer::new(String::new());
+    for (k, v) in fields {
+        f.append_pair(k, v);
+    }
+    f.finish()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -36,5 +50,14 @@ mod tests {
         assert_eq!(q.get("b"), Some("x y"));
         assert_eq!(q.get("c"), Some(""));
         assert_eq!(q.get("d"), None);
+    }
+
+    #[test]
+    fn encoding_round_trips() {
+        assert_eq!(encode("a b&c/é"), "a+b%26c%2F%C3%A9");
+        let body = form(&[("user", "a b".into()), ("passwd", "x&y=z".into())]);
+        assert_eq!(body, "user=a+b&passwd=x%26y%3Dz");
+        let q = Query::parse(&body);
+        assert_eq!((q.get("user"), q.get("passwd")), (Some("a b"), Some("x&y=z")));
     }
 }

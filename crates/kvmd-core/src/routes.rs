@@ -534,7 +534,13 @@ impl ErrorStyle {
 
 /// BliKVM's envelope for a failure: `status` (0, or -1 for a path error), `info`, `data` `[]`.
 pub fn blikvm_error(http: StatusCode, status: i32, info: &str) -> HttpResponse {
-    let body = format!("{{\"status\":{status},\"info\":{},\"data\":[]}}", serde_json::Value::from(info));
+    blikvm_envelope(http, status, info, "[]")
+}
+
+/// BliKVM's envelope, compact, in its key order: `{"status", "info", "data"}`, `data` the
+/// JSON text given (kvmd-blikvm's answers and errors, and the 404s and 405s here).
+pub fn blikvm_envelope(http: StatusCode, status: i32, info: &str, data: &str) -> HttpResponse {
+    let body = format!("{{\"status\":{status},\"info\":{},\"data\":{data}}}", serde_json::Value::from(info));
     HttpResponse::build(http).content_type("application/json").body(body)
 }
 

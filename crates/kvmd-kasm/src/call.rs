@@ -4,6 +4,8 @@
 use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
 use serde_json::{Map, Value};
 
+use kvmd_core::authn::client_addr;
+
 use crate::error::KasmError;
 use crate::upstream::{Caller, Upstream};
 
@@ -88,10 +90,6 @@ pub fn id_of(value: &str, what: &str) -> Result<String, KasmError> {
     } else {
         Err(KasmError::bad_request(format!("{what} must be 32 hex characters")))
     }
-}
-
-fn client_addr(req: &HttpRequest) -> String {
-    req.headers().get("X-Real-IP").and_then(|v| v.to_str().ok()).unwrap_or("unix").to_owned()
 }
 
 impl FromRequest for Call {

@@ -74,9 +74,7 @@ pub struct Upstream {
 
 /// `value` for a query string (names come from kvmd-auth's list, but a query is built from
 /// them only encoded).
-pub fn q(value: &str) -> String {
-    form_urlencoded::byte_serialize(value.as_bytes()).collect()
-}
+pub use kvmd_core::query::encode as q;
 
 fn bearer(id: &str, secret: &str) -> String {
     format!("Bearer {id}:{secret}")
@@ -144,11 +142,7 @@ impl Upstream {
         fields: &[(&str, String)],
         caller: &Caller,
     ) -> Result<Value, KasmError> {
-        let mut form = form_urlencoded::Serializer::new(String::new());
-        for (k, v) in fields {
-            form.append_pair(k, v);
-        }
-        self.send(svc, "POST", path, Some(form.finish()), caller).await
+        self.send(svc, "POST", path, Some(kvmd_core::query::form(fields)), caller).await
     }
 
     async fn send(

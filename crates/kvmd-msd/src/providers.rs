@@ -165,9 +165,8 @@ impl Providers {
         }
         match (&p.url, &p.path) {
             (Some(base), _) => {
-                let encoded: Vec<String> =
-                    rel.split('/').map(|s| form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>()).collect();
-                // form_urlencoded writes a space as `+`; a path wants `%20`.
+                let encoded: Vec<String> = rel.split('/').map(kvmd_core::query::encode).collect();
+                // A form's encoding writes a space as `+`; a path wants `%20`.
                 Ok(Source::Url(format!("{base}{}", encoded.join("/").replace('+', "%20"))))
             }
             (None, Some(dir)) => {

@@ -301,6 +301,62 @@ fn render_root(out: &mut String, s: &ServiceRoutes) {
     }
 }
 
+/// A server's `auth_request` to kvmd-auth: the variables it sets from kvmd-auth's answer,
+/// and the subrequest, which passes the client's credential headers (`Authorization` from
+/// the variable `authorization`), the client address, what the route needs and what the
+/// cross-site check of a cookie needs, and no body. One for every server that asks.
+fn auth_subrequest(authorization: &str) -> String {
+    let mut out = String::new();
+    for line in [
+        "auth_request /_auth;",
+        "auth_request_set $auth_user $upstream_http_x_kvmd_auth_user;",
+        "auth_request_set $auth_via $upstream_http_x_kvmd_auth_via;",
+        "auth_request_set $auth_role $upstream_http_x_kvmd_auth_role;",
+        "auth_request_set $auth_session $upstream_http_x_kvmd_auth_session;",
+        "auth_request_set $auth_error $upstream_http_x_kvmd_auth_error;",
+        "",
+        "# The auth_request subrequest: the client's credential headers, no body.",
+        "location = /_auth {",
+    ] {
+        let indent = if line.is_empty() { "" } else { "        " };
+        let _ = writeln!(out, "{indent}{line}");
+    }
+    let rewrite = format!("rewrite ^ {} break;", kvmd_auth::api::auth::REQUEST_PATH);
+    for line in [
+        "internal;",
+        "auth_request off;",
+        "client_max_body_size 0;",
+        "proxy_method GET;",
+        "proxy_pass_request_body off;",
+        "# Only what kvmd-auth decides on: the credential headers and the client address.",
+        "proxy_pass_request_headers off;",
+        &rewrite,
+        "proxy_pass http://kvmd_auth;",
+        "proxy_http_version 1.1;",
+        "proxy_set_header Connection \"\";",
+    ] {
+        let _ = writeln!(out, "            {line}");
+    }
+    let mut creds = String::new();
+    credentials(&mut creds, "            ");
+    out.push_str(&creds.replace("Authorization $kvmd_authorization", &format!("Authorization {authorization}")));
+    for line in [
+        "proxy_set_header X-Real-IP $remote_addr;",
+        "proxy_set_header X-Original-URI $request_uri;",
+        "proxy_set_header X-Original-Method $request_method;",
+        "proxy_set_header X-KVMD-Need-Role $kvmd_need;",
+        "# For the cross-site check of cookie-carrying requests.",
+        "proxy_set_header X-Original-Host $http_host;",
+        "proxy_set_header X-Original-Upgrade $kvmd_upgrade;",
+        "proxy_set_header Origin $kvmd_origin;",
+        "proxy_set_header Sec-Fetch-Site $kvmd_sec_fetch_site;",
+    ] {
+        let _ = writeln!(out, "            {line}");
+    }
+    let _ = writeln!(out, "        }}");
+    out
+}
+
 /// BliKVM's MJPEG port ([`Params::blikvm_listen`]): kvmd-streamer's `/stream`, `/snapshot`
 /// and `/state` (its uStreamer face), each behind `auth_request` as `/streamer/*` is, where
 /// BliKVM's token also counts (`?token=` or a `token` header, handed to kvmd-auth as a
@@ -308,7 +364,7 @@ fn render_root(out: &mut String, s: &ServiceRoutes) {
 /// `WWW-Authenticate: Basic realm="Restricted area"`, so MJPEG clients that can only do Basic
 /// (NVRs, Home Assistant) ask for it. Networks in [`Params::blikvm_open_stream`] watch
 /// without credentials (`satisfy any`).
-fn render_blikvm_stream(p: &Params, services: &[ServiceRoutes], auth_credentials: &str) -> String {
+fn render_blikvm_stream(p: &Params, services: &[ServiceRoutes]) -> String {
     let Some(streamer) = services.iter().find(|s| s.upstream == "streamer") else { return String::new() };
     if p.blikvm_listen.trim().is_empty() {
         return String::new();
@@ -320,16 +376,7 @@ fn render_blikvm_stream(p: &Params, services: &[ServiceRoutes], auth_credentials
     let _ = writeln!(out, "        listen {};", p.blikvm_listen.trim());
     let _ = writeln!(out, "        server_name localhost;");
     let _ = writeln!(out, "        absolute_redirect off;");
-    for line in [
-        "auth_request /_auth;",
-        "auth_request_set $auth_user $upstream_http_x_kvmd_auth_user;",
-        "auth_request_set $auth_via $upstream_http_x_kvmd_auth_via;",
-        "auth_request_set $auth_role $upstream_http_x_kvmd_auth_role;",
-        "auth_request_set $auth_session $upstream_http_x_kvmd_auth_session;",
-        "error_page 401 403 = @blikvm_denied;",
-    ] {
-        let _ = writeln!(out, "        {line}");
-    }
+    let _ = writeln!(out, "        error_page 401 403 = @blikvm_denied;");
     let open: Vec<&str> = p.blikvm_open_stream.split(',').map(str::trim).filter(|n| !n.is_empty()).collect();
     if !open.is_empty() {
         let _ = writeln!(out, "        satisfy any;");
@@ -338,35 +385,8 @@ fn render_blikvm_stream(p: &Params, services: &[ServiceRoutes], auth_credentials
         }
         let _ = writeln!(out, "        deny all;");
     }
-    let _ = writeln!(out, "        location = /_auth {{");
-    for line in [
-        "internal;",
-        "auth_request off;",
-        "proxy_method GET;",
-        "proxy_pass_request_body off;",
-        "proxy_pass_request_headers off;",
-        &format!("rewrite ^ {} break;", kvmd_auth::api::auth::REQUEST_PATH),
-        "proxy_pass http://kvmd_auth;",
-        "proxy_http_version 1.1;",
-        "proxy_set_header Connection \"\";",
-    ] {
-        let _ = writeln!(out, "            {line}");
-    }
     // BliKVM's token, where its clients put it, as a bearer; else the client's own.
-    let _ = writeln!(
-        out,
-        "{}",
-        auth_credentials.replace("Authorization $kvmd_authorization", "Authorization $blikvm_auth")
-    );
-    for line in [
-        "proxy_set_header X-Real-IP $remote_addr;",
-        "proxy_set_header X-Original-URI $request_uri;",
-        "proxy_set_header X-Original-Method $request_method;",
-        "proxy_set_header X-KVMD-Need-Role $kvmd_need;",
-    ] {
-        let _ = writeln!(out, "            {line}");
-    }
-    let _ = writeln!(out, "        }}");
+    out.push_str(&auth_subrequest("$blikvm_auth"));
     let _ = writeln!(out, "        location @blikvm_denied {{");
     let _ = writeln!(out, "            auth_request off;");
     let _ = writeln!(out, "            default_type text/plain;");
@@ -477,9 +497,6 @@ pub fn render(p: &Params, services: &[ServiceRoutes]) -> String {
         render_service(&mut locations, s);
     }
     let port_suffix = if p.https_port == 443 { String::new() } else { format!(":{}", p.https_port) };
-    let mut auth_credentials = String::new();
-    credentials(&mut auth_credentials, "            ");
-    let auth_credentials = auth_credentials.trim_end();
     // BliKVM's paths on the plain-HTTP port too, when told (Params::blikvm_plain).
     let mut http_locations = String::new();
     if p.blikvm_plain {
@@ -487,7 +504,7 @@ pub fn render(p: &Params, services: &[ServiceRoutes]) -> String {
             render_root(&mut http_locations, s);
         }
     }
-    let blikvm_stream = render_blikvm_stream(p, services, auth_credentials);
+    let blikvm_stream = render_blikvm_stream(p, services);
     TEMPLATE
         .replace("@@USER@@", &p.user)
         .replace("@@PREFIX@@", &p.prefix)
@@ -500,10 +517,9 @@ pub fn render(p: &Params, services: &[ServiceRoutes]) -> String {
         .replace("@@WEB_ROOT@@", &p.web_root)
         .replace("@@CERT@@", &p.cert)
         .replace("@@KEY@@", &p.key)
-        .replace("@@AUTH_CREDENTIALS@@", auth_credentials)
+        .replace("@@AUTH@@", &auth_subrequest("$kvmd_authorization"))
         .replace("@@HTTP_LOCATIONS@@", http_locations.trim_end())
         .replace("@@BLIKVM_STREAM@@", &blikvm_stream)
-        .replace("@@AUTH_REQUEST_PATH@@", kvmd_auth::api::auth::REQUEST_PATH)
         .replace("@@AUTH_DENIED_PATH@@", kvmd_auth::api::auth::DENIED_PATH)
         .replace("@@THROTTLED_DENIAL@@", &kvmd_core::authn::encode_denial(&kvmd_core::ApiError::unavailable()))
 }

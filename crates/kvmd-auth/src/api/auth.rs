@@ -80,10 +80,7 @@ const TOKEN_FORM: &[Param] = &[
     Param::opt("via", Ty::Enum(TOKEN_VIAS), "What the session list calls it"),
 ];
 
-/// The client address nginx saw, for the lockout; direct callers share one bucket.
-pub(crate) fn client_addr(req: &HttpRequest) -> String {
-    req.headers().get("X-Real-IP").and_then(|v| v.to_str().ok()).unwrap_or("unix").to_owned()
-}
+pub(crate) use kvmd_core::authn::client_addr;
 
 fn note_user(req: &HttpRequest, who: String) {
     req.extensions_mut().insert(AccessUser(who));
@@ -218,10 +215,7 @@ async fn login(m: web::Data<Manager>, req: HttpRequest, payload: web::Payload) -
     let mut allowed: Vec<&str> = m.config().allow_redirects.iter().map(String::as_str).collect();
     allowed.push("");
     let redirect = valid::string_in_list(Some(field(&fields, "redirect").unwrap_or("")), "login redirect", &allowed)?;
-    let user = valid::user(Some(field(&fields, "user").unwrap_or("")))?;
-    let passwd = valid::passwd(Some(field(&fields, "passwd").unwrap_or("")))?;
-    let expire = valid::int(Some(field(&fields, "expire").unwrap_or("0")), "expiration time", Some(0), None)?;
-    let expire = u64::try_from(expire).unwrap_or(0);
+    let (user, passwd, expire) = login_fields(&fields)?;
     let token = open_session(&m, &req, &user, &passwd, expire, "login").await?;
     // One cookie for both branches: kvmd's 302 branch (auth_login_redirect.http) leaves out
     // HttpOnly and SameSite, which let a hostile page read the cookie or make the browser
@@ -235,6 +229,15 @@ async fn login(m: web::Data<Manager>, req: HttpRequest, payload: web::Payload) -
     let mut b = envelope::json_builder(StatusCode::OK);
     b.insert_header((header::SET_COOKIE, cookie));
     Ok(envelope::json_body(b, StatusCode::OK, &serde_json::json!({})))
+}
+
+/// A login's `user`, `passwd` and `expire` (0 when absent), with kvmd's validators in kvmd's
+/// order.
+fn login_fields(fields: &[(String, String)]) -> Result<(String, String, u64), ApiError> {
+    let user = valid::user(Some(field(fields, "user").unwrap_or("")))?;
+    let passwd = valid::passwd(Some(field(fields, "passwd").unwrap_or("")))?;
+    let expire = valid::int(Some(field(fields, "expire").unwrap_or("0")), "expiration time", Some(0), None)?;
+    Ok((user, passwd, u64::try_from(expire).unwrap_or(0)))
 }
 
 /// Checks `user`'s password (the lockout, TOTP, the user's state) and opens a session
@@ -277,14 +280,12 @@ async fn open_session(
 async fn token(m: web::Data<Manager>, req: HttpRequest, payload: web::Payload) -> actix_web::Result<HttpResponse> {
     let body = envelope::read_body(payload, envelope::BODY_LIMIT).await?;
     let fields = form_fields(&req, body).await;
-    let user = valid::user(Some(field(&fields, "user").unwrap_or("")))?;
-    let passwd = valid::passwd(Some(field(&fields, "passwd").unwrap_or("")))?;
-    let expire = valid::int(Some(field(&fields, "expire").unwrap_or("0")), "expiration time", Some(0), None)?;
+    let (user, passwd, expire) = login_fields(&fields)?;
     let via = valid::string_in_list(Some(field(&fields, "via").unwrap_or("blikvm")), "session origin", TOKEN_VIAS)?;
     if !m.config().enabled {
         return Err(ApiError::forbidden().into());
     }
-    let token = open_session(&m, &req, &user, &passwd, u64::try_from(expire).unwrap_or(0), &via).await?;
+    let token = open_session(&m, &req, &user, &passwd, expire, &via).await?;
     Ok(envelope::json_response(StatusCode::OK, &serde_json::json!({ "token": token })))
 }
 
