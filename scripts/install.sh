@@ -20,7 +20,7 @@ while [ $# -gt 0 ]; do
     esac
 done
 d="${destdir%/}"
-bins=(kvmd-auth kvmd-htpasswd kvmd-apikey kvmd-totp kvmd-hid kvmd-otg kvmd-info kvmd-streamer kvmd-gpio kvmd-msd kvmd-kasm kvmd-blikvm kvmd-nginx)
+bins=(kvmd-auth kvmd-htpasswd kvmd-apikey kvmd-totp kvmd-hid kvmd-otg kvmd-info kvmd-streamer kvmd-gpio kvmd-msd kvmd-kasm kvmd-blikvm kvmd-webrtc kvmd-nginx)
 for b in "${bins[@]}"; do
     [ -x "$bin_dir/$b" ] || { echo "install: $bin_dir/$b missing (cargo build --release --workspace --bins)" >&2; exit 1; }
 done

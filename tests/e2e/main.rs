@@ -21,4 +21,5 @@ mod sessions;
 mod streamer;
 mod v4l2;
 mod vtarget;
+mod webrtc;
 mod ws;

@@ -30,6 +30,7 @@
 //! - [`client`]: HTTP clients (between services, and out), TLS provider installed.
 //! - [`usb`]: facts of the USB gadget (inquiry strings) that two services share.
 //! - [`feed`]: reading the internal state feeds between services, and their line format.
+//! - [`h264feed`]: the framing of kvmd-streamer's H.264 feed (kvmd-webrtc reads it).
 
 pub mod authn;
 pub mod client;
@@ -38,6 +39,7 @@ pub mod envelope;
 pub mod error;
 pub mod feed;
 pub mod fs;
+pub mod h264feed;
 pub mod json;
 pub mod limit;
 pub mod metrics;

@@ -25,6 +25,7 @@ pub fn services() -> Vec<ServiceRoutes> {
         kvmd_msd::routes(),
         kvmd_kasm::routes(),
         kvmd_blikvm::routes(),
+        kvmd_webrtc::routes(),
     ]
     .iter()
     .map(|a| a.table())
@@ -277,10 +278,11 @@ fn render_service(out: &mut String, s: &ServiceRoutes) {
     out.push('\n');
 }
 
-/// The service's paths at the front's root ([`Expose::Root`], BliKVM's): one exact location
-/// each, every method to the service (which answers a wrong one in its own form), no
-/// `auth_request`: the service finds the credentials itself (a token can be in the body)
-/// and has kvmd-auth check them.
+/// The service's paths at the front's root ([`Expose::Root`]): one exact location each,
+/// every method to the service (which answers a wrong one in its own form). BliKVM's
+/// (`Access::SelfChecked`) have no `auth_request`: the service finds the credentials itself
+/// (a token can be in the body) and has kvmd-auth check them. A user route (Janus's
+/// `/janus/ws`) is behind `auth_request` like kvmd's, whatever the method.
 fn render_root(out: &mut String, s: &ServiceRoutes) {
     let up = upstream_name(s);
     let mut seen: Vec<&str> = Vec::new();
@@ -290,12 +292,19 @@ fn render_root(out: &mut String, s: &ServiceRoutes) {
         }
         seen.push(r.path);
         let _ = writeln!(out, "        location = {} {{", r.path);
-        let _ = writeln!(out, "            auth_request off;");
+        if r.access == Access::User {
+            let _ = writeln!(out, "            error_page 401 403 = @auth_denied;");
+            let _ = writeln!(out, "            set $kvmd_need \"*={}\";", r.role);
+        } else {
+            let _ = writeln!(out, "            auth_request off;");
+        }
         flow_lines(out, "            ", r.flow);
         let _ = writeln!(out, "            proxy_pass http://{up}{};", r.path);
         proxy_common(out, "            ", r.flow != Flow::WebSocket);
-        if r.access == Access::SelfChecked {
-            self_checked(out, "            ");
+        match r.access {
+            Access::SelfChecked => self_checked(out, "            "),
+            Access::User => user_headers(out),
+            Access::Public => {}
         }
         let _ = writeln!(out, "        }}");
     }

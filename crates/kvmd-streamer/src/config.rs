@@ -96,6 +96,19 @@ pub struct ParamsConfig {
     pub desired_fps_max: u32,
     /// Initial resolution `WxH`; empty turns the resolution feature off.
     pub resolution: String,
+    /// Initial H.264 bitrate in kbps; 0 turns H.264 off (kvmd's `h264_bitrate.default`:
+    /// `features.h264` is true exactly when it is not 0).
+    pub h264_bitrate: u32,
+    /// The H.264 bitrate limits (kvmd's 25 and 20000).
+    pub h264_bitrate_min: u32,
+    /// See `h264_bitrate_min`.
+    pub h264_bitrate_max: u32,
+    /// Initial H.264 GOP: frames between key frames, 0 for none but those asked for.
+    pub h264_gop: u32,
+    /// The GOP limits (kvmd's 0 and 60).
+    pub h264_gop_min: u32,
+    /// See `h264_gop_min`.
+    pub h264_gop_max: u32,
     /// The resolutions `set_params` accepts.
     pub available_resolutions: Vec<String>,
 }
@@ -108,6 +121,12 @@ impl Default for ParamsConfig {
             desired_fps_min: 0,
             desired_fps_max: 90,
             resolution: "1920x1080".into(),
+            h264_bitrate: 0,
+            h264_bitrate_min: 25,
+            h264_bitrate_max: 20000,
+            h264_gop: 0,
+            h264_gop_min: 0,
+            h264_gop_max: 60,
             available_resolutions: [
                 "1920x1080",
                 "1600x1200",

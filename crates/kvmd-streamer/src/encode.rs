@@ -93,27 +93,73 @@ impl Encoder {
 
     /// Encodes a grey picture given as one luma byte per pixel (the blank frames).
     pub fn encode_luma(&mut self, luma: &[u8], width: u32, height: u32, quality: u8) -> Result<Vec<u8>, EncodeError> {
+        self.planes.fill_luma(luma, width, height)?;
+        self.planes.encode(quality, 0)
+    }
+}
+
+/// The planes of an [`I420`] picture as an encoder reads them.
+#[derive(Debug, Clone, Copy)]
+pub struct Planes<'a> {
+    /// Luma, `y_stride` bytes per line, at least `height` lines.
+    pub y: &'a [u8],
+    /// Chroma, `c_stride` bytes per line, at least `height / 2` lines.
+    pub u: &'a [u8],
+    /// See `u`.
+    pub v: &'a [u8],
+    /// Bytes per luma line.
+    pub y_stride: usize,
+    /// Bytes per chroma line.
+    pub c_stride: usize,
+    /// Pixels.
+    pub width: u32,
+    /// Pixels.
+    pub height: u32,
+}
+
+impl I420 {
+    /// The planes (`None` before the first fill).
+    pub fn planes(&self) -> Option<Planes<'_>> {
+        let (ys, yr, cs, cr) = plane_dims(self.width, self.height);
+        if self.width < 2
+            || self.height < 2
+            || self.y.len() < ys * yr
+            || self.u.len() < cs * cr
+            || self.v.len() < cs * cr
+        {
+            return None;
+        }
+        Some(Planes {
+            y: &self.y[..ys * yr],
+            u: &self.u[..cs * cr],
+            v: &self.v[..cs * cr],
+            y_stride: ys,
+            c_stride: cs,
+            width: self.width,
+            height: self.height,
+        })
+    }
+
+    /// A grey picture from one luma byte per pixel (the blank frames).
+    pub fn fill_luma(&mut self, luma: &[u8], width: u32, height: u32) -> Result<(), EncodeError> {
         let (ys, yr, cs, cr) = plane_dims(width, height);
         let (w, h) = (width as usize, height as usize);
         if w < 2 || h < 2 || luma.len() < w * h {
             return Err(EncodeError::Short { got: luma.len(), width, height });
         }
-        let p = &mut self.planes;
-        p.y.clear();
-        p.y.resize(ys * yr, 0);
-        for (dst, src) in p.y.chunks_exact_mut(ys).zip(luma.chunks_exact(w)) {
+        self.y.clear();
+        self.y.resize(ys * yr, 0);
+        for (dst, src) in self.y.chunks_exact_mut(ys).zip(luma.chunks_exact(w)) {
             dst[..w].copy_from_slice(src);
         }
-        p.u.clear();
-        p.u.resize(cs * cr, 128);
-        p.v.clear();
-        p.v.resize(cs * cr, 128);
-        (p.width, p.height) = (width, height);
-        p.encode(quality, 0)
+        self.u.clear();
+        self.u.resize(cs * cr, 128);
+        self.v.clear();
+        self.v.resize(cs * cr, 128);
+        (self.width, self.height) = (width, height);
+        Ok(())
     }
-}
 
-impl I420 {
     /// Encodes the planes at `quality`; `hint` sizes the output buffer.
     pub fn encode(&self, quality: u8, hint: usize) -> Result<Vec<u8>, EncodeError> {
         let (ys, yr, cs, cr) = plane_dims(self.width, self.height);

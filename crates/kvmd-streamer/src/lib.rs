@@ -1,4 +1,4 @@
-//! kvmd-streamer: video capture and MJPEG streaming, with kvmd's `/streamer*` control
+//! kvmd-streamer: video capture, MJPEG streaming and H.264 encoding, with kvmd's `/streamer*` control
 //! API and uStreamer's `/state`, `/snapshot`, `/stream` API on one socket.
 //!
 //! # Layout
@@ -7,6 +7,7 @@
 //! - [`source`]: the video sources (V4L2, test pattern).
 //! - [`encode`]: mozjpeg, the fast way (planar I420 input).
 //! - [`blank`]: uStreamer's no-signal frames.
+//! - [`h264`]: the H.264 encode (OpenH264), one for every viewer, while someone watches.
 //! - [`streamer`]: the controller (demand, parameters, start and stop, snapshots), the
 //!   capture threads (grab, same-frame check, encode, latest frame), uStreamer's `/state`.
 //! - [`preview`]: snapshot previews.
@@ -17,6 +18,7 @@ pub mod blank;
 pub mod config;
 pub mod encode;
 pub mod frame;
+pub mod h264;
 pub mod preview;
 pub mod source;
 pub mod streamer;
@@ -34,7 +36,7 @@ pub use streamer::Streamer;
 /// uStreamer's face under `/streamer/` (streamed, unbuffered, authenticated).
 pub fn routes() -> kvmd_core::routes::Api {
     let mut api = kvmd_core::routes::Api::new("kvmd-streamer", "streamer");
-    api.group(api::kvmd::routes).group(api::ustreamer::routes).group(api::feed::routes);
+    api.group(api::kvmd::routes).group(api::ustreamer::routes).group(api::feed::routes).group(api::h264::routes);
     api
 }
 

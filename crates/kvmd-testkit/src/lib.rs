@@ -338,6 +338,17 @@ impl Stack {
         );
         fs::write(root.join("etc/blikvm.toml"), blikvm_toml)?;
 
+        // kvmd-webrtc: H.264 over WebRTC on 127.0.0.1, fed by kvmd-streamer's encode.
+        let webrtc_toml = format!(
+            "auth_socket = {:?}\nstreamer_socket = {:?}\n\n[socket]\npath = {:?}\nmode = {}\ngroup = {:?}\n\n[ice]\naddresses = [\"127.0.0.1\"]\nloopback = true\n",
+            stack.auth_socket(),
+            root.join("run/streamer.sock"),
+            root.join("run/webrtc.sock"),
+            0o660,
+            socket_group,
+        );
+        fs::write(root.join("etc/webrtc.toml"), webrtc_toml + &front)?;
+
         let key = root.join("etc/server.key");
         let crt = root.join("etc/server.crt");
         let status = Command::new("openssl")
@@ -417,6 +428,7 @@ impl Stack {
         stack.start_service("msd", &opts.msd_set)?;
         stack.start_service("kasm", &[])?;
         stack.start_service("blikvm", &[])?;
+        stack.start_service("webrtc", &[])?;
         let mut nginx = Command::new("nginx");
         nginx.arg("-p").arg(root.join("nginx")).arg("-c").arg(root.join("etc/nginx.conf")).args(["-e", "stderr"]);
         let child = spawn(nginx, &root.join("log/nginx.log"))?;

@@ -155,6 +155,9 @@ const BLIKVM: &[(&str, &str)] = &[
     ("GET", "/kme"),
 ];
 
+/// `webrtc-h264.md` section 1: Janus's WebSocket at the front's `/janus/ws`.
+const WEBRTC: &[(&str, &str)] = &[("GET", "/janus/ws")];
+
 fn openapi() -> serde_json::Value {
     let text = std::fs::read_to_string(service::openapi_file()).unwrap_or_default();
     serde_json::from_str(&text).unwrap_or_default()
@@ -197,6 +200,11 @@ async fn kasm_routes() {
 #[actix_web::test]
 async fn blikvm_routes() {
     walk(service::blikvm().await, BLIKVM).await;
+}
+
+#[actix_web::test]
+async fn webrtc_routes() {
+    walk(service::webrtc().await, WEBRTC).await;
 }
 
 #[actix_web::test]

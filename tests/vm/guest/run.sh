@@ -83,8 +83,8 @@ free_mb=$(df -Pm / | awk 'NR == 2 { print $4 }')
 check "the root file system has room for the tests' writes ($free_mb MiB free)" [ "$free_mb" -ge 256 ]
 
 section "systemd: every unit of the suite"
-for u in kvmd-auth.socket kvmd-hid.socket kvmd-info.socket kvmd-streamer.socket kvmd-gpio.socket kvmd-msd.socket kvmd-kasm.socket kvmd-blikvm.socket kvmd-otg.service \
-    kvmd-auth.service kvmd-hid.service kvmd-info.service kvmd-streamer.service kvmd-gpio.service kvmd-msd.service kvmd-kasm.service kvmd-blikvm.service kvmd-nginx.service; do
+for u in kvmd-auth.socket kvmd-hid.socket kvmd-info.socket kvmd-streamer.socket kvmd-gpio.socket kvmd-msd.socket kvmd-kasm.socket kvmd-blikvm.socket kvmd-webrtc.socket kvmd-otg.service \
+    kvmd-auth.service kvmd-hid.service kvmd-info.service kvmd-streamer.service kvmd-gpio.service kvmd-msd.service kvmd-kasm.service kvmd-blikvm.service kvmd-webrtc.service kvmd-nginx.service; do
     wait_for 60 systemctl is-active -q "$u"
     state=$(systemctl show -p ActiveState,SubState --value "$u" | paste -sd/)
     if [ "${state%%/*}" = active ]; then pass "$u: $state"; else

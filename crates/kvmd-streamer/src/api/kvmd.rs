@@ -16,6 +16,10 @@ const PREVIEW_SIZE: Ty = Ty::at_least(0);
 const QUALITY: (i64, i64) = (1, 100);
 /// kvmd's `valid_stream_fps` range.
 const FPS: (i64, i64) = (0, 120);
+/// kvmd's `valid_stream_h264_bitrate` range (kbps).
+const H264_BITRATE: (i64, i64) = (25, 20_000);
+/// kvmd's `valid_stream_h264_gop` range.
+const H264_GOP: (i64, i64) = (0, 60);
 
 /// The group's routes.
 pub fn routes(api: &mut Api) {
@@ -61,8 +65,16 @@ pub fn routes(api: &mut Api) {
                 Ty::pattern(64, "^[0-9]+x[0-9]+$"),
                 "`WxH`, one of `limits.available_resolutions` (others are ignored)",
             ),
-            Param::opt("h264_bitrate", Ty::str(16), "H.264 bitrate (no H.264 yet: kvmd's `StreamerH264NotSupported`)"),
-            Param::opt("h264_gop", Ty::str(16), "H.264 GOP (no H.264 yet: kvmd's `StreamerH264NotSupported`)"),
+            Param::opt(
+                "h264_bitrate",
+                Ty::int(H264_BITRATE.0, H264_BITRATE.1),
+                "H.264 bitrate in kbps, retuned live (H.264 off: kvmd's `StreamerH264NotSupported`); outside the configured limits it is ignored",
+            ),
+            Param::opt(
+                "h264_gop",
+                Ty::int(H264_GOP.0, H264_GOP.1),
+                "H.264 frames between key frames, 0 for none unasked (H.264 off: kvmd's `StreamerH264NotSupported`); outside the configured limits it is ignored",
+            ),
         ] }),
         set_params,
     )
@@ -76,7 +88,7 @@ pub struct Features {
     pub quality: bool,
     /// Resolution settable.
     pub resolution: bool,
-    /// H.264 available (never, for now).
+    /// H.264 available (`h264_bitrate` configured not 0).
     pub h264: bool,
 }
 
@@ -97,6 +109,12 @@ pub struct Limits {
     /// When the resolution feature is on.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub available_resolutions: Option<Vec<String>>,
+    /// When H.264 is on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub h264_bitrate: Option<MinMax>,
+    /// When H.264 is on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub h264_gop: Option<MinMax>,
 }
 
 /// `params` and `applied`.
@@ -110,6 +128,12 @@ pub struct ParamsOut {
     /// When the resolution feature is on.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub resolution: Option<String>,
+    /// When H.264 is on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub h264_bitrate: Option<u32>,
+    /// When H.264 is on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub h264_gop: Option<u32>,
 }
 
 /// `snapshot.saved`.
@@ -153,6 +177,8 @@ fn params_out(p: &Params) -> ParamsOut {
         quality: p.quality,
         desired_fps: p.desired_fps,
         resolution: p.resolution.map(|(w, h)| format!("{w}x{h}")),
+        h264_bitrate: p.h264_bitrate,
+        h264_gop: p.h264_gop,
     }
 }
 
@@ -160,10 +186,16 @@ fn params_out(p: &Params) -> ParamsOut {
 pub fn kvmd_state(s: &Streamer) -> KvmdState {
     let cfg = &s.config().params;
     let params = s.params();
-    let features = Features { quality: params.quality.is_some(), resolution: params.resolution.is_some(), h264: false };
+    let features = Features {
+        quality: params.quality.is_some(),
+        resolution: params.resolution.is_some(),
+        h264: params.h264_bitrate.is_some(),
+    };
     let limits = Limits {
         desired_fps: MinMax { min: cfg.desired_fps_min, max: cfg.desired_fps_max },
         available_resolutions: features.resolution.then(|| cfg.available_resolutions.clone()),
+        h264_bitrate: features.h264.then_some(MinMax { min: cfg.h264_bitrate_min, max: cfg.h264_bitrate_max }),
+        h264_gop: features.h264.then_some(MinMax { min: cfg.h264_gop_min, max: cfg.h264_gop_max }),
     };
     let streamer = s.running().then(|| s.ustate());
     let mut applied = params_out(&params);
@@ -174,6 +206,9 @@ pub fn kvmd_state(s: &Streamer) -> KvmdState {
         }
         if applied.quality.is_some() {
             applied.quality = Some(u.encoder.quality);
+        }
+        if let Some(h) = &u.h264 {
+            (applied.h264_bitrate, applied.h264_gop) = (Some(h.bitrate), Some(h.gop));
         }
     }
     let saved = s.saved().map(|v| SavedOut { online: v.frame.online, width: v.frame.width, height: v.frame.height });
@@ -291,10 +326,24 @@ async fn set_params(req: HttpRequest, s: web::Data<Streamer>) -> Result<ApiRespo
             p.resolution = parse_resolution(&r);
         }
     }
-    for name in ["h264_bitrate", "h264_gop"] {
-        if given(name).is_some() {
+    let h264_on = p.h264_bitrate.is_some();
+    let h264 = |v: &str, name: &str, range: (i64, i64), limits: (u32, u32)| {
+        if !h264_on {
             return Err(ApiError::operation("StreamerH264NotSupported", "This streamer does not support H264"));
         }
+        let n = valid::int(Some(v), name, Some(range.0), Some(range.1))? as u32;
+        // Outside the configured limits: dropped silently, as kvmd does.
+        Ok((limits.0..=limits.1).contains(&n).then_some(n))
+    };
+    if let Some(v) = given("h264_bitrate")
+        && let Some(n) = h264(v, "stream H264 bitrate", H264_BITRATE, (cfg.h264_bitrate_min, cfg.h264_bitrate_max))?
+    {
+        p.h264_bitrate = Some(n);
+    }
+    if let Some(v) = given("h264_gop")
+        && let Some(n) = h264(v, "stream H264 GOP", H264_GOP, (cfg.h264_gop_min, cfg.h264_gop_max))?
+    {
+        p.h264_gop = Some(n);
     }
     s.set_params(p);
     Ok(ApiResponse::empty())

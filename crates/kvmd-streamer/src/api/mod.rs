@@ -1,7 +1,9 @@
 //! The HTTP API of kvmd-streamer: kvmd's `/streamer*` control face, uStreamer's
-//! `/state`, `/snapshot`, `/stream` face, and the internal state feed for `/ws`.
+//! `/state`, `/snapshot`, `/stream` face, the internal state feed for `/ws` and the
+//! internal H.264 feed for kvmd-webrtc.
 
 pub mod feed;
+pub mod h264;
 pub mod kvmd;
 pub mod ustreamer;
 

@@ -26,6 +26,8 @@ struct Grabbed {
     expose_cmp: f64,
     /// Planes already filled (packed 4:2:2), or a copy of the frame (RGB).
     planes: bool,
+    /// Someone waits for its JPEG (else only H.264 does).
+    jpeg: bool,
 }
 
 /// What the capture threads share, behind one lock: the source and the same-frame state.
@@ -76,6 +78,31 @@ impl Streamer {
         });
         let quality = self.quality();
         std::thread::scope(|scope| {
+            if lock(&self.inner.active).h264_bitrate.is_some() {
+                let spawned = std::thread::Builder::new().name("h264".into()).spawn_scoped(scope, move || {
+                    let settings = || {
+                        let a = lock(&self.inner.active);
+                        let fps = if a.desired_fps > 0 { a.desired_fps } else { self.inner.cfg.source.fps };
+                        Some(crate::h264::encoder::Settings {
+                            bitrate: a.h264_bitrate?,
+                            gop: a.h264_gop.unwrap_or(0),
+                            fps: fps.clamp(1, 60),
+                        })
+                    };
+                    let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        crate::h264::run_worker(&self.inner.h264, stop, &settings);
+                    }));
+                    if run.is_err() {
+                        tracing::error!("the H.264 thread panicked");
+                        self.fail(anyhow::anyhow!("the H.264 thread panicked"));
+                    }
+                });
+                if let Err(e) = spawned {
+                    stop.store(true, Ordering::SeqCst);
+                    self.fail(anyhow::Error::new(e).context("cannot spawn the H.264 thread"));
+                    return;
+                }
+            }
             for n in 0..self.inner.workers {
                 let shared = &shared;
                 let spawned = std::thread::Builder::new().name(format!("capture-{n}")).spawn_scoped(scope, move || {
@@ -119,6 +146,13 @@ impl Streamer {
                 self.take_frame(&mut g, stop, &mut own, wanted, period, drop_same)
             };
             let Some(f) = grabbed else { continue };
+            if f.planes {
+                i.h264.offer(&own.planes, true, f.grab_begin);
+            }
+            if !f.jpeg {
+                i.in_flight.fetch_sub(1, Ordering::SeqCst);
+                continue;
+            }
             let encode_begin = monotonic();
             let result = if f.planes {
                 own.planes.encode(quality, own.last_size)
@@ -210,6 +244,12 @@ impl Streamer {
             }
             return None;
         }
+        if !self.jpeg_wanted() && !dedup.jpeg_stale {
+            // Only H.264 is watched: JPEGs are not made, so the last one goes stale; the
+            // first JPEG viewer gets the next frame encoded even when it did not change.
+            dedup.jpeg_stale = true;
+            i.latest.send_replace(None);
+        }
         if period > 0.0 {
             if now + 0.002 < *next_due {
                 return None;
@@ -257,6 +297,8 @@ impl Streamer {
             digest = Some(frame_digest(raw.data, g));
         }
         let expose_cmp = monotonic();
+        let jpeg = self.jpeg_wanted();
+        let same = same && !(jpeg && st.jpeg_stale);
         if same {
             st.dropped += 1;
             if i.in_flight.load(Ordering::SeqCst) > 0 {
@@ -321,6 +363,11 @@ impl Streamer {
         };
         let dropped = st.dropped;
         st.remember(g, sample, digest.unwrap_or_default());
+        if jpeg {
+            st.jpeg_stale = false;
+        } else if !planes {
+            return None; // H.264 takes planes only
+        }
         i.in_flight.fetch_add(1, Ordering::SeqCst);
         Some(Grabbed {
             seq,
@@ -331,6 +378,7 @@ impl Streamer {
             expose_begin,
             expose_cmp,
             planes,
+            jpeg,
         })
     }
 
@@ -383,7 +431,16 @@ impl Streamer {
             self.notify();
         }
         let until = Instant::now() + Duration::from_secs_f64(self.inner.cfg.error_delay.clamp(0.05, 60.0));
+        let mut h264_blank = None;
         loop {
+            if self.inner.h264.clients() > 0 {
+                let pic = h264_blank.get_or_insert_with(|| {
+                    let mut p = crate::encode::I420::default();
+                    let _ = p.fill_luma(&crate::blank::render(reason.text(), w, h), w, h);
+                    p
+                });
+                self.inner.h264.offer(pic, false, monotonic());
+            }
             let data = lock(&self.inner.blanks).get(reason, w, h);
             let seq = self.inner.seq.fetch_add(1, Ordering::SeqCst) + 1;
             self.publish(Jpeg::blank(seq, data, w, h, monotonic()));
@@ -410,6 +467,8 @@ struct Dedup {
     last_changed: bool,
     last_expose: f64,
     errors: u64,
+    /// No JPEG was made of the last frame (only H.264 was watched).
+    jpeg_stale: bool,
 }
 
 impl Dedup {

@@ -27,6 +27,17 @@ pub struct Params {
     pub desired_fps: u32,
     /// Capture resolution, when the resolution feature is on.
     pub resolution: Option<(u32, u32)>,
+    /// H.264 bitrate in kbps, when H.264 is on.
+    pub h264_bitrate: Option<u32>,
+    /// H.264 GOP, when H.264 is on.
+    pub h264_gop: Option<u32>,
+}
+
+impl Params {
+    /// The same parameters but for H.264's (which are retuned live, without a restart).
+    fn same_capture(&self, other: &Params) -> bool {
+        (self.quality, self.desired_fps, self.resolution) == (other.quality, other.desired_fps, other.resolution)
+    }
 }
 
 /// Parses `WxH`.
@@ -120,6 +131,8 @@ pub(super) struct Inner {
     pub(super) fatal: Mutex<Option<anyhow::Error>>,
     /// The cap on `/stream` clients (`max_clients`).
     pub(super) stream_places: kvmd_core::limit::Limit,
+    /// The H.264 encode and its readers.
+    pub(super) h264: crate::h264::H264,
 }
 
 impl std::fmt::Debug for Streamer {
@@ -140,6 +153,7 @@ enum DemandKind {
     Stream(String),
     Feed,
     Snapshot,
+    H264,
 }
 
 impl Drop for DemandGuard {
@@ -156,6 +170,7 @@ impl Drop for DemandGuard {
             DemandKind::Snapshot => {
                 i.snapshot_waiters.fetch_sub(1, Ordering::SeqCst);
             }
+            DemandKind::H264 => i.h264.leave(),
         }
         self.streamer.notify();
     }
@@ -168,6 +183,10 @@ impl Streamer {
             quality: (cfg.params.quality > 0).then_some(cfg.params.quality.min(100)),
             desired_fps: cfg.params.desired_fps.clamp(cfg.params.desired_fps_min, cfg.params.desired_fps_max),
             resolution: parse_resolution(&cfg.params.resolution),
+            h264_bitrate: (cfg.params.h264_bitrate > 0)
+                .then(|| cfg.params.h264_bitrate.clamp(cfg.params.h264_bitrate_min, cfg.params.h264_bitrate_max)),
+            h264_gop: (cfg.params.h264_bitrate > 0)
+                .then(|| cfg.params.h264_gop.clamp(cfg.params.h264_gop_min, cfg.params.h264_gop_max)),
         };
         let (width, height) = params.resolution.unwrap_or((cfg.source.width, cfg.source.height));
         let workers = if cfg.encoder.workers == 0 {
@@ -204,6 +223,7 @@ impl Streamer {
             workers: workers.clamp(1, 16),
             fatal: Mutex::new(None),
             stream_places: kvmd_core::limit::Limit::new(cfg.max_clients, "stream clients"),
+            h264: crate::h264::H264::default(),
             cfg,
         };
         Self { inner: Arc::new(inner) }
@@ -285,6 +305,20 @@ impl Streamer {
         Some(DemandGuard { streamer: self.clone(), kind: DemandKind::Feed })
     }
 
+    /// A reader of the H.264 feed (capture and the encode run while it is there): the
+    /// units from now on (a key frame first is asked for) and its guard. `None` when H.264 is off.
+    pub fn h264_join(&self) -> Option<(tokio::sync::broadcast::Receiver<Arc<crate::h264::Unit>>, DemandGuard)> {
+        self.params().h264_bitrate?;
+        let rx = self.inner.h264.join();
+        self.notify();
+        Some((rx, DemandGuard { streamer: self.clone(), kind: DemandKind::H264 }))
+    }
+
+    /// Asks the H.264 encoder for a key frame.
+    pub fn h264_key(&self) {
+        self.inner.h264.request_key();
+    }
+
     /// kvmd's stream-client count: feed subscribers with `stream=1`.
     pub fn feed_clients(&self) -> usize {
         self.inner.feed_clients.load(Ordering::SeqCst)
@@ -296,9 +330,16 @@ impl Streamer {
             || i.stream_clients.load(Ordering::SeqCst) > 0
             || i.feed_clients.load(Ordering::SeqCst) > 0
             || i.snapshot_waiters.load(Ordering::SeqCst) > 0
+            || i.h264.clients() > 0
     }
 
+    /// Someone waits for pictures: JPEGs or H.264.
     pub(super) fn encode_wanted(&self) -> bool {
+        self.jpeg_wanted() || self.inner.h264.clients() > 0
+    }
+
+    /// Someone waits for JPEGs: a stream client or a snapshot.
+    pub(super) fn jpeg_wanted(&self) -> bool {
         let i = &self.inner;
         i.stream_clients.load(Ordering::SeqCst) > 0 || i.snapshot_waiters.load(Ordering::SeqCst) > 0
     }
@@ -416,8 +457,14 @@ impl Streamer {
                 }
             };
             if let Some(params) = debounced {
-                *lock(&self.inner.params) = params;
-                self.inner.restart.store(true, Ordering::SeqCst);
+                let old = std::mem::replace(&mut *lock(&self.inner.params), params.clone());
+                if old.same_capture(&params) {
+                    // Only H.264's: the encoder is retuned on its next frame, capture goes on.
+                    let mut active = lock(&self.inner.active);
+                    (active.h264_bitrate, active.h264_gop) = (params.h264_bitrate, params.h264_gop);
+                } else {
+                    self.inner.restart.store(true, Ordering::SeqCst);
+                }
                 self.notify();
             }
             if self.inner.restart.swap(false, Ordering::SeqCst)

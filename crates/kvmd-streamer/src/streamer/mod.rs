@@ -11,6 +11,10 @@
 //!                          ├─unchanged: re-publish the last JPEG (no encode) ──────►┤
 //!                          └─changed MJPEG: published as is ───────────────────────►┤
 //!  no source, no signal: the reason's blank, once a second ────────────────────────►┘
+//!
+//!  changed YUYV/UYVY frame, H.264 read: its I420 planes also go to the H.264 thread
+//!  (crate::h264, one OpenH264 encode for every reader of /streamer/h264); with only
+//!  H.264 read, no JPEG is made.
 //! ```
 //!
 //! Capture runs while someone watches: a `/stream` client, a `/snapshot` waiter, a
@@ -40,7 +44,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 pub(crate) use controller::supervise;
 pub use controller::{ClientFlags, DemandGuard, Params, Saved, Streamer, parse_resolution};
 pub use state::{
-    ClientStat, ClientsStat, EncoderState, Resolution, SinkState, Sinks, SourceState, StreamState, UState,
+    ClientStat, ClientsStat, EncoderState, H264State, Resolution, SinkState, Sinks, SourceState, StreamState, UState,
 };
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {

@@ -38,7 +38,14 @@ impl Streamer {
                 r#type: if s.format == Some(PixelFormat::Mjpeg) { "HW" } else { "CPU" },
                 quality: self.quality(),
             },
-            sinks: i.cfg.report_jpeg_sink.then_some(Sinks { jpeg: SinkState { has_clients: false } }),
+            h264: active.h264_bitrate.map(|bitrate| {
+                let (online, fps) = i.h264.stat(now);
+                H264State { bitrate, gop: active.h264_gop.unwrap_or(0), online: running && online, fps }
+            }),
+            sinks: (i.cfg.report_jpeg_sink || active.h264_bitrate.is_some()).then(|| Sinks {
+                jpeg: SinkState { has_clients: false },
+                h264: active.h264_bitrate.map(|_| SinkState { has_clients: i.h264.clients() > 0 }),
+            }),
             source: SourceState {
                 resolution: Resolution { width: s.width, height: s.height },
                 online: running && s.online,
@@ -61,7 +68,10 @@ pub struct UState {
     pub instance_id: String,
     /// The encoder.
     pub encoder: EncoderState,
-    /// Memory sinks (kvmd's shape only; kvmd-rs has none).
+    /// The H.264 encoder, when H.264 is on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub h264: Option<H264State>,
+    /// Memory sinks (kvmd's shape; kvmd-rs's H.264 "sink" is its `/streamer/h264` feed).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sinks: Option<Sinks>,
     /// The capture.
@@ -79,11 +89,27 @@ pub struct EncoderState {
     pub quality: u8,
 }
 
+/// `h264`.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct H264State {
+    /// kbps.
+    pub bitrate: u32,
+    /// Frames between key frames (0: only those asked for).
+    pub gop: u32,
+    /// Whether the last encoded frame had a signal.
+    pub online: bool,
+    /// Frames encoded in the previous second.
+    pub fps: u32,
+}
+
 /// `sinks`.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Sinks {
     /// `jpeg`.
     pub jpeg: SinkState,
+    /// `h264`, when H.264 is on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub h264: Option<SinkState>,
 }
 
 /// One sink.

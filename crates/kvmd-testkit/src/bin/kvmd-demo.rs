@@ -11,9 +11,10 @@ fn main() -> anyhow::Result<()> {
     let mut opts =
         kvmd_testkit::StackOptions { https_port, http_port, blikvm_port, fake_info: false, ..Default::default() };
     // The host: the virtual target (its HID nodes take kvmd-hid's reports, its 720p screen
-    // shows what was typed and the pointer); quality settable.
+    // shows what was typed and the pointer); quality settable; H.264 on, for WebRTC
+    // (`/janus/ws`, kvmd-webrtc on 127.0.0.1).
     opts.vtarget = true;
-    opts.streamer_set = vec!["params.quality=80".into()];
+    opts.streamer_set = vec!["params.quality=80".into(), "params.h264_bitrate=5000".into()];
     // `--bench-users` (the bench-* scripts): also a bcrypt user `bc` (password admin) for
     // `just bench-auth`, and no virtual target: on a device the target is another computer,
     // and its rendering must not take the two cores the suite is measured on (the HID nodes
