@@ -162,16 +162,10 @@ impl I420 {
 
     /// Encodes the planes at `quality`; `hint` sizes the output buffer.
     pub fn encode(&self, quality: u8, hint: usize) -> Result<Vec<u8>, EncodeError> {
-        let (ys, yr, cs, cr) = plane_dims(self.width, self.height);
-        if self.width < 2
-            || self.height < 2
-            || self.y.len() < ys * yr
-            || self.u.len() < cs * cr
-            || self.v.len() < cs * cr
-        {
+        let Some(p) = self.planes() else {
             return Err(EncodeError::Short { got: self.y.len(), width: self.width, height: self.height });
-        }
-        let planes = (&self.y[..ys * yr], &self.u[..cs * cr], &self.v[..cs * cr]);
+        };
+        let planes = (p.y, p.u, p.v);
         guarded(|| encode_i420(planes, self.width, self.height, quality, hint))
     }
 

@@ -119,10 +119,7 @@ impl Peer {
 
 /// Janus lists every candidate in the offer and ends them (no trickle from the server).
 fn with_end_of_candidates(sdp: &str) -> String {
-    let mut out = String::with_capacity(sdp.len() + 32);
-    for line in sdp.split_inclusive("\r\n") {
-        out.push_str(line);
-    }
+    let mut out = sdp.to_owned();
     if !out.contains("a=end-of-candidates") {
         if !out.ends_with("\r\n") {
             out.push_str("\r\n");
